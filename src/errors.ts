@@ -1,0 +1,230 @@
+/**
+ * Named error classes with structured fields. Every error the service raises on purpose is an
+ * `AllowlistSyncError`: it carries a stable `code` (used as the `errorType` of telemetry), a
+ * `category` that the entry points map to exit codes and HTTP statuses, structured `details`
+ * (what failed, for which registry), and a `remedy` that tells the operator what to do.
+ * Messages never contain tokens, connection strings or stack traces.
+ */
+
+export type ErrorCategory =
+  /** Bad CLI usage or bad HTTP query: exit 2, HTTP 400. */
+  | "usage"
+  /** Invalid or missing setting: exit 2, HTTP 500 (the service is misconfigured, not the caller). */
+  | "config"
+  /** The service-tags file could not be obtained or is not trustworthy. */
+  | "source"
+  /** Bad prefix input (service-tags, prefixes file, registry rule). */
+  | "input"
+  /** Azure Resource Manager refused or failed a request. */
+  | "registry"
+  /** A safety guard stopped the run before any write. */
+  | "guard"
+  /** The ledger/audit store failed or holds something unreadable. */
+  | "ledger"
+  /** Another writer holds the registry, or wrote between our read and our write. */
+  | "conflict"
+  /** The requested target is not configured: HTTP 404. */
+  | "not-found";
+
+export type DetailValue = string | number | boolean | null | readonly string[] | readonly number[];
+export type ErrorDetails = Readonly<Record<string, DetailValue | undefined>>;
+
+export interface AllowlistSyncErrorOptions {
+  details?: ErrorDetails;
+  remedy?: string;
+  cause?: unknown;
+}
+
+export abstract class AllowlistSyncError extends Error {
+  abstract readonly code: string;
+  abstract readonly category: ErrorCategory;
+  readonly details: ErrorDetails;
+  readonly remedy: string | undefined;
+
+  constructor(message: string, options: AllowlistSyncErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = new.target.name;
+    this.details = options.details ?? {};
+    this.remedy = options.remedy;
+  }
+
+  /** One line for stderr, logs and telemetry: the message, then what to do. */
+  describe(): string {
+    return this.remedy === undefined ? this.message : `${this.message} ${this.remedy}`;
+  }
+
+  toJSON(): { error: string; code: string; category: ErrorCategory; message: string; remedy?: string; details: ErrorDetails } {
+    return {
+      error: this.name,
+      code: this.code,
+      category: this.category,
+      message: this.message,
+      ...(this.remedy === undefined ? {} : { remedy: this.remedy }),
+      details: this.details,
+    };
+  }
+}
+
+// ---- usage and configuration -------------------------------------------------------------------
+
+export class UsageError extends AllowlistSyncError {
+  readonly code = "Usage";
+  readonly category = "usage";
+}
+
+export class ConfigError extends AllowlistSyncError {
+  readonly code = "InvalidConfiguration";
+  readonly category = "config";
+}
+
+export class TargetNotConfiguredError extends AllowlistSyncError {
+  readonly code = "TargetNotConfigured";
+  readonly category = "not-found";
+}
+
+// ---- prefixes ----------------------------------------------------------------------------------
+
+export class InvalidPrefixError extends AllowlistSyncError {
+  readonly code = "InvalidPrefix";
+  readonly category = "input";
+}
+
+/** ACR IP rules are IPv4 only; callers skip IPv6 service-tag prefixes and count them. */
+export class IPv6PrefixError extends AllowlistSyncError {
+  readonly code = "IPv6Prefix";
+  readonly category = "input";
+}
+
+/** No cover with at most `maxPrefixes` prefixes exists under the prefix-length floor. */
+export class CoverInfeasibleError extends AllowlistSyncError {
+  readonly code = "CoverInfeasible";
+  readonly category = "guard";
+}
+
+/** The best cover within the budget admits more extra addresses than the configured cap. */
+export class ExtraAddressCapError extends AllowlistSyncError {
+  readonly code = "ExtraAddressCapExceeded";
+  readonly category = "guard";
+}
+
+// ---- service tags ------------------------------------------------------------------------------
+
+/** Every configured source failed; `details.attempts` says how each one failed. */
+export class ServiceTagsSourceError extends AllowlistSyncError {
+  readonly code = "ServiceTagsUnavailable";
+  readonly category = "source";
+}
+
+/** A source answered, but with something that is not a trustworthy service-tags file. */
+export class ServiceTagsValidationError extends AllowlistSyncError {
+  readonly code = "ServiceTagsInvalid";
+  readonly category = "source";
+}
+
+/** A selected `AzureContainerRegistry.<Region>` tag is not in the file: never "allow nothing". */
+export class TagNotFoundError extends AllowlistSyncError {
+  readonly code = "ServiceTagMissing";
+  readonly category = "guard";
+}
+
+// ---- registry (ARM) ----------------------------------------------------------------------------
+
+export class RegistryNotFoundError extends AllowlistSyncError {
+  readonly code = "RegistryNotFound";
+  readonly category = "registry";
+}
+
+export class RegistryAccessDeniedError extends AllowlistSyncError {
+  readonly code = "RegistryAccessDenied";
+  readonly category = "registry";
+}
+
+/** Network rules need the Premium SKU (ARM code `NetworkRuleNotSupported`). */
+export class NetworkRulesNotSupportedError extends AllowlistSyncError {
+  readonly code = "NetworkRuleNotSupported";
+  readonly category = "registry";
+}
+
+/** ARM rejected the rule list for the IP rule quota. */
+export class RuleQuotaExceededError extends AllowlistSyncError {
+  readonly code = "RuleQuotaExceeded";
+  readonly category = "registry";
+}
+
+/** Any other ARM failure: throttling after retries, 5xx, connection errors, timeouts. */
+export class RegistryRequestError extends AllowlistSyncError {
+  readonly code = "RegistryRequestFailed";
+  readonly category = "registry";
+}
+
+/** The long-running update ended `Failed`, or did not finish before its deadline. */
+export class RegistryOperationError extends AllowlistSyncError {
+  readonly code = "RegistryOperationFailed";
+  readonly category = "registry";
+}
+
+/** ARM answered with a registry document we cannot trust (schema validation failed). */
+export class RegistryStateInvalidError extends AllowlistSyncError {
+  readonly code = "RegistryStateInvalid";
+  readonly category = "registry";
+}
+
+// ---- guards ------------------------------------------------------------------------------------
+
+export type GuardName =
+  | "tag-missing"
+  | "source-too-small"
+  | "cloud-mismatch"
+  | "mass-removal"
+  | "budget"
+  | "sku"
+  | "provisioning-state"
+  | "public-network-disabled"
+  | "default-action-allow"
+  | "empty-deny-list";
+
+export class GuardError extends AllowlistSyncError {
+  readonly code = "GuardTripped";
+  readonly category = "guard";
+  readonly guard: GuardName;
+
+  constructor(guard: GuardName, message: string, options: AllowlistSyncErrorOptions = {}) {
+    super(message, { ...options, details: { guard, ...options.details } });
+    this.guard = guard;
+  }
+}
+
+// ---- ledger and concurrency --------------------------------------------------------------------
+
+export class LedgerError extends AllowlistSyncError {
+  readonly code = "LedgerUnavailable";
+  readonly category = "ledger";
+}
+
+export class LedgerCorruptError extends AllowlistSyncError {
+  readonly code = "LedgerCorrupt";
+  readonly category = "ledger";
+}
+
+/** Another run holds the registry's lease or lock file. */
+export class LockHeldError extends AllowlistSyncError {
+  readonly code = "LockHeld";
+  readonly category = "conflict";
+}
+
+/** After the write, the registry did not hold the planned list, even after one re-plan. */
+export class ConvergenceError extends AllowlistSyncError {
+  readonly code = "NotConverged";
+  readonly category = "conflict";
+}
+
+export function isAllowlistSyncError(error: unknown): error is AllowlistSyncError {
+  return error instanceof AllowlistSyncError;
+}
+
+/** A safe one-line description of any thrown value (no stack, no secrets we know of). */
+export function describeError(error: unknown): string {
+  if (error instanceof AllowlistSyncError) return error.describe();
+  if (error instanceof Error) return error.message;
+  return String(error);
+}

@@ -1,0 +1,47 @@
+import type { ServiceTagsOrigin } from "../servicetags/schema.js";
+
+/** What this service owns on one registry: the rules it applied last time. */
+export interface LedgerState {
+  readonly schemaVersion: 1;
+  readonly registryId: string;
+  /** Canonical `a.b.c.d/n` rules this service applied and therefore owns. */
+  readonly ownedRules: readonly string[];
+  readonly updatedAt: string;
+  /** The audit entry that produced this state. */
+  readonly lastAuditId: string | undefined;
+}
+
+/** One applied change, append-only. */
+export interface AuditEntry {
+  readonly schemaVersion: 1;
+  /** Sortable by time: `YYYYMMDDTHHMMSSmmmZ-<random>`. */
+  readonly id: string;
+  readonly registryId: string;
+  readonly at: string;
+  /** `sync`, or `rollback` with `rollbackOf` naming the restored entry. */
+  readonly operation: "sync" | "rollback";
+  readonly rollbackOf: string | undefined;
+  /** Who or what ran it: `timer`, `cli:<user>@<host>`, ... */
+  readonly actor: string;
+  readonly before: { readonly ipRules: readonly string[]; readonly ownedRules: readonly string[] };
+  readonly after: { readonly ipRules: readonly string[]; readonly ownedRules: readonly string[] };
+  readonly source: ServiceTagsOrigin | undefined;
+  /** The plan as JSON (see `src/sync/plan.ts`). */
+  readonly plan: unknown;
+}
+
+export interface LockHandle {
+  release(): Promise<void>;
+}
+
+/** The store for ledgers, audit entries and per-registry locks (a blob container in Azure, files for the CLI). */
+export interface LedgerStore {
+  /** Undefined when no ledger exists yet. Throws `LedgerCorruptError` or `LedgerError`. */
+  read(registryId: string): Promise<LedgerState | undefined>;
+  write(state: LedgerState): Promise<void>;
+  appendAudit(entry: AuditEntry): Promise<void>;
+  /** Oldest first. */
+  listAudit(registryId: string): Promise<AuditEntry[]>;
+  /** One writer per registry; waits up to `waitMs`, then throws `LockHeldError`. */
+  acquireLock(registryId: string, options: { waitMs: number }): Promise<LockHandle>;
+}

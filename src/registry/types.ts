@@ -1,0 +1,51 @@
+/**
+ * What the rest of the service knows about a registry. Only `src/registry/` imports the Azure SDK;
+ * everything else sees these small types.
+ */
+
+/** An ARM resource ID split into its parts. `id` keeps the canonical spelling. */
+export interface RegistryRef {
+  readonly id: string;
+  readonly subscriptionId: string;
+  readonly resourceGroup: string;
+  readonly name: string;
+}
+
+export type DefaultAction = "Allow" | "Deny";
+
+export interface RegistrySnapshot {
+  readonly ref: RegistryRef;
+  /** ARM location, e.g. `japaneast`. */
+  readonly location: string;
+  /** SKU name: `Basic`, `Standard` or `Premium`. */
+  readonly sku: string;
+  readonly provisioningState: string;
+  /** `Enabled` or `Disabled`; undefined when ARM leaves it out. */
+  readonly publicNetworkAccess: string | undefined;
+  /** `Allow` when the registry has no network rule set (ARM's meaning of an absent set). */
+  readonly defaultAction: DefaultAction;
+  /** The `value`s of the IP rules exactly as ARM returned them (`1.2.3.4` or `1.2.3.4/32`, any order). */
+  readonly ipRules: readonly string[];
+  /** The IP rule limit from `listUsages` (`IPRules`), or the documented default when absent. */
+  readonly ruleLimit: number;
+  readonly ruleLimitSource: "listUsages" | "default";
+  readonly networkRuleBypassOptions: string | undefined;
+  /** False or undefined: ACR Tasks using a system-assigned identity get 403 behind the firewall. */
+  readonly networkRuleBypassAllowedForTasks: boolean | undefined;
+  /** ARM locations of geo-replicas (the home location included when ARM lists it). */
+  readonly replicaLocations: readonly string[];
+}
+
+export interface ReplaceIpRulesRequest {
+  /** The complete new list (PATCH replaces the whole list). */
+  readonly ipRules: readonly string[];
+  /** Sent unchanged: the service never changes `defaultAction`. */
+  readonly defaultAction: DefaultAction;
+}
+
+/** The edge that talks to ARM. Implementations map SDK failures to the named errors in `src/errors.ts`. */
+export interface RegistryGateway {
+  read(ref: RegistryRef, options?: { signal?: AbortSignal }): Promise<RegistrySnapshot>;
+  /** Sends one PATCH of `networkRuleSet` and waits for the long-running operation to finish. */
+  replaceIpRules(ref: RegistryRef, request: ReplaceIpRulesRequest, options?: { signal?: AbortSignal }): Promise<void>;
+}

@@ -1,0 +1,68 @@
+/**
+ * The events and metrics the service emits to Application Insights (`customEvents`, `customMetrics`).
+ * Names are a contract with the alert rules and the workbook in `infra/`: change them together.
+ */
+export const EVENT_NAMES = {
+  completed: "AllowlistSyncCompleted",
+  failed: "AllowlistSyncFailed",
+  guardTripped: "AllowlistGuardTripped",
+  driftDetected: "AllowlistDriftDetected",
+} as const;
+
+export const METRIC_NAMES = {
+  rulesUsed: "allowlist_rules_used",
+  rulesLimit: "allowlist_rules_limit",
+  extraAddresses: "allowlist_extra_addresses",
+  changes: "allowlist_changes",
+} as const;
+
+export interface SyncCompletedEvent {
+  readonly registry: string;
+  readonly dryRun: boolean;
+  readonly adds: number;
+  readonly removes: number;
+  readonly rulesUsed: number;
+  readonly ruleLimit: number;
+  readonly extraAddresses: number;
+  /** `AzureContainerRegistry.EastUS=42;...` */
+  readonly tagChangeNumbers: string;
+  readonly sourceFile: string;
+  readonly durationMs: number;
+  readonly trigger: string;
+}
+
+export interface SyncFailedEvent {
+  readonly registry: string;
+  readonly dryRun: boolean;
+  /** The error class's `code`, or `UnexpectedError`. */
+  readonly errorType: string;
+  /** Safe one-line message (never a token or connection string). */
+  readonly message: string;
+  readonly durationMs: number;
+  readonly trigger: string;
+}
+
+export interface GuardTrippedEvent {
+  readonly registry: string;
+  readonly dryRun: boolean;
+  readonly guard: string;
+  readonly message: string;
+  readonly trigger: string;
+}
+
+export interface DriftDetectedEvent {
+  readonly registry: string;
+  /** Owned rules (from the ledger) that are no longer on the registry. */
+  readonly missingOwnedRules: readonly string[];
+  readonly trigger: string;
+}
+
+/** The telemetry edge. Without a connection string, implementations accept everything and send nothing. */
+export interface TelemetrySink {
+  syncCompleted(event: SyncCompletedEvent): void;
+  syncFailed(event: SyncFailedEvent): void;
+  guardTripped(event: GuardTrippedEvent): void;
+  driftDetected(event: DriftDetectedEvent): void;
+  /** Sends what is buffered; called before every invocation ends. */
+  flush(): Promise<void>;
+}
