@@ -1,11 +1,11 @@
 import { readFileSync } from "node:fs";
-import { fileURLToPath } from "node:url";
+import { fixturePath } from "./paths.js";
 
 /** Paths and contents of the committed test-only TLS material (see test/fixtures/tls/README.md). */
 export const tlsPaths = {
-  ca: fileURLToPath(new URL("../fixtures/tls/ca.pem", import.meta.url)),
-  cert: fileURLToPath(new URL("../fixtures/tls/server.pem", import.meta.url)),
-  key: fileURLToPath(new URL("../fixtures/tls/server.key", import.meta.url)),
+  ca: fixturePath("tls", "ca.pem"),
+  cert: fixturePath("tls", "server.pem"),
+  key: fixturePath("tls", "server.key"),
 };
 
 export function serverTlsOptions(): { cert: Buffer; key: Buffer } {
