@@ -1,0 +1,261 @@
+import { z } from "zod";
+import { ConfigError } from "../errors.js";
+import { parseRegistryId } from "../registry/resource-id.js";
+import type { RegistryRef } from "../registry/types.js";
+import { CLOUDS, type Cloud } from "../servicetags/schema.js";
+
+/**
+ * Every app setting the service reads, in one place. The README table, the infra's app settings
+ * and the CLI flags are all checked against this list by tests.
+ */
+export interface AppSettingInfo {
+  readonly name: string;
+  readonly required: boolean;
+  readonly default?: string;
+  readonly example: string;
+  readonly description: string;
+  /** The CLI flag that sets it, when there is one. */
+  readonly flag?: string;
+  /** False for settings the platform or the operator sets, not the infra template. */
+  readonly setByInfra?: boolean;
+}
+
+export const APP_SETTINGS: readonly AppSettingInfo[] = [
+  {
+    name: "TARGET_REGISTRIES",
+    required: true,
+    example: "/subscriptions/<sub>/resourceGroups/rg/providers/Microsoft.ContainerRegistry/registries/myreg",
+    description:
+      'Registries to keep in sync: ARM resource IDs, comma-separated, or a JSON list of {"id", "regions"?, "includeReplicas"?, "pinnedRules"?, "headroom"?, "minPrefixLength"?, "maxExtraAddresses"?, "maxExtraRatio"?, "maxRemovalShare"?, "writeWhenDefaultAllow"?}.',
+    flag: "--registry",
+  },
+  { name: "SERVICE_TAGS_CLOUD", required: false, default: "Public", example: "China", description: "Cloud of the service-tags file: Public, AzureGovernment or China. Also picks the default ARM endpoint.", flag: "--cloud" },
+  { name: "SERVICE_TAGS_URL", required: false, example: "https://download.microsoft.com/.../ServiceTags_Public_20251020.json", description: "Explicit service-tags source (https URL or local file path), tried before the Download Center page and the _Latest alias.", flag: "--service-tags" },
+  { name: "SERVICE_TAGS_DETAILS_URL", required: false, example: "https://www.microsoft.com/en-us/download/details.aspx?id=56519", description: "Download Center details page to find the weekly file on (default: the page of the configured cloud).", flag: "--details-page" },
+  { name: "SERVICE_TAGS_LATEST_URL", required: false, example: "https://download.microsoft.com/download/7/1/D/71D86715-5596-4529-9B13-DA13A5DE5B63/ServiceTags_Public_Latest.json", description: "The undocumented _Latest alias, tried last (default: the Public alias; none for other clouds).", flag: "--latest-url" },
+  { name: "SERVICE_TAGS_TIMEOUT_MS", required: false, default: "30000", example: "60000", description: "Time limit for one download, body included.", flag: "--source-timeout-ms" },
+  { name: "SERVICE_TAGS_MAX_BYTES", required: false, default: "20971520", example: "31457280", description: "Size cap for a downloaded file (the full Public file is ~4.5 MB).", flag: "--source-max-bytes" },
+  { name: "SERVICE_TAGS_RETRIES", required: false, default: "2", example: "3", description: "Retries per source for transient failures (network, 5xx, 429, timeout).", flag: "--source-retries" },
+  { name: "SERVICE_TAGS_MIN_ACR_TAGS", required: false, default: "3", example: "20", description: "Sanity bound: a file with fewer AzureContainerRegistry.* tags is refused.", flag: "--min-acr-tags" },
+  { name: "SYNC_SCHEDULE", required: false, default: "0 0 3 * * *", example: "0 30 */6 * * *", description: "NCRONTAB schedule (with seconds) of the timer function, in UTC unless WEBSITE_TIME_ZONE says otherwise." },
+  { name: "SYNC_REGIONS", required: false, example: "eastus,westeurope", description: "Regions whose AzureContainerRegistry.<Region> tags to allow (default: the registry's own location).", flag: "--regions" },
+  { name: "SYNC_INCLUDE_REPLICAS", required: false, default: "false", example: "true", description: "Also allow the tags of the registry's geo-replica locations.", flag: "--include-replicas" },
+  { name: "SYNC_PINNED_RULES", required: false, example: "203.0.113.10,198.51.100.0/24", description: "IPv4 rules the service always keeps present (and owns).", flag: "--pinned-rules" },
+  { name: "SYNC_HEADROOM", required: false, default: "5", example: "10", description: "Rules kept free below the limit, so people can still add rules by hand.", flag: "--headroom" },
+  { name: "SYNC_MIN_PREFIX_LENGTH", required: false, default: "16", example: "12", description: "Aggregation never emits a prefix shorter than this (/16 = 65,536 addresses).", flag: "--min-prefix-length" },
+  { name: "SYNC_MAX_EXTRA_ADDRESSES", required: false, example: "1048576", description: "Cap on addresses admitted beyond the published ranges; the run stops with a guard error above it.", flag: "--max-extra-addresses" },
+  { name: "SYNC_MAX_EXTRA_RATIO", required: false, example: "4", description: "Cap on extra addresses as a multiple of the published address count.", flag: "--max-extra-ratio" },
+  { name: "SYNC_MAX_REMOVAL_SHARE", required: false, default: "0.25", example: "0.5", description: "A plan that revokes more than this share of the owned rules (at least one rule is always allowed) stops unless forced.", flag: "--max-removal-share" },
+  { name: "SYNC_WRITE_WHEN_DEFAULT_ALLOW", required: false, default: "false", example: "true", description: "Write rules even while defaultAction is Allow (they have no effect until the firewall is turned on).", flag: "--write-when-default-allow" },
+  { name: "SYNC_OPERATION_TIMEOUT_MS", required: false, default: "600000", example: "900000", description: "Deadline for the registry's long-running update.", flag: "--operation-timeout-ms" },
+  { name: "SYNC_LOCK_WAIT_MS", required: false, default: "30000", example: "60000", description: "How long a run waits for another run's lock on the same registry.", flag: "--lock-wait-ms" },
+  { name: "ARM_ENDPOINT", required: false, example: "https://management.chinacloudapi.cn", description: "Azure Resource Manager endpoint (default: the cloud's).", flag: "--arm-endpoint" },
+  { name: "LEDGER_CONTAINER", required: false, default: "acr-allowlist-sync", example: "allowlist-ledger", description: "Blob container (in AzureWebJobsStorage) that holds ledgers, audit entries and locks." },
+  { name: "AzureWebJobsStorage", required: false, example: "UseDevelopmentStorage=true", description: "Storage connection string (local runs with Azurite). In Azure the identity-based AzureWebJobsStorage__blobServiceUri is used instead.", setByInfra: false },
+  { name: "AzureWebJobsStorage__blobServiceUri", required: false, example: "https://mystorage.blob.core.windows.net", description: "Blob endpoint for identity-based storage access (set by the infra)." },
+  { name: "AZURE_CLIENT_ID", required: false, example: "00000000-0000-0000-0000-000000000000", description: "Client ID of the user-assigned managed identity used for ARM, storage and telemetry." },
+  { name: "APPLICATIONINSIGHTS_CONNECTION_STRING", required: false, example: "InstrumentationKey=...;IngestionEndpoint=https://...", description: "Application Insights connection string; without it nothing is sent." },
+];
+
+const ARM_ENDPOINTS: Record<Cloud, string> = {
+  Public: "https://management.azure.com",
+  AzureGovernment: "https://management.usgovcloudapi.net",
+  China: "https://management.chinacloudapi.cn",
+  AzureGermany: "https://management.microsoftazure.de",
+};
+
+export interface SyncPolicy {
+  readonly headroom: number;
+  readonly minPrefixLength: number;
+  readonly maxExtraAddresses: number | undefined;
+  readonly maxExtraRatio: number | undefined;
+  readonly maxRemovalShare: number;
+  readonly writeWhenDefaultAllow: boolean;
+}
+
+export interface TargetConfig {
+  readonly ref: RegistryRef;
+  /** Explicit regions; undefined means "the registry's own location". */
+  readonly regions: readonly string[] | undefined;
+  readonly includeReplicas: boolean;
+  readonly pinnedRules: readonly string[];
+  readonly policy: SyncPolicy;
+}
+
+export interface Settings {
+  readonly targets: readonly TargetConfig[];
+  readonly cloud: Cloud;
+  readonly armEndpoint: string;
+  readonly schedule: string;
+  readonly serviceTags: {
+    readonly url: string | undefined;
+    readonly detailsPageUrl: string | undefined;
+    readonly latestAliasUrl: string | undefined;
+    readonly timeoutMs: number;
+    readonly maxBytes: number;
+    readonly retries: number;
+    readonly minAcrTags: number;
+  };
+  readonly operationTimeoutMs: number;
+  readonly lockWaitMs: number;
+  readonly ledgerContainer: string;
+  readonly storage: { readonly connectionString: string | undefined; readonly blobServiceUri: string | undefined };
+  readonly azureClientId: string | undefined;
+  readonly appInsightsConnectionString: string | undefined;
+}
+
+export type SettingsSource = Readonly<Record<string, string | undefined>>;
+
+// ---- value schemas (strings in, typed values out) ----------------------------------------------
+
+const blankToUndefined = (value: unknown): unknown =>
+  typeof value === "string" && value.trim() === "" ? undefined : typeof value === "string" ? value.trim() : value;
+
+const intSetting = (min: number, max: number) => z.preprocess(blankToUndefined, z.coerce.number({ message: "expected a whole number" }).int().min(min).max(max));
+const numberSetting = (min: number, max: number) => z.preprocess(blankToUndefined, z.coerce.number({ message: "expected a number" }).min(min).max(max));
+const boolSetting = z.preprocess(
+  blankToUndefined,
+  z.enum(["true", "false", "1", "0", "yes", "no"], { message: "expected true or false" }).transform((v) => v === "true" || v === "1" || v === "yes"),
+);
+const httpsUrl = z.url({ protocol: /^https$/, message: "expected an https URL" });
+const listSetting = z.preprocess(
+  blankToUndefined,
+  z
+    .string()
+    .transform((v) => v.split(",").map((item) => item.trim()).filter((item) => item !== "")),
+);
+const regionName = z.string().regex(/^[a-z0-9]{2,40}$/i, "expected an ARM location like eastus");
+const ruleText = z.string().regex(/^\d{1,3}(\.\d{1,3}){3}(\/\d{1,2})?$/, "expected an IPv4 address or CIDR like 203.0.113.0/24");
+
+const policyOverridesSchema = z.strictObject({
+  id: z.string(),
+  regions: z.array(regionName).min(1).optional(),
+  includeReplicas: z.boolean().optional(),
+  pinnedRules: z.array(ruleText).optional(),
+  headroom: z.number().int().min(0).max(1000).optional(),
+  minPrefixLength: z.number().int().min(0).max(32).optional(),
+  maxExtraAddresses: z.number().int().min(0).optional(),
+  maxExtraRatio: z.number().min(0).optional(),
+  maxRemovalShare: z.number().min(0).max(1).optional(),
+  writeWhenDefaultAllow: z.boolean().optional(),
+});
+type TargetOverrides = z.infer<typeof policyOverridesSchema>;
+
+const settingsSchema = z.object({
+  SERVICE_TAGS_CLOUD: z.preprocess(blankToUndefined, z.enum(CLOUDS).default("Public")),
+  SERVICE_TAGS_URL: z.preprocess(blankToUndefined, z.string().optional()),
+  SERVICE_TAGS_DETAILS_URL: z.preprocess(blankToUndefined, httpsUrl.optional()),
+  SERVICE_TAGS_LATEST_URL: z.preprocess(blankToUndefined, httpsUrl.optional()),
+  SERVICE_TAGS_TIMEOUT_MS: intSetting(100, 600_000).default(30_000),
+  SERVICE_TAGS_MAX_BYTES: intSetting(1024, 512 * 1024 * 1024).default(20 * 1024 * 1024),
+  SERVICE_TAGS_RETRIES: intSetting(0, 10).default(2),
+  SERVICE_TAGS_MIN_ACR_TAGS: intSetting(0, 10_000).default(3),
+  SYNC_SCHEDULE: z.preprocess(blankToUndefined, z.string().regex(/^(\S+\s+){5}\S+$/, "expected an NCRONTAB expression with six fields (seconds first)").default("0 0 3 * * *")),
+  SYNC_REGIONS: listSetting.pipe(z.array(regionName)).optional(),
+  SYNC_INCLUDE_REPLICAS: boolSetting.default(false),
+  SYNC_PINNED_RULES: listSetting.pipe(z.array(ruleText)).optional(),
+  SYNC_HEADROOM: intSetting(0, 1000).default(5),
+  SYNC_MIN_PREFIX_LENGTH: intSetting(0, 32).default(16),
+  SYNC_MAX_EXTRA_ADDRESSES: intSetting(0, 2 ** 32).optional(),
+  SYNC_MAX_EXTRA_RATIO: numberSetting(0, 1e9).optional(),
+  SYNC_MAX_REMOVAL_SHARE: numberSetting(0, 1).default(0.25),
+  SYNC_WRITE_WHEN_DEFAULT_ALLOW: boolSetting.default(false),
+  SYNC_OPERATION_TIMEOUT_MS: intSetting(1_000, 3_600_000).default(600_000),
+  SYNC_LOCK_WAIT_MS: intSetting(0, 600_000).default(30_000),
+  ARM_ENDPOINT: z.preprocess(blankToUndefined, z.url({ protocol: /^https$/, message: "expected an https URL (the SDK refuses tokens over http)" }).optional()),
+  LEDGER_CONTAINER: z.preprocess(blankToUndefined, z.string().regex(/^[a-z0-9](?!.*--)[a-z0-9-]{1,61}[a-z0-9]$/, "expected a blob container name (3-63 lowercase letters, digits, single hyphens)").default("acr-allowlist-sync")),
+  AzureWebJobsStorage: z.preprocess(blankToUndefined, z.string().optional()),
+  AzureWebJobsStorage__blobServiceUri: z.preprocess(blankToUndefined, z.url().optional()),
+  AZURE_CLIENT_ID: z.preprocess(blankToUndefined, z.string().optional()),
+  APPLICATIONINSIGHTS_CONNECTION_STRING: z.preprocess(blankToUndefined, z.string().optional()),
+});
+
+function configErrorFor(setting: string, problem: string, value: string | undefined): ConfigError {
+  const info = APP_SETTINGS.find((s) => s.name === setting);
+  const where = info?.flag === undefined ? setting : `${setting} (${info.flag})`;
+  return new ConfigError(`Setting ${where} is invalid: ${problem}.`, {
+    details: { setting, ...(value === undefined || /CONNECTION_STRING|AzureWebJobsStorage$/.test(setting) ? {} : { value }) },
+    remedy: info === undefined ? "Fix the setting." : `Example: ${info.example}.`,
+  });
+}
+
+/** Reads and validates every setting; the first invalid one fails with a message that names it. */
+export function loadSettings(source: SettingsSource): Settings {
+  const picked: Record<string, string | undefined> = {};
+  for (const info of APP_SETTINGS) picked[info.name] = source[info.name];
+  const parsed = settingsSchema.safeParse(picked);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    const setting = String(issue?.path[0] ?? "settings");
+    throw configErrorFor(setting, issue?.message ?? "invalid", source[setting]);
+  }
+  const s = parsed.data;
+  const cloud = s.SERVICE_TAGS_CLOUD;
+  const defaults: SyncPolicy = {
+    headroom: s.SYNC_HEADROOM,
+    minPrefixLength: s.SYNC_MIN_PREFIX_LENGTH,
+    maxExtraAddresses: s.SYNC_MAX_EXTRA_ADDRESSES,
+    maxExtraRatio: s.SYNC_MAX_EXTRA_RATIO,
+    maxRemovalShare: s.SYNC_MAX_REMOVAL_SHARE,
+    writeWhenDefaultAllow: s.SYNC_WRITE_WHEN_DEFAULT_ALLOW,
+  };
+  const targets = parseTargets(source.TARGET_REGISTRIES).map((overrides): TargetConfig => ({
+    ref: parseRegistryId(overrides.id, "TARGET_REGISTRIES"),
+    regions: (overrides.regions ?? s.SYNC_REGIONS)?.map((r) => r.toLowerCase()),
+    includeReplicas: overrides.includeReplicas ?? s.SYNC_INCLUDE_REPLICAS,
+    pinnedRules: overrides.pinnedRules ?? s.SYNC_PINNED_RULES ?? [],
+    policy: {
+      headroom: overrides.headroom ?? defaults.headroom,
+      minPrefixLength: overrides.minPrefixLength ?? defaults.minPrefixLength,
+      maxExtraAddresses: overrides.maxExtraAddresses ?? defaults.maxExtraAddresses,
+      maxExtraRatio: overrides.maxExtraRatio ?? defaults.maxExtraRatio,
+      maxRemovalShare: overrides.maxRemovalShare ?? defaults.maxRemovalShare,
+      writeWhenDefaultAllow: overrides.writeWhenDefaultAllow ?? defaults.writeWhenDefaultAllow,
+    },
+  }));
+  const ids = new Set<string>();
+  for (const target of targets) {
+    const key = target.ref.id.toLowerCase();
+    if (ids.has(key)) throw configErrorFor("TARGET_REGISTRIES", `registry ${target.ref.id} is listed twice`, undefined);
+    ids.add(key);
+  }
+  return {
+    targets,
+    cloud,
+    armEndpoint: (s.ARM_ENDPOINT ?? ARM_ENDPOINTS[cloud]).replace(/\/+$/, ""),
+    schedule: s.SYNC_SCHEDULE,
+    serviceTags: {
+      url: s.SERVICE_TAGS_URL,
+      detailsPageUrl: s.SERVICE_TAGS_DETAILS_URL,
+      latestAliasUrl: s.SERVICE_TAGS_LATEST_URL,
+      timeoutMs: s.SERVICE_TAGS_TIMEOUT_MS,
+      maxBytes: s.SERVICE_TAGS_MAX_BYTES,
+      retries: s.SERVICE_TAGS_RETRIES,
+      minAcrTags: s.SERVICE_TAGS_MIN_ACR_TAGS,
+    },
+    operationTimeoutMs: s.SYNC_OPERATION_TIMEOUT_MS,
+    lockWaitMs: s.SYNC_LOCK_WAIT_MS,
+    ledgerContainer: s.LEDGER_CONTAINER,
+    storage: { connectionString: s.AzureWebJobsStorage, blobServiceUri: s.AzureWebJobsStorage__blobServiceUri },
+    azureClientId: s.AZURE_CLIENT_ID,
+    appInsightsConnectionString: s.APPLICATIONINSIGHTS_CONNECTION_STRING,
+  };
+}
+
+function parseTargets(raw: string | undefined): TargetOverrides[] {
+  const text = raw?.trim() ?? "";
+  if (text === "") throw configErrorFor("TARGET_REGISTRIES", "it is empty; at least one registry resource ID is required", raw);
+  if (!text.startsWith("[")) return text.split(",").map((id) => id.trim()).filter((id) => id !== "").map((id) => ({ id }));
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    throw configErrorFor("TARGET_REGISTRIES", "it starts with '[' but is not valid JSON", raw);
+  }
+  const parsed = z.array(z.union([z.string(), policyOverridesSchema])).min(1).safeParse(json);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    throw configErrorFor("TARGET_REGISTRIES", `entry ${issue?.path.join(".") ?? ""}: ${issue?.message ?? "invalid"}`, raw);
+  }
+  return parsed.data.map((entry) => (typeof entry === "string" ? { id: entry } : entry));
+}
