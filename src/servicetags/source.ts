@@ -268,7 +268,13 @@ async function withRetries<T>(
       const backoff = settings.retryDelayMs * 2 ** attempt;
       const wait =
         error.retryAfterSeconds === undefined ? backoff : Math.min(error.retryAfterSeconds * 1000, SOURCE_DEFAULTS.maxRetryAfterMs);
-      await settings.sleep(wait, signal);
+      try {
+        await settings.sleep(wait, signal);
+      } catch (sleepError) {
+        // Report the caller's abort reason rather than the timer's AbortError.
+        signal?.throwIfAborted();
+        throw sleepError;
+      }
     }
   }
 }

@@ -330,3 +330,19 @@ describe("options and cancellation", () => {
     await expect(pending).rejects.toThrow("cancelled by the test");
   });
 });
+
+describe("cancellation during backoff", () => {
+  it("rejects with the caller's reason when aborted while waiting to retry", async () => {
+    server.setFault(NEWEST, { kind: "status", status: 503 });
+    const controller = new AbortController();
+    const pending = createServiceTagsSource({
+      cloud: "Public",
+      serviceTagsUrl: server.fileUrl("ServiceTags_Public_20251020.json"),
+      detailsPageUrl: null,
+      latestAliasUrl: null,
+      retryDelayMs: 60_000,
+    }).fetch({ signal: controller.signal });
+    setTimeout(() => controller.abort(new Error("shutting down")), 100);
+    await expect(pending).rejects.toThrow("shutting down");
+  });
+});
