@@ -1,14 +1,7 @@
 import { ContainerRegistryManagementClient, type ContainerRegistryManagementClientOptionalParams } from "@azure/arm-containerregistry";
 import type { TokenCredential } from "@azure/identity";
 import type { Cloud } from "../servicetags/schema.js";
-
-/** Resource Manager of each cloud: the URL requests go to and the token audience. */
-export const ARM_ENDPOINTS: Readonly<Record<Cloud, string>> = {
-  Public: "https://management.azure.com",
-  AzureGovernment: "https://management.usgovcloudapi.net",
-  China: "https://management.chinacloudapi.cn",
-  AzureGermany: "https://management.microsoftazure.de",
-};
+import { ARM_ENDPOINTS } from "./clouds.js";
 
 export interface ArmRetryOptions {
   /** Retries per HTTP request (SDK default 3). */

@@ -1,5 +1,6 @@
 import type { ContainerRegistryManagementClient } from "@azure/arm-containerregistry";
-import { ARM_ENDPOINTS, DEFAULT_REQUEST_TIMEOUT_MS, createArmClient, type ArmClientOptions } from "./arm-client.js";
+import { DEFAULT_REQUEST_TIMEOUT_MS, createArmClient, type ArmClientOptions } from "./arm-client.js";
+import { ARM_ENDPOINTS } from "./clouds.js";
 import { toRegistryError, type ArmOperation, type ErrorContext } from "./arm-errors.js";
 import { parseArm, registryDocumentSchema, replicationSchema, ruleLimitFrom, toSnapshot, usageListSchema } from "./arm-schema.js";
 import type { RegistryGateway, RegistryRef, RegistrySnapshot, ReplaceIpRulesRequest } from "./types.js";

@@ -188,8 +188,17 @@ describe("credentials", () => {
     await gateway.read(ref);
     await gateway.replaceIpRules(ref, { ipRules: ["6.6.6.6"], defaultAction: "Deny" });
     await makeGateway().read(ref);
-    expect(identity.tokenRequests).toBe(1);
-    expect(identity.requests.every((r) => r.resource === "https://management.azure.com")).toBe(true);
+    const armTokens = identity.requests.filter((r) => r.status === 200 && r.resource === "https://management.azure.com");
+    expect(armTokens).toHaveLength(1);
+  });
+
+  it("asks for a token for the configured cloud's audience even when the endpoint is elsewhere", async () => {
+    const ref = addRegistry();
+    // The emulator only accepts Public-cloud ARM tokens, so a China token is refused.
+    const error = await failure(makeGateway({ cloud: "China" }).read(ref));
+    expect(identity.requests.at(-1)).toEqual({ resource: "https://management.chinacloudapi.cn", status: 200 });
+    expect(error).toBeInstanceOf(RegistryAccessDeniedError);
+    expect(error.details).toMatchObject({ statusCode: 401, armCode: "InvalidAuthenticationToken" });
   });
 
   it("works with DefaultAzureCredential through the same endpoint", async () => {
@@ -283,9 +292,9 @@ describe("failures map to named errors", () => {
   it("stops waiting for an operation stuck InProgress at the deadline and says it may still complete", async () => {
     const ref = addRegistry();
     emulator.injectFault({ op: "patch", registryId: ref.id, fault: { kind: "lro-stuck" } });
-    const error = await failure(makeGateway({ operationTimeoutMs: 300, pollIntervalMs: 20 }).replaceIpRules(ref, { ipRules: ["1.2.3.4"], defaultAction: "Deny" }));
+    const error = await failure(makeGateway({ operationTimeoutMs: 600, pollIntervalMs: 10 }).replaceIpRules(ref, { ipRules: ["1.2.3.4"], defaultAction: "Deny" }));
     expect(error).toBeInstanceOf(RegistryOperationError);
-    expect(error.details).toMatchObject({ reason: "deadline", timeoutMs: 300, operation: "update" });
+    expect(error.details).toMatchObject({ reason: "deadline", timeoutMs: 600, operation: "update" });
     expect(error.message).toContain("may still complete");
     expect(requestsFor(ref).filter((r) => r.op === "poll").length).toBeGreaterThan(1);
   });

@@ -157,8 +157,7 @@ export function registryResourceId(subscriptionId: string, resourceGroup: string
 
 export class ArmEmulator {
   readonly requests: ArmRequestRecord[] = [];
-  /** PATCH changes applied to a registry (accepted and, when asynchronous, succeeded). */
-  writes = 0;
+  private appliedWrites = 0;
   private readonly registries = new Map<string, MutableRegistry>();
   private readonly operations = new Map<string, Operation>();
   private readonly faults: { rule: FaultRule; left: number }[] = [];
@@ -176,6 +175,11 @@ export class ArmEmulator {
       this.sockets.add(socket);
       socket.on("close", () => this.sockets.delete(socket));
     });
+  }
+
+  /** PATCH changes applied to a registry (accepted and, when asynchronous, succeeded). */
+  get writes(): number {
+    return this.appliedWrites;
   }
 
   /** `https://127.0.0.1:<port>`: pass it as the SDK's `endpoint`. */
@@ -374,7 +378,7 @@ export class ArmEmulator {
     if ("status" in parsed) return parsed;
     const apply = (): void => {
       Object.assign(registry, parsed.changes);
-      this.writes += 1;
+      this.appliedWrites += 1;
       if (fault?.kind === "concurrent-writer" && fault.when === "after") fault.write(this, registry.id);
     };
     const lroFault = fault?.kind === "lro-failed" || fault?.kind === "lro-stuck";
