@@ -287,9 +287,8 @@ export class ArmEmulator {
     const match = REGISTRY_PATH.exec(url.pathname);
     const method = req.method ?? "GET";
     const op = classify(method, match);
-    const [subscriptionId, resourceGroup, name] = [match?.[1], match?.[2], match?.[3]].map((part) => decodeURIComponent(part ?? ""));
-    const target = match && resourceGroup !== undefined && name !== undefined ? { resourceGroup, name } : undefined;
-    const registryId = target ? registryResourceId(subscriptionId ?? "", target.resourceGroup, target.name) : undefined;
+    const target = match === null ? undefined : targetOf(match);
+    const registryId = target?.id;
     const body = method === "PATCH" ? await readBody(req) : undefined;
     const fault = op === "unknown" ? undefined : this.takeFault(op, registryId);
     const record: ArmRequestRecord = { method, path: url.pathname, query: url.search, op, registryId, status: 0, fault: fault?.kind, body };
@@ -308,7 +307,7 @@ export class ArmEmulator {
     const answer =
       fault?.kind === "status"
         ? statusFault(fault)
-        : this.answer(req, url, op, target === undefined || registryId === undefined ? undefined : { ...target, id: registryId }, body, fault);
+        : this.answer(req, url, op, target, body, fault);
     if (fault?.kind === "concurrent-writer" && fault.when === "after" && op !== "patch" && registryId !== undefined) fault.write(this, registryId);
     record.status = answer.status;
     res.writeHead(answer.status, { "content-type": "application/json; charset=utf-8", "x-ms-request-id": randomUUID(), ...answer.headers });
@@ -331,7 +330,7 @@ export class ArmEmulator {
     req: IncomingMessage,
     url: URL,
     op: ArmOp | "unknown",
-    target: { id: string; resourceGroup: string; name: string } | undefined,
+    target: Target | undefined,
     body: string | undefined,
     fault: Fault | undefined,
   ): Answer {
@@ -453,6 +452,17 @@ export async function startArmEmulator(options: ArmEmulatorOptions): Promise<Arm
 }
 
 // ---- wire documents ----------------------------------------------------------------------------
+
+interface Target {
+  readonly id: string;
+  readonly resourceGroup: string;
+  readonly name: string;
+}
+
+function targetOf(match: RegExpExecArray): Target {
+  const [subscriptionId = "", resourceGroup = "", name = ""] = match.slice(1, 4).map((part) => decodeURIComponent(part ?? ""));
+  return { id: registryResourceId(subscriptionId, resourceGroup, name), resourceGroup, name };
+}
 
 function classify(method: string, match: RegExpExecArray | null): ArmOp | "unknown" {
   if (match === null) return "unknown";
