@@ -16,6 +16,15 @@ export const METRIC_NAMES = {
   changes: "allowlist_changes",
 } as const;
 
+/**
+ * Dimensions (customMetrics.customDimensions) on every metric point. Dry runs are recorded too,
+ * tagged `dryRun = "true"`; alerts and the workbook filter on `dryRun == "false"`.
+ */
+export const METRIC_DIMENSIONS = {
+  registry: "registry",
+  dryRun: "dryRun",
+} as const;
+
 export interface SyncCompletedEvent {
   readonly registry: string;
   readonly dryRun: boolean;
@@ -65,4 +74,11 @@ export interface TelemetrySink {
   driftDetected(event: DriftDetectedEvent): void;
   /** Sends what is buffered; called before every invocation ends. */
   flush(): Promise<void>;
+}
+
+/** A sink the entry points own: `enabled` is false for the no-op sink; `shutdown` ends the SDK (tests, CLI exit). */
+export interface Telemetry extends TelemetrySink {
+  readonly enabled: boolean;
+  /** Flushes, then stops sending. Later calls on this sink are ignored. */
+  shutdown(): Promise<void>;
 }

@@ -1,0 +1,224 @@
+// Log search alerts over the service's own telemetry (customEvents / customMetrics of the
+// Application Insights resource) and the action group that mails someone.
+// Event, metric and property names are a contract with src/telemetry/types.ts and
+// src/telemetry/records.ts; test/infra/bicep.test.ts checks every name used here against them.
+
+param location string
+param tags object
+param resourceToken string
+param appInsightsId string
+param alertEmailAddress string
+param rulesUsedAlertPercent int
+@description('Resource IDs of the target registries: the heartbeat expects a completed run from each.')
+param targetRegistryIds array
+
+var emailReceivers = empty(alertEmailAddress) ? [] : [
+  {
+    name: 'operator'
+    emailAddress: alertEmailAddress
+    // One payload shape for every alert type (mail, webhook, Logic Apps).
+    useCommonAlertSchema: true
+  }
+]
+
+resource actionGroup 'Microsoft.Insights/actionGroups@2023-01-01' = {
+  name: 'ag-acrsync-${resourceToken}'
+  // Action groups are global resources.
+  location: 'global'
+  tags: tags
+  properties: {
+    // At most 12 characters; shown as the sender of SMS and in mail subjects.
+    groupShortName: 'acrsync'
+    enabled: true
+    emailReceivers: emailReceivers
+  }
+}
+
+// Failures are reported per registry; a run that failed before it knew its registry (a
+// configuration error) is reported as "(none)" so the alert dimension is never empty.
+var failedQuery = '''
+customEvents
+| where name == "AllowlistSyncFailed"
+| extend registry = iff(isempty(tostring(customDimensions.registry)), "(none)", tostring(customDimensions.registry))
+| project timestamp, registry, errorType = tostring(customDimensions.errorType), message = tostring(customDimensions.message)
+'''
+
+// Dry runs are excluded: whoever asked for a dry run already sees the guard in the response.
+var guardQuery = '''
+customEvents
+| where name == "AllowlistGuardTripped" and tostring(customDimensions.dryRun) == "false"
+| project timestamp, registry = tostring(customDimensions.registry), guard = tostring(customDimensions.guard), message = tostring(customDimensions.message)
+'''
+
+// Heartbeat: a row for every configured registry without an applied (not dry-run) completion in
+// the last 26 hours (a daily schedule plus slack for a slow or retried run). The expected list
+// comes from the deployment, so a registry that never ran, or stopped for days, keeps alerting.
+// Registries are compared by name (unique in Azure), lower-cased, so the event may carry either
+// the resource ID or the name. {0} is the JSON list of names.
+var expectedRegistryNames = map(targetRegistryIds, id => toLower(last(split(id, '/'))))
+var heartbeatQueryTemplate = '''
+let expected = dynamic({0});
+let recent = customEvents
+    | where timestamp > ago(26h)
+    | where name == "AllowlistSyncCompleted" and tostring(customDimensions.dryRun) == "false"
+    | project registry = tolower(tostring(split(tostring(customDimensions.registry), "/")[-1]))
+    | distinct registry;
+print registry = expected
+| mv-expand registry to typeof(string)
+| join kind=leftanti recent on registry
+'''
+
+// The latest rules-used and limit values of each registry; a row when usage is above the
+// threshold. {0} is the percentage parameter.
+var rulesUsedQueryTemplate = '''
+customMetrics
+| where name in ("allowlist_rules_used", "allowlist_rules_limit") and tostring(customDimensions.dryRun) == "false"
+| extend registry = tostring(customDimensions.registry)
+| summarize arg_max(timestamp, value) by registry, name
+| summarize rulesUsed = maxif(value, name == "allowlist_rules_used"), ruleLimit = maxif(value, name == "allowlist_rules_limit") by registry
+| where ruleLimit > 0 and rulesUsed * 100 > {0} * ruleLimit
+'''
+
+var actions = {
+  actionGroups: [actionGroup.id]
+}
+
+resource syncFailedAlert 'Microsoft.Insights/scheduledQueryRules@2023-12-01' = {
+  name: 'alert-acrsync-failed-${resourceToken}'
+  location: location
+  tags: tags
+  kind: 'LogAlert'
+  properties: {
+    displayName: 'ACR allowlist sync failed'
+    description: 'A sync run failed (AllowlistSyncFailed). The registry keeps its previous rules. See errorType and message; docs/operations.md lists what to do per error type.'
+    severity: 1
+    enabled: true
+    scopes: [appInsightsId]
+    // Every 5 minutes over the last 15: a failure raises one alert within minutes; the 15-minute
+    // window tolerates ingestion delay of a few minutes without missing the row.
+    evaluationFrequency: 'PT5M'
+    windowSize: 'PT15M'
+    criteria: {
+      allOf: [
+        {
+          query: failedQuery
+          timeAggregation: 'Count'
+          operator: 'GreaterThan'
+          threshold: 0
+          // One alert per registry instead of one for all.
+          dimensions: [
+            { name: 'registry', operator: 'Include', values: ['*'] }
+          ]
+          failingPeriods: { numberOfEvaluationPeriods: 1, minFailingPeriodsToAlert: 1 }
+        }
+      ]
+    }
+    // Stateful: fires once and resolves itself when no failure is in the window any more.
+    autoMitigate: true
+    actions: actions
+  }
+}
+
+resource guardTrippedAlert 'Microsoft.Insights/scheduledQueryRules@2023-12-01' = {
+  name: 'alert-acrsync-guard-${resourceToken}'
+  location: location
+  tags: tags
+  kind: 'LogAlert'
+  properties: {
+    displayName: 'ACR allowlist sync stopped by a safety guard'
+    description: 'A safety guard stopped a sync before any write (AllowlistGuardTripped). Nothing was changed. Read the guard and message; fix the cause or run once with force after review.'
+    severity: 2
+    enabled: true
+    scopes: [appInsightsId]
+    evaluationFrequency: 'PT5M'
+    windowSize: 'PT15M'
+    criteria: {
+      allOf: [
+        {
+          query: guardQuery
+          timeAggregation: 'Count'
+          operator: 'GreaterThan'
+          threshold: 0
+          dimensions: [
+            { name: 'registry', operator: 'Include', values: ['*'] }
+            { name: 'guard', operator: 'Include', values: ['*'] }
+          ]
+          failingPeriods: { numberOfEvaluationPeriods: 1, minFailingPeriodsToAlert: 1 }
+        }
+      ]
+    }
+    autoMitigate: true
+    actions: actions
+  }
+}
+
+resource heartbeatAlert 'Microsoft.Insights/scheduledQueryRules@2023-12-01' = {
+  name: 'alert-acrsync-heartbeat-${resourceToken}'
+  location: location
+  tags: tags
+  kind: 'LogAlert'
+  properties: {
+    displayName: 'ACR allowlist sync has not completed for 26 hours'
+    description: 'No AllowlistSyncCompleted (applied, not dry run) for a registry in 26 hours. The timer may not run (app stopped, deployment broken, schedule changed) or every run fails. Check the function app and the failure alert.'
+    severity: 1
+    enabled: true
+    scopes: [appInsightsId]
+    evaluationFrequency: 'PT1H'
+    windowSize: 'PT1H'
+    // The query filters on 26 hours itself; the window only sets the evaluation bin, and the
+    // override gives the query that much history (2 days is the longest override allowed).
+    overrideQueryTimeRange: 'P2D'
+    criteria: {
+      allOf: [
+        {
+          query: format(heartbeatQueryTemplate, string(expectedRegistryNames))
+          timeAggregation: 'Count'
+          operator: 'GreaterThan'
+          threshold: 0
+          dimensions: [
+            { name: 'registry', operator: 'Include', values: ['*'] }
+          ]
+          failingPeriods: { numberOfEvaluationPeriods: 1, minFailingPeriodsToAlert: 1 }
+        }
+      ]
+    }
+    autoMitigate: true
+    actions: actions
+  }
+}
+
+resource rulesUsedAlert 'Microsoft.Insights/scheduledQueryRules@2023-12-01' = {
+  name: 'alert-acrsync-capacity-${resourceToken}'
+  location: location
+  tags: tags
+  kind: 'LogAlert'
+  properties: {
+    displayName: 'ACR allowlist above ${rulesUsedAlertPercent} % of the IP rule limit'
+    description: 'The last applied run left a registry with more than ${rulesUsedAlertPercent} % of its IP rules in use (allowlist_rules_used vs allowlist_rules_limit). The next service-tag growth may not fit: review hand-made rules, regions and headroom.'
+    severity: 2
+    enabled: true
+    scopes: [appInsightsId]
+    evaluationFrequency: 'PT1H'
+    windowSize: 'PT1H'
+    // Runs are daily: look back 2 days so the latest values are always in range.
+    overrideQueryTimeRange: 'P2D'
+    criteria: {
+      allOf: [
+        {
+          query: format(rulesUsedQueryTemplate, rulesUsedAlertPercent)
+          timeAggregation: 'Count'
+          operator: 'GreaterThan'
+          threshold: 0
+          dimensions: [
+            { name: 'registry', operator: 'Include', values: ['*'] }
+          ]
+          failingPeriods: { numberOfEvaluationPeriods: 1, minFailingPeriodsToAlert: 1 }
+        }
+      ]
+    }
+    autoMitigate: true
+    actions: actions
+  }
+}
+
+output actionGroupId string = actionGroup.id

@@ -1,0 +1,205 @@
+// acr-allowlist-sync: everything `azd up` creates.
+//
+// Subscription scope because the deployment creates its own resource group AND grants the app's
+// identity a role on registries that may live in other resource groups or subscriptions.
+targetScope = 'subscription'
+
+@minLength(1)
+@maxLength(64)
+@description('azd environment name; part of every resource name and of the custom role name.')
+param environmentName string
+
+@minLength(1)
+@description('Region of the function app and its monitoring. Must offer the Flex Consumption plan (az functionapp list-flexconsumption-locations).')
+@metadata({ azd: { type: 'location' } })
+param location string
+
+@description('Registries to keep in sync: ARM resource IDs, comma-separated (/subscriptions/<sub>/resourceGroups/<rg>/providers/Microsoft.ContainerRegistry/registries/<name>). The app identity gets the custom registry role on each one.')
+@minLength(1)
+param targetRegistries string
+
+@description('Email address for alert notifications. Empty: the alerts still fire in the portal but notify nobody.')
+param alertEmailAddress string = ''
+
+@description('Alert when a registry uses more than this percentage of its IP rule limit.')
+@minValue(1)
+@maxValue(100)
+param rulesUsedAlertPercent int = 90
+
+@description('Optional object ID of a person or group who may read the ledger and audit blobs (Storage Blob Data Reader). Empty: nobody.')
+param operatorPrincipalId string = ''
+
+// ---- app settings (strings, as App Service stores them). '' means "the code's default" (src/config/settings.ts). ----
+
+@description('Cloud of the service-tags file: Public, AzureGovernment or China. Empty: derived from the cloud this is deployed to.')
+@allowed(['', 'Public', 'AzureGovernment', 'China'])
+param serviceTagsCloud string = ''
+param serviceTagsUrl string = ''
+param serviceTagsDetailsUrl string = ''
+param serviceTagsLatestUrl string = ''
+param serviceTagsTimeoutMs string = ''
+param serviceTagsMaxBytes string = ''
+param serviceTagsRetries string = ''
+param serviceTagsMinAcrTags string = ''
+@description('NCRONTAB (six fields, seconds first, UTC). Never empty: the timer trigger binds to %SYNC_SCHEDULE% and an empty value stops the function from loading.')
+@minLength(11)
+param syncSchedule string = '0 0 3 * * *'
+param syncRegions string = ''
+param syncIncludeReplicas string = ''
+param syncPinnedRules string = ''
+param syncHeadroom string = ''
+param syncMinPrefixLength string = ''
+param syncMaxExtraAddresses string = ''
+param syncMaxExtraRatio string = ''
+param syncMaxRemovalShare string = ''
+param syncWriteWhenDefaultAllow string = ''
+param syncOperationTimeoutMs string = ''
+param syncLockWaitMs string = ''
+@description('ARM endpoint. Empty: the default of the service-tags cloud.')
+param armEndpoint string = ''
+@description('Blob container for ledgers, audit entries and locks; created by this template.')
+param ledgerContainer string = 'acr-allowlist-sync'
+
+var tags = { 'azd-env-name': environmentName }
+// Stable per environment, subscription and region: re-running `azd up` updates instead of duplicating.
+var resourceToken = toLower(uniqueString(subscription().id, environmentName, location))
+
+// `/subscriptions/<sub>/resourceGroups/<rg>/providers/Microsoft.ContainerRegistry/registries/<name>` split on '/':
+// index 2 = subscription, 4 = resource group, 8 = registry name.
+var targetRegistryIds = filter(map(split(targetRegistries, ','), id => trim(id)), id => !empty(id))
+
+// environment().name is AzureCloud, AzureChinaCloud or AzureUSGovernment: the file of the same cloud.
+var cloudByEnvironment = {
+  AzureCloud: 'Public'
+  AzureChinaCloud: 'China'
+  AzureUSGovernment: 'AzureGovernment'
+}
+var cloudOfThisEnvironment = contains(cloudByEnvironment, environment().name) ? cloudByEnvironment[environment().name] : 'Public'
+var effectiveServiceTagsCloud = !empty(serviceTagsCloud) ? serviceTagsCloud : cloudOfThisEnvironment
+
+resource rg 'Microsoft.Resources/resourceGroups@2024-03-01' = {
+  name: 'rg-${environmentName}'
+  location: location
+  tags: tags
+}
+
+module app 'app.bicep' = {
+  name: 'app'
+  scope: rg
+  params: {
+    location: location
+    tags: tags
+    resourceToken: resourceToken
+    ledgerContainer: ledgerContainer
+    operatorPrincipalId: operatorPrincipalId
+    syncAppSettings: {
+      TARGET_REGISTRIES: join(targetRegistryIds, ',')
+      SERVICE_TAGS_CLOUD: effectiveServiceTagsCloud
+      SERVICE_TAGS_URL: serviceTagsUrl
+      SERVICE_TAGS_DETAILS_URL: serviceTagsDetailsUrl
+      SERVICE_TAGS_LATEST_URL: serviceTagsLatestUrl
+      SERVICE_TAGS_TIMEOUT_MS: serviceTagsTimeoutMs
+      SERVICE_TAGS_MAX_BYTES: serviceTagsMaxBytes
+      SERVICE_TAGS_RETRIES: serviceTagsRetries
+      SERVICE_TAGS_MIN_ACR_TAGS: serviceTagsMinAcrTags
+      SYNC_SCHEDULE: syncSchedule
+      SYNC_REGIONS: syncRegions
+      SYNC_INCLUDE_REPLICAS: syncIncludeReplicas
+      SYNC_PINNED_RULES: syncPinnedRules
+      SYNC_HEADROOM: syncHeadroom
+      SYNC_MIN_PREFIX_LENGTH: syncMinPrefixLength
+      SYNC_MAX_EXTRA_ADDRESSES: syncMaxExtraAddresses
+      SYNC_MAX_EXTRA_RATIO: syncMaxExtraRatio
+      SYNC_MAX_REMOVAL_SHARE: syncMaxRemovalShare
+      SYNC_WRITE_WHEN_DEFAULT_ALLOW: syncWriteWhenDefaultAllow
+      SYNC_OPERATION_TIMEOUT_MS: syncOperationTimeoutMs
+      SYNC_LOCK_WAIT_MS: syncLockWaitMs
+      ARM_ENDPOINT: armEndpoint
+      LEDGER_CONTAINER: ledgerContainer
+    }
+  }
+}
+
+module alerts 'alerts.bicep' = {
+  name: 'alerts'
+  scope: rg
+  params: {
+    location: location
+    tags: tags
+    resourceToken: resourceToken
+    appInsightsId: app.outputs.appInsightsId
+    alertEmailAddress: alertEmailAddress
+    rulesUsedAlertPercent: rulesUsedAlertPercent
+    targetRegistryIds: targetRegistryIds
+  }
+}
+
+module workbook 'workbook.bicep' = {
+  name: 'workbook'
+  scope: rg
+  params: {
+    location: location
+    tags: tags
+    appInsightsId: app.outputs.appInsightsId
+  }
+}
+
+// Least privilege on the registries: no built-in role is narrow enough (Contributor could delete
+// the registry, AcrPush/AcrPull are data-plane roles that cannot edit network rules). These four
+// actions are exactly what the service calls: GET the registry, PATCH its networkRuleSet, poll the
+// long-running PATCH (operationStatuses), and read the IP rule limit (listUsages).
+var registryActions = [
+  'Microsoft.ContainerRegistry/registries/read'
+  'Microsoft.ContainerRegistry/registries/write'
+  'Microsoft.ContainerRegistry/registries/operationStatuses/read'
+  'Microsoft.ContainerRegistry/registries/listUsages/read'
+]
+
+// A custom role may only be assigned inside its assignable scopes: the subscriptions that hold
+// target registries. This subscription is always listed because the definition is created here.
+// union() removes duplicates. The role is only ever *assigned* on the registries themselves.
+var registrySubscriptionScopes = union([subscription().id], map(targetRegistryIds, id => '/subscriptions/${split(id, '/')[2]}'))
+
+resource registryRole 'Microsoft.Authorization/roleDefinitions@2022-04-01' = {
+  // Role definition names are GUIDs unique per tenant: one per subscription and environment.
+  name: guid(subscription().id, environmentName, 'acr-allowlist-sync-registry-firewall')
+  properties: {
+    // Role names must be unique in the tenant too, hence the environment name.
+    roleName: 'ACR allowlist sync - registry firewall (${environmentName})'
+    description: 'Read a container registry, replace its IP rules, poll the update and read the IP rule limit. Used by acr-allowlist-sync.'
+    type: 'CustomRole'
+    permissions: [
+      {
+        actions: registryActions
+        notActions: []
+        dataActions: []
+        notDataActions: []
+      }
+    ]
+    assignableScopes: registrySubscriptionScopes
+  }
+}
+
+// One deployment per registry, in the registry's own resource group (which may be in another
+// subscription): the role is assigned on the registry resource, not on its group.
+module registryAccess 'registry-access.bicep' = [
+  for (id, i) in targetRegistryIds: {
+    name: 'registry-access-${i}-${take(uniqueString(id), 6)}'
+    scope: resourceGroup(split(id, '/')[2], split(id, '/')[4])
+    params: {
+      registryName: split(id, '/')[8]
+      principalId: app.outputs.identityPrincipalId
+      roleDefinitionGuid: registryRole.name
+    }
+  }
+]
+
+// azd stores outputs in the environment (.azure/<env>/.env); the names below are what it reads.
+output AZURE_LOCATION string = location
+output AZURE_TENANT_ID string = tenant().tenantId
+output AZURE_RESOURCE_GROUP string = rg.name
+output AZURE_FUNCTION_APP_NAME string = app.outputs.functionAppName
+output AZURE_CLIENT_ID string = app.outputs.identityClientId
+output APPLICATIONINSIGHTS_CONNECTION_STRING string = app.outputs.appInsightsConnectionString
+output REGISTRY_ROLE_DEFINITION_ID string = registryRole.id
+output WORKBOOK_ID string = workbook.outputs.workbookId
