@@ -8,6 +8,8 @@ export interface TextSink {
 export interface CliIO {
   readonly stdout: TextSink;
   readonly stderr: TextSink;
+  /** Environment the settings are read from; `process.env` when absent. */
+  readonly env?: Readonly<Record<string, string | undefined>>;
 }
 
 /** One subcommand of `acr-allowlist-sync`: parses its own flags and returns the exit code. */

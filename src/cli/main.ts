@@ -3,10 +3,11 @@ import { realpathSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { describeError, UsageError } from "../errors.js";
 import { aggregateCommand } from "./aggregate.js";
+import { applyCommand, historyCommand, planCommand, rollbackCommand } from "./sync-commands.js";
 import { EXIT_OK, EXIT_USAGE, exitCodeFor, type CliIO, type Subcommand } from "./command.js";
 
 /** The subcommands, in help order. Add new ones here. */
-const SUBCOMMANDS: readonly Subcommand[] = [aggregateCommand];
+const SUBCOMMANDS: readonly Subcommand[] = [planCommand, applyCommand, historyCommand, rollbackCommand, aggregateCommand];
 
 function topLevelUsage(): string {
   const width = Math.max(...SUBCOMMANDS.map((command) => command.name.length));

@@ -18,6 +18,7 @@ export const ledgerStateSchema = z.object({
   schemaVersion: z.literal(LEDGER_SCHEMA_VERSION),
   registryId: z.string().min(1),
   ownedRules: z.array(ownedRuleSchema),
+  pendingRules: z.array(ownedRuleSchema).default([]),
   updatedAt: timestampSchema,
   lastAuditId: auditIdSchema.nullish(),
 });
@@ -71,6 +72,7 @@ export function ledgerStateFrom(raw: unknown, where: DocumentLocation): LedgerSt
     schemaVersion: data.schemaVersion,
     registryId: data.registryId,
     ownedRules: data.ownedRules,
+    pendingRules: data.pendingRules,
     updatedAt: data.updatedAt,
     lastAuditId: data.lastAuditId ?? undefined,
   };

@@ -135,7 +135,7 @@ export function planAllowlist(input: PlanInput): Plan {
   let ownedBefore: Set<string>;
   let drift: string[] = [];
   if (ledger !== undefined) {
-    const claimed = new Set([...ledger.ownedRules, ...(ledger.pendingRules ?? [])]);
+    const claimed = new Set([...ledger.ownedRules, ...ledger.pendingRules]);
     ownedBefore = new Set([...onRegistry].filter((rule) => claimed.has(rule)));
     drift = ledger.ownedRules.filter((rule) => !onRegistry.has(rule));
     if (drift.length > 0) {

@@ -1,0 +1,77 @@
+import type { HttpRequest, HttpResponseInit, InvocationContext } from "@azure/functions";
+import { z } from "zod";
+import { TargetNotConfiguredError, UsageError } from "../errors.js";
+import type { TargetConfig } from "../config/settings.js";
+import { runInvocation } from "../sync/invocation.js";
+import { renderPlan } from "../sync/render.js";
+import { errorResponse } from "./error-response.js";
+import type { Runtime } from "./runtime.js";
+
+/**
+ * Query of `GET /api/plan`: only these keys, nothing that could point the service at another
+ * source or file. `code` is the Functions key, consumed by the host.
+ */
+const planQuerySchema = z.strictObject({
+  registry: z.string().min(1).max(300).optional(),
+  format: z.enum(["json", "text"]).default("json"),
+  code: z.string().optional(),
+});
+
+/** `GET /api/plan`: a dry run for one configured registry. It never writes. */
+export function createPlanHandler(runtime: Runtime) {
+  return async (request: HttpRequest, context: InvocationContext): Promise<HttpResponseInit> => {
+    try {
+      const query = parseQuery(request.query);
+      const target = findTarget(runtime.settings.targets, query.registry);
+      const [outcome] = await runInvocation(runtime.settings, runtime.ports, { mode: "plan", trigger: "http", actor: "http", targets: [target] });
+      if (outcome === undefined) throw new Error("no outcome for the requested registry");
+      if (!outcome.ok) throw outcome.error;
+      const plan = outcome.result.plan;
+      if (query.format === "text") return { status: 200, body: renderPlan(plan), headers: { "content-type": "text/plain; charset=utf-8" } };
+      return { status: 200, jsonBody: plan };
+    } catch (error) {
+      return errorResponse(error, context);
+    }
+  };
+}
+
+function parseQuery(query: URLSearchParams): z.infer<typeof planQuerySchema> {
+  const record: Record<string, string> = {};
+  for (const key of new Set(query.keys())) {
+    const values = query.getAll(key);
+    if (values.length > 1) throw new UsageError(`Query parameter '${key}' is given ${values.length} times.`, { details: { parameter: key }, remedy: "Give it once." });
+    record[key] = values[0] ?? "";
+  }
+  const parsed = planQuerySchema.safeParse(record);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    const where = issue?.path.length ? `'${issue.path.join(".")}'` : "the query";
+    const unknown = issue?.code === "unrecognized_keys" ? ` (${issue.keys.join(", ")})` : "";
+    throw new UsageError(`Invalid query: ${where}${unknown}: ${issue?.message ?? "invalid"}.`, {
+      remedy: "Use ?registry=<name or resource ID>&format=json|text.",
+    });
+  }
+  return parsed.data;
+}
+
+/** Matches a configured target by resource ID or registry name (case-insensitive, like ARM). */
+export function findTarget(targets: readonly TargetConfig[], requested: string | undefined): TargetConfig {
+  if (requested === undefined) {
+    const [only] = targets;
+    if (targets.length === 1 && only !== undefined) return only;
+    throw new UsageError(`${targets.length} registries are configured: say which one with ?registry=<name or resource ID>.`, {
+      details: { configured: targets.map((t) => t.ref.name) },
+    });
+  }
+  const wanted = requested.trim().toLowerCase().replace(/\/+$/, "");
+  const matches = targets.filter((t) => t.ref.id.toLowerCase() === wanted || t.ref.name.toLowerCase() === wanted);
+  const [match] = matches;
+  if (matches.length === 1 && match !== undefined) return match;
+  if (matches.length > 1) {
+    throw new UsageError(`Registry name '${requested}' matches ${matches.length} configured registries; use the resource ID.`, { details: { matches: matches.map((t) => t.ref.id) } });
+  }
+  throw new TargetNotConfiguredError(`Registry '${requested}' is not configured for this service.`, {
+    details: { requested },
+    remedy: "Add it to TARGET_REGISTRIES or ask for one of the configured registries.",
+  });
+}

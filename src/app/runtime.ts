@@ -1,0 +1,66 @@
+import { DefaultAzureCredential, type TokenCredential } from "@azure/identity";
+import { loadSettings, type Settings, type SettingsSource } from "../config/settings.js";
+import { blobContainerFromSettings, createBlobLedgerStore } from "../ledger/blob-store.js";
+import { createFileLedgerStore } from "../ledger/file-store.js";
+import type { LedgerStore } from "../ledger/types.js";
+import { createArmRegistryGateway } from "../registry/arm-gateway.js";
+import { createServiceTagsSource } from "../servicetags/source.js";
+import type { InvocationPorts } from "../sync/invocation.js";
+import { createTelemetry } from "../telemetry/azure-monitor.js";
+
+/** Settings plus the ports built from them: what every entry point (timer, HTTP, CLI) runs on. */
+export interface Runtime {
+  readonly settings: Settings;
+  readonly ports: InvocationPorts;
+}
+
+export type LedgerChoice = { readonly kind: "blob" } | { readonly kind: "file"; readonly path: string };
+
+export interface RuntimeOptions {
+  /** Blob ledger in AzureWebJobsStorage (Functions) or a local file (CLI). Default: blob. */
+  readonly ledger?: LedgerChoice;
+  /** Default: DefaultAzureCredential (managed identity in Azure, `az login` on a laptop). */
+  readonly credential?: TokenCredential;
+}
+
+/** The composition root: validates every setting (a bad one fails here, naming it) and wires the edges. */
+export function createRuntime(env: SettingsSource, options: RuntimeOptions = {}): Runtime {
+  const settings = loadSettings(env);
+  const credential = options.credential ?? new DefaultAzureCredential(settings.azureClientId === undefined ? {} : { managedIdentityClientId: settings.azureClientId });
+  const ledger: LedgerStore =
+    options.ledger?.kind === "file"
+      ? createFileLedgerStore({ path: options.ledger.path })
+      : createBlobLedgerStore({
+          containerClient: blobContainerFromSettings({
+            connectionString: settings.storage.connectionString,
+            blobServiceUri: settings.storage.blobServiceUri,
+            credential,
+            containerName: settings.ledgerContainer,
+          }),
+        });
+  return {
+    settings,
+    ports: {
+      registry: createArmRegistryGateway({ credential, cloud: settings.cloud, endpoint: settings.armEndpoint, operationTimeoutMs: settings.operationTimeoutMs }),
+      ledger,
+      serviceTags: createServiceTagsSource({
+        cloud: settings.cloud,
+        serviceTagsUrl: settings.serviceTags.url,
+        detailsPageUrl: settings.serviceTags.detailsPageUrl,
+        latestAliasUrl: settings.serviceTags.latestAliasUrl,
+        timeoutMs: settings.serviceTags.timeoutMs,
+        maxBytes: settings.serviceTags.maxBytes,
+        retries: settings.serviceTags.retries,
+      }),
+      telemetry: createTelemetry({ connectionString: settings.appInsightsConnectionString, credential }),
+    },
+  };
+}
+
+let shared: Runtime | undefined;
+
+/** One runtime per Functions worker process, shared by the timer and HTTP entry files. */
+export function functionsRuntime(): Runtime {
+  shared ??= createRuntime(process.env);
+  return shared;
+}

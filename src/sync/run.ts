@@ -1,0 +1,175 @@
+import { ConvergenceError, UsageError } from "../errors.js";
+import type { SyncPolicy, TargetConfig } from "../config/settings.js";
+import { createAuditId } from "../ledger/audit-id.js";
+import type { AuditEntry, LedgerState, LedgerStore, LockHandle } from "../ledger/types.js";
+import { formatPrefix, parsePrefix } from "../prefixes/ipv4.js";
+import type { RegistryGateway, RegistryRef, RegistrySnapshot } from "../registry/types.js";
+import type { ServiceTagsDocument } from "../servicetags/schema.js";
+import { evaluateGuards, guardErrorFor } from "./guards.js";
+import { planAllowlist, type DesiredSource, type Plan } from "./plan.js";
+import { desiredFromServiceTags } from "./selection.js";
+
+/**
+ * The sequence for one registry: read, plan, guard, and (unless it is a dry run) lock, write,
+ * verify and record. The only place that decides "dry run or apply". Decisions are made by the
+ * pure planner and guards; this file only sequences the ports.
+ */
+
+export interface SyncPorts {
+  readonly registry: RegistryGateway;
+  readonly ledger: LedgerStore;
+  readonly now?: () => Date;
+}
+
+export type SyncMode = "plan" | "apply";
+
+export interface RunOptions {
+  readonly mode: SyncMode;
+  /** Lets this run exceed the mass-removal share. */
+  readonly force?: boolean;
+  /** Who or what runs it, recorded in the audit trail: `timer`, `http`, `cli:<user>@<host>`. */
+  readonly actor: string;
+  readonly lockWaitMs: number;
+}
+
+export type RunOutcome = "dry-run" | "unchanged" | "applied";
+
+export interface RunResult {
+  readonly plan: Plan;
+  readonly outcome: RunOutcome;
+  /** The audit entry written for an applied change. */
+  readonly auditId: string | undefined;
+  /** 1, or 2 when someone else wrote between our read and our write and we re-planned once. */
+  readonly attempts: number;
+}
+
+/** One sync run of a target against an already fetched, validated service-tags file. */
+export function syncTarget(
+  target: TargetConfig,
+  document: ServiceTagsDocument,
+  ports: SyncPorts,
+  options: RunOptions & { readonly minAcrTags: number },
+): Promise<RunResult> {
+  return execute(target.ref, target.policy, target.pinnedRules, ports, options, (snapshot) =>
+    desiredFromServiceTags(document, snapshot, target, { minAcrTags: options.minAcrTags }),
+  );
+}
+
+/** Restores the owned rules recorded by audit entry `auditId` (people's rules untouched, same guards). */
+export async function rollbackTarget(target: TargetConfig, auditId: string, ports: SyncPorts, options: RunOptions): Promise<RunResult> {
+  const entries = await ports.ledger.listAudit(target.ref.id);
+  const entry = entries.find((candidate) => candidate.id === auditId);
+  if (entry === undefined) {
+    throw new UsageError(`No audit entry '${auditId}' for registry ${target.ref.name}.`, {
+      details: { registry: target.ref.id, auditId, known: entries.slice(-5).map((e) => e.id) },
+      remedy: "List the entries with 'acr-allowlist-sync history'.",
+    });
+  }
+  return execute(target.ref, target.policy, target.pinnedRules, ports, options, () => ({ kind: "rollback", auditId, ownedRules: entry.after.ownedRules }));
+}
+
+async function execute(
+  ref: RegistryRef,
+  policy: SyncPolicy,
+  pinnedRules: readonly string[],
+  ports: SyncPorts,
+  options: RunOptions,
+  desiredFor: (snapshot: RegistrySnapshot) => DesiredSource,
+): Promise<RunResult> {
+  const now = ports.now ?? (() => new Date());
+  const planFrom = (snapshot: RegistrySnapshot, ledger: LedgerState | undefined): Plan => {
+    const plan = planAllowlist({ snapshot, ledger, desired: desiredFor(snapshot), pinnedRules, policy });
+    return { ...plan, guards: evaluateGuards(plan, { policy, force: options.force === true }) };
+  };
+
+  if (options.mode === "plan") {
+    const [snapshot, ledger] = await Promise.all([ports.registry.read(ref), ports.ledger.read(ref.id)]);
+    return { plan: planFrom(snapshot, ledger), outcome: "dry-run", auditId: undefined, attempts: 1 };
+  }
+
+  const lock: LockHandle = await ports.ledger.acquireLock(ref.id, { waitMs: options.lockWaitMs });
+  try {
+    let ledger = await ports.ledger.read(ref.id);
+    let snapshot = await ports.registry.read(ref);
+    const firstSnapshot = snapshot;
+    for (let attempt = 1; ; attempt += 1) {
+      const plan = planFrom(snapshot, ledger);
+      if (plan.guards.length > 0) throw guardErrorFor(plan, plan.guards);
+      if (!plan.changed) {
+        if (attempt === 1 && !ledgerMatches(ledger, plan)) ledger = await writeLedger(ports.ledger, ref, plan.ownedAfter, [], ledger?.lastAuditId, now);
+        if (attempt === 1) return { plan, outcome: "unchanged", auditId: undefined, attempts: attempt };
+      } else {
+        // Claim the additions before writing, so a crash before the ledger update cannot turn them into people's rules.
+        ledger = await writeLedger(ports.ledger, ref, ledger?.ownedRules ?? plan.ownedBefore, plan.adds.map((add) => add.rule), ledger?.lastAuditId, now);
+        await ports.registry.replaceIpRules(ref, { ipRules: plan.ipRulesAfter, defaultAction: snapshot.defaultAction });
+      }
+      const after = await ports.registry.read(ref);
+      if (sameRules(after.ipRules, plan.ipRulesAfter)) {
+        const entry: AuditEntry = {
+          schemaVersion: 1,
+          id: createAuditId(now()),
+          registryId: ref.id,
+          at: now().toISOString(),
+          operation: plan.source.kind === "rollback" ? "rollback" : "sync",
+          rollbackOf: plan.source.kind === "rollback" ? plan.source.auditId : undefined,
+          actor: options.actor,
+          before: { ipRules: [...firstSnapshot.ipRules], ownedRules: [...plan.ownedBefore] },
+          after: { ipRules: [...after.ipRules], ownedRules: [...plan.ownedAfter] },
+          source: plan.source.kind === "service-tags" ? plan.source.origin : undefined,
+          plan,
+        };
+        await ports.ledger.appendAudit(entry);
+        await writeLedger(ports.ledger, ref, plan.ownedAfter, [], entry.id, now);
+        return { plan, outcome: "applied", auditId: entry.id, attempts: attempt };
+      }
+      if (attempt >= 2) {
+        throw new ConvergenceError(`Registry ${ref.name} does not hold the planned rules after a re-plan: someone else keeps changing its network rules.`, {
+          details: { registry: ref.id, expected: plan.ipRulesAfter.length, actual: after.ipRules.length },
+          remedy: "Find the other writer (az monitor activity-log list --resource-id <registry>) and run again once it is done.",
+        });
+      }
+      // Someone else wrote between our read and our write: re-plan once from what is there now.
+      snapshot = after;
+    }
+  } finally {
+    await lock.release();
+  }
+}
+
+async function writeLedger(
+  store: LedgerStore,
+  ref: RegistryRef,
+  ownedRules: readonly string[],
+  pendingRules: readonly string[],
+  lastAuditId: string | undefined,
+  now: () => Date,
+): Promise<LedgerState> {
+  const state: LedgerState = { schemaVersion: 1, registryId: ref.id, ownedRules: [...ownedRules], pendingRules: [...pendingRules], updatedAt: now().toISOString(), lastAuditId };
+  await store.write(state);
+  return state;
+}
+
+function ledgerMatches(ledger: LedgerState | undefined, plan: Plan): boolean {
+  if (ledger === undefined) return false;
+  if (ledger.pendingRules.length > 0) return false;
+  return sameSet(ledger.ownedRules, plan.ownedAfter);
+}
+
+/** ACR may store `1.2.3.4` for `1.2.3.4/32` and in any order: compare canonical sets. */
+export function sameRules(actual: readonly string[], expected: readonly string[]): boolean {
+  return sameSet(actual.map(canonicalOrRaw), expected.map(canonicalOrRaw));
+}
+
+function canonicalOrRaw(rule: string): string {
+  try {
+    return formatPrefix(parsePrefix(rule, { mode: "lenient" }).prefix);
+  } catch {
+    return rule;
+  }
+}
+
+function sameSet(a: readonly string[], b: readonly string[]): boolean {
+  const left = new Set(a);
+  const right = new Set(b);
+  return left.size === right.size && [...left].every((value) => right.has(value));
+}
