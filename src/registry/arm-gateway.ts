@@ -46,7 +46,7 @@ export function createArmRegistryGateway(options: ArmRegistryGatewayOptions): Re
   }
 
   return {
-    async read(ref: RegistryRef, readOptions: { signal?: AbortSignal } = {}): Promise<RegistrySnapshot> {
+    async read(ref: RegistryRef, readOptions: { signal?: AbortSignal; includeReplicas?: boolean } = {}): Promise<RegistrySnapshot> {
       const client = clientFor(ref);
       const abortSignal = readOptions.signal;
       const signals = { callerSignal: abortSignal };
@@ -55,9 +55,10 @@ export function createArmRegistryGateway(options: ArmRegistryGatewayOptions): Re
       const document = parseArm(registryDocumentSchema, registry, ref, "get");
       const usages = await call(ref, "listUsages", signals, () => client.registries.listUsages(ref.resourceGroup, ref.name, { abortSignal }));
       const limit = ruleLimitFrom(parseArm(usageListSchema, usages, ref, "listUsages"), ref);
-      // Geo-replication is a Premium feature; other SKUs have none to list.
+      // Geo-replication is a Premium feature; other SKUs have none to list. Replicas are read only
+      // when asked for, so the least-privilege role needs replications/read only then.
       const replicas =
-        document.sku.name === "Premium"
+        document.sku.name === "Premium" && readOptions.includeReplicas === true
           ? await call(ref, "listReplications", signals, async () => {
               const locations: string[] = [];
               for await (const replica of client.replications.list(ref.resourceGroup, ref.name, { abortSignal })) {

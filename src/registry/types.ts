@@ -32,7 +32,7 @@ export interface RegistrySnapshot {
   readonly networkRuleBypassOptions: string | undefined;
   /** False or undefined: ACR Tasks using a system-assigned identity get 403 behind the firewall. */
   readonly networkRuleBypassAllowedForTasks: boolean | undefined;
-  /** ARM locations of geo-replicas (the home location included when ARM lists it). */
+  /** ARM locations of geo-replicas (the home location included when ARM lists it); empty unless asked for. */
   readonly replicaLocations: readonly string[];
 }
 
@@ -45,7 +45,8 @@ export interface ReplaceIpRulesRequest {
 
 /** The edge that talks to ARM. Implementations map SDK failures to the named errors in `src/errors.ts`. */
 export interface RegistryGateway {
-  read(ref: RegistryRef, options?: { signal?: AbortSignal }): Promise<RegistrySnapshot>;
+  /** Geo-replica locations are read only with `includeReplicas` (it needs `replications/read`). */
+  read(ref: RegistryRef, options?: { signal?: AbortSignal; includeReplicas?: boolean }): Promise<RegistrySnapshot>;
   /** Sends one PATCH of `networkRuleSet` and waits for the long-running operation to finish. */
   replaceIpRules(ref: RegistryRef, request: ReplaceIpRulesRequest, options?: { signal?: AbortSignal }): Promise<void>;
 }

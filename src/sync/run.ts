@@ -1,5 +1,5 @@
 import { ConvergenceError, UsageError } from "../errors.js";
-import type { SyncPolicy, TargetConfig } from "../config/settings.js";
+import type { TargetConfig } from "../config/settings.js";
 import { createAuditId } from "../ledger/audit-id.js";
 import type { AuditEntry, LedgerState, LedgerStore, LockHandle } from "../ledger/types.js";
 import { formatPrefix, parsePrefix } from "../prefixes/ipv4.js";
@@ -50,7 +50,7 @@ export function syncTarget(
   ports: SyncPorts,
   options: RunOptions & { readonly minAcrTags: number },
 ): Promise<RunResult> {
-  return execute(target.ref, target.policy, target.pinnedRules, ports, options, (snapshot) =>
+  return execute(target, ports, options, (snapshot) =>
     desiredFromServiceTags(document, snapshot, target, { minAcrTags: options.minAcrTags }),
   );
 }
@@ -65,17 +65,17 @@ export async function rollbackTarget(target: TargetConfig, auditId: string, port
       remedy: "List the entries with 'acr-allowlist-sync history'.",
     });
   }
-  return execute(target.ref, target.policy, target.pinnedRules, ports, options, () => ({ kind: "rollback", auditId, ownedRules: entry.after.ownedRules }));
+  return execute(target, ports, options, () => ({ kind: "rollback", auditId, ownedRules: entry.after.ownedRules }));
 }
 
 async function execute(
-  ref: RegistryRef,
-  policy: SyncPolicy,
-  pinnedRules: readonly string[],
+  target: TargetConfig,
   ports: SyncPorts,
   options: RunOptions,
   desiredFor: (snapshot: RegistrySnapshot) => DesiredSource,
 ): Promise<RunResult> {
+  const { ref, policy, pinnedRules } = target;
+  const readOptions = { includeReplicas: target.includeReplicas };
   const now = ports.now ?? (() => new Date());
   const planFrom = (snapshot: RegistrySnapshot, ledger: LedgerState | undefined): Plan => {
     const plan = planAllowlist({ snapshot, ledger, desired: desiredFor(snapshot), pinnedRules, policy });
@@ -83,14 +83,14 @@ async function execute(
   };
 
   if (options.mode === "plan") {
-    const [snapshot, ledger] = await Promise.all([ports.registry.read(ref), ports.ledger.read(ref.id)]);
+    const [snapshot, ledger] = await Promise.all([ports.registry.read(ref, readOptions), ports.ledger.read(ref.id)]);
     return { plan: planFrom(snapshot, ledger), outcome: "dry-run", auditId: undefined, attempts: 1 };
   }
 
   const lock: LockHandle = await ports.ledger.acquireLock(ref.id, { waitMs: options.lockWaitMs });
   try {
     let ledger = await ports.ledger.read(ref.id);
-    let snapshot = await ports.registry.read(ref);
+    let snapshot = await ports.registry.read(ref, readOptions);
     const firstSnapshot = snapshot;
     for (let attempt = 1; ; attempt += 1) {
       const plan = planFrom(snapshot, ledger);
@@ -103,7 +103,7 @@ async function execute(
         ledger = await writeLedger(ports.ledger, ref, ledger?.ownedRules ?? plan.ownedBefore, plan.adds.map((add) => add.rule), ledger?.lastAuditId, now);
         await ports.registry.replaceIpRules(ref, { ipRules: plan.ipRulesAfter, defaultAction: snapshot.defaultAction });
       }
-      const after = await ports.registry.read(ref);
+      const after = await ports.registry.read(ref, readOptions);
       if (sameRules(after.ipRules, plan.ipRulesAfter)) {
         const entry: AuditEntry = {
           schemaVersion: 1,

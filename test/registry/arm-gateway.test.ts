@@ -87,7 +87,7 @@ describe("reading a registry", () => {
       networkRuleBypassAllowedForTasks: false,
       replicaLocations: ["japaneast", "japanwest"],
     });
-    const snapshot = await gateway.read(ref);
+    const snapshot = await gateway.read(ref, { includeReplicas: true });
     expect(snapshot).toEqual({
       ref,
       location: "japaneast",
@@ -125,10 +125,16 @@ describe("reading a registry", () => {
     expect(requestsFor(ref).map((r) => r.op)).toEqual(["get", "usages"]);
   });
 
+  it("does not ask for replications unless told to, so the least-privilege role needs no replications/read", async () => {
+    const ref = addRegistry({ replicaLocations: ["japaneast", "japanwest"] });
+    expect((await gateway.read(ref)).replicaLocations).toEqual([]);
+    expect(requestsFor(ref).map((r) => r.op)).toEqual(["get", "usages"]);
+  });
+
   it("follows nextLink through every page of replications", async () => {
     emulator.configure({ replicationsPageSize: 1 });
     const ref = addRegistry({ replicaLocations: ["eastus", "westus", "northeurope"] });
-    expect((await gateway.read(ref)).replicaLocations).toEqual(["eastus", "westus", "northeurope"]);
+    expect((await gateway.read(ref, { includeReplicas: true })).replicaLocations).toEqual(["eastus", "westus", "northeurope"]);
     expect(requestsFor(ref).filter((r) => r.op === "replications")).toHaveLength(3);
   });
 });
@@ -263,7 +269,7 @@ describe("failures map to named errors", () => {
     const ref = testCase.missing === true ? parseRegistryId(registryResourceId("00000000-0000-0000-0000-000000000001", "rg-registry", "ghostregistry")) : addRegistry(testCase.spec);
     const rules = { ipRules: testCase.rules ?? ["8.8.8.0/24"], defaultAction: "Deny" as const };
     for (const rule of testCase.faults ?? []) emulator.injectFault({ ...rule, registryId: ref.id });
-    const error = await failure(testCase.action === "read" ? gateway.read(ref) : gateway.replaceIpRules(ref, rules));
+    const error = await failure(testCase.action === "read" ? gateway.read(ref, { includeReplicas: true }) : gateway.replaceIpRules(ref, rules));
     expect(error).toBeInstanceOf(testCase.expected);
     expect(error.details).toMatchObject({ registryId: ref.id, registry: ref.name, ...testCase.details });
     expect(error.message).toContain(ref.name);
@@ -285,7 +291,7 @@ describe("failures map to named errors", () => {
     emulator.injectFault({ op: "get", registryId: ref.id, fault: { kind: "status", status: 429, retryAfterSeconds: 0 } });
     emulator.injectFault({ op: "usages", registryId: ref.id, fault: { kind: "status", status: 500 } });
     emulator.injectFault({ op: "replications", registryId: ref.id, fault: { kind: "reset" } });
-    expect((await gateway.read(ref)).ipRules).toEqual(["9.9.9.9"]);
+    expect((await gateway.read(ref, { includeReplicas: true })).ipRules).toEqual(["9.9.9.9"]);
     expect(requestsFor(ref).map((r) => `${r.op} ${String(r.status)}`)).toEqual(["get 429", "get 200", "usages 500", "usages 200", "replications reset", "replications 200"]);
   });
 
