@@ -6,6 +6,11 @@ export interface LedgerState {
   readonly registryId: string;
   /** Canonical `a.b.c.d/n` rules this service applied and therefore owns. */
   readonly ownedRules: readonly string[];
+  /**
+   * Rules a write in progress may have added: recorded before the PATCH and cleared after the
+   * ledger is updated, so that a crash between the two never turns our rules into "people's".
+   */
+  readonly pendingRules?: readonly string[];
   readonly updatedAt: string;
   /** The audit entry that produced this state. */
   readonly lastAuditId: string | undefined;

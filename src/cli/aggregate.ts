@@ -1,0 +1,180 @@
+import { readFile } from "node:fs/promises";
+import { UsageError } from "../errors.js";
+import { MAX_COVER_BUDGET, optimalCover, type Cover } from "../prefixes/cover.js";
+import { formatPrefix, IPV4_BITS, type Prefix } from "../prefixes/ipv4.js";
+import { parsePrefixList } from "../prefixes/list.js";
+import { mergePrefixes } from "../prefixes/merge.js";
+import { parseServiceTags } from "../servicetags/parse.js";
+import { selectTags } from "../servicetags/select.js";
+import { EXIT_OK, type CliIO, type Subcommand } from "./command.js";
+import { integerFlag, listFlag, nonNegativeNumberFlag, parseFlags, requireFlag, stringFlag, type FlagSpec } from "./flags.js";
+
+const NAME = "aggregate";
+
+const USAGE = `Usage: acr-allowlist-sync aggregate
+         (--service-tags FILE (--region R[,R...] | --tag NAME[,NAME...]) | --prefixes-file FILE)
+         --max-rules K [--min-prefix-length F] [--max-extra-addresses N] [--max-extra-ratio R] [--json]
+
+Reads IPv4 prefixes, merges them losslessly, and prints at most K prefixes that cover every one of
+their addresses with the fewest extra addresses (an exact optimum, not an approximation).
+
+  --service-tags FILE      A Microsoft "Azure IP Ranges and Service Tags" JSON file.
+  --region R[,R...]        ARM locations; eastus selects tag AzureContainerRegistry.EastUS.
+  --tag NAME[,NAME...]     Tag names, e.g. AzureContainerRegistry (the global tag).
+  --prefixes-file FILE     One IPv4 prefix per line instead (# comments, blank lines ignored).
+  --max-rules K            The most prefixes to print (1 to ${MAX_COVER_BUDGET}).
+  --min-prefix-length F    Never print a prefix shorter than /F (default 0).
+  --max-extra-addresses N  Fail if the best cover admits more than N extra addresses.
+  --max-extra-ratio R      Fail if extra addresses exceed R times the target addresses.
+  --json                   Print one JSON object: prefixes, inputPrefixes, mergedPrefixes,
+                           targetAddresses, extraAddresses, skippedIPv6.
+
+IPv6 prefixes are skipped and counted (registry IP rules are IPv4 only).
+`;
+
+const FLAGS: FlagSpec = {
+  "service-tags": { type: "string" },
+  region: { type: "string" },
+  tag: { type: "string" },
+  "prefixes-file": { type: "string" },
+  "max-rules": { type: "string" },
+  "min-prefix-length": { type: "string" },
+  "max-extra-addresses": { type: "string" },
+  "max-extra-ratio": { type: "string" },
+  json: { type: "boolean" },
+  help: { type: "boolean", short: "h" },
+};
+
+/** What the targets were read from, for the human summary. */
+interface Targets {
+  readonly prefixes: Prefix[];
+  readonly skippedIPv6: number;
+  readonly origin: string;
+}
+
+async function readText(path: string, flag: string): Promise<string> {
+  try {
+    return await readFile(path, "utf8");
+  } catch (error) {
+    const code = (error as { code?: unknown }).code;
+    throw new UsageError(`Cannot read --${flag} file '${path}'${typeof code === "string" ? ` (${code})` : ""}.`, {
+      details: { path, flag },
+      remedy: "Check the path and that the file is readable.",
+    });
+  }
+}
+
+async function readServiceTagTargets(path: string, regions: string[] | undefined, tagNames: string[] | undefined): Promise<Targets> {
+  const file = parseServiceTags(await readText(path, "service-tags"), { location: path });
+  const selection = selectTags(file, { regions: regions ?? [], tagNames: tagNames ?? [] });
+  const prefixes: Prefix[] = [];
+  let skippedIPv6 = 0;
+  for (const tag of selection.tags) {
+    prefixes.push(...tag.prefixes);
+    skippedIPv6 += tag.ipv6Count;
+  }
+  const names = selection.tags.map((tag) => `${tag.name} (changeNumber ${tag.changeNumber})`).join(", ");
+  return { prefixes, skippedIPv6, origin: `${file.cloud} service tags, changeNumber ${file.changeNumber}: ${names}` };
+}
+
+async function readPrefixFileTargets(path: string): Promise<Targets> {
+  const list = parsePrefixList(await readText(path, "prefixes-file"), { location: path, mode: "strict" });
+  return { prefixes: list.prefixes, skippedIPv6: list.ipv6Count, origin: path };
+}
+
+/** Target addresses inside each output prefix (both lists sorted; a merged prefix may span several output prefixes under a floor). */
+function targetsPerPrefix(cover: readonly Prefix[], merged: readonly Prefix[]): number[] {
+  const counts: number[] = [];
+  let m = 0;
+  for (const prefix of cover) {
+    const start = prefix.base;
+    const end = start + 2 ** (IPV4_BITS - prefix.length);
+    let inside = 0;
+    while (m < merged.length) {
+      const leaf = merged[m] as Prefix;
+      const leafEnd = leaf.base + 2 ** (IPV4_BITS - leaf.length);
+      if (leaf.base >= end) break;
+      inside += Math.min(end, leafEnd) - Math.max(start, leaf.base);
+      if (leafEnd > end) break;
+      m += 1;
+    }
+    counts.push(inside);
+  }
+  return counts;
+}
+
+function humanSummary(targets: Targets, cover: Cover, budget: number, floor: number): string {
+  const number = (value: number): string => value.toLocaleString("en-US");
+  const percent = cover.targetAddresses === 0 ? "0" : ((100 * cover.extraAddresses) / cover.targetAddresses).toLocaleString("en-US", { maximumFractionDigits: 1 });
+  const lines = [
+    `Source: ${targets.origin}`,
+    `Read ${number(targets.prefixes.length)} IPv4 prefixes (skipped ${number(targets.skippedIPv6)} IPv6); ${number(cover.mergedPrefixes)} after lossless merge; ${number(cover.targetAddresses)} target addresses.`,
+    `Optimal cover: ${number(cover.prefixes.length)} prefixes (budget ${number(budget)}${floor > 0 ? `, none shorter than /${floor}` : ""}), ${number(cover.extraAddresses)} extra addresses (${percent}% of the target).`,
+    "",
+  ];
+  const merged = mergePrefixes(targets.prefixes);
+  const inside = targetsPerPrefix(cover.prefixes, merged);
+  cover.prefixes.forEach((prefix, index) => {
+    const extra = 2 ** (IPV4_BITS - prefix.length) - (inside[index] as number);
+    lines.push(extra === 0 ? `  ${formatPrefix(prefix)}` : `  ${formatPrefix(prefix).padEnd(18)} +${number(extra)} extra`);
+  });
+  return lines.join("\n") + "\n";
+}
+
+async function run(args: readonly string[], io: CliIO): Promise<number> {
+  const values = parseFlags(args, FLAGS, NAME);
+  if (values.help === true) {
+    io.stdout.write(USAGE);
+    return EXIT_OK;
+  }
+  const serviceTags = stringFlag(values, "service-tags");
+  const prefixesFile = stringFlag(values, "prefixes-file");
+  const regions = listFlag(values, "region");
+  const tagNames = listFlag(values, "tag");
+  const budget = requireFlag(integerFlag(values, "max-rules", { min: 1, max: MAX_COVER_BUDGET }), "max-rules", NAME);
+  const floor = integerFlag(values, "min-prefix-length", { min: 0, max: IPV4_BITS }) ?? 0;
+  const maxExtraAddresses = nonNegativeNumberFlag(values, "max-extra-addresses");
+  const maxExtraRatio = nonNegativeNumberFlag(values, "max-extra-ratio");
+  const help = { remedy: `Run 'acr-allowlist-sync ${NAME} --help' for the flags it takes.` };
+
+  let targets: Targets;
+  if (serviceTags !== undefined && prefixesFile !== undefined) {
+    throw new UsageError(`${NAME}: give either --service-tags or --prefixes-file, not both.`, help);
+  } else if (serviceTags !== undefined) {
+    if (regions === undefined && tagNames === undefined) throw new UsageError(`${NAME}: --service-tags needs --region or --tag.`, help);
+    targets = await readServiceTagTargets(serviceTags, regions, tagNames);
+  } else if (prefixesFile !== undefined) {
+    if (regions !== undefined || tagNames !== undefined) throw new UsageError(`${NAME}: --region and --tag select service tags; they do not apply to --prefixes-file.`, help);
+    targets = await readPrefixFileTargets(prefixesFile);
+  } else {
+    throw new UsageError(`${NAME}: give --service-tags FILE with --region or --tag, or --prefixes-file FILE.`, help);
+  }
+
+  const cover = optimalCover(targets.prefixes, {
+    maxPrefixes: budget,
+    minPrefixLength: floor,
+    ...(maxExtraAddresses === undefined ? {} : { maxExtraAddresses }),
+    ...(maxExtraRatio === undefined ? {} : { maxExtraRatio }),
+  });
+  if (values.json === true) {
+    const report = {
+      prefixes: cover.prefixes.map(formatPrefix),
+      inputPrefixes: targets.prefixes.length,
+      mergedPrefixes: cover.mergedPrefixes,
+      targetAddresses: cover.targetAddresses,
+      extraAddresses: cover.extraAddresses,
+      skippedIPv6: targets.skippedIPv6,
+    };
+    io.stdout.write(JSON.stringify(report) + "\n");
+  } else {
+    io.stdout.write(humanSummary(targets, cover, budget, floor));
+  }
+  return EXIT_OK;
+}
+
+export const aggregateCommand: Subcommand = {
+  name: NAME,
+  summary: "Merge IPv4 prefixes and print the optimal cover within a rule budget.",
+  usage: USAGE,
+  run,
+};

@@ -1,0 +1,35 @@
+import { isAllowlistSyncError } from "../errors.js";
+
+/** Where a command writes. `process.stdout`/`process.stderr` fit, and so does a test buffer. */
+export interface TextSink {
+  write(text: string): unknown;
+}
+
+export interface CliIO {
+  readonly stdout: TextSink;
+  readonly stderr: TextSink;
+}
+
+/** One subcommand of `acr-allowlist-sync`: parses its own flags and returns the exit code. */
+export interface Subcommand {
+  readonly name: string;
+  /** One line for the top-level help. */
+  readonly summary: string;
+  /** The full help text of the subcommand (printed for `--help`). */
+  readonly usage: string;
+  run(args: readonly string[], io: CliIO): Promise<number>;
+}
+
+export const EXIT_OK = 0;
+/** The run failed: infeasible budget, guard tripped, registry refused, source unavailable, ... */
+export const EXIT_FAILURE = 1;
+/** The caller must change something: bad flags, bad configuration, bad input data. */
+export const EXIT_USAGE = 2;
+
+/** Usage, configuration and input errors exit 2; every other failure exits 1. */
+export function exitCodeFor(error: unknown): number {
+  if (isAllowlistSyncError(error)) {
+    return error.category === "usage" || error.category === "config" || error.category === "input" ? EXIT_USAGE : EXIT_FAILURE;
+  }
+  return EXIT_FAILURE;
+}

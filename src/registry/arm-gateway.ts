@@ -1,0 +1,96 @@
+import type { ContainerRegistryManagementClient } from "@azure/arm-containerregistry";
+import { DEFAULT_REQUEST_TIMEOUT_MS, createArmClient, type ArmClientOptions } from "./arm-client.js";
+import { ARM_ENDPOINTS } from "./clouds.js";
+import { toRegistryError, type ArmOperation, type ErrorContext } from "./arm-errors.js";
+import { parseArm, registryDocumentSchema, replicationSchema, ruleLimitFrom, toSnapshot, usageListSchema } from "./arm-schema.js";
+import type { RegistryGateway, RegistryRef, RegistrySnapshot, ReplaceIpRulesRequest } from "./types.js";
+
+export interface ArmRegistryGatewayOptions extends ArmClientOptions {
+  /** Deadline of one long-running update, PATCH and polling included. */
+  readonly operationTimeoutMs: number;
+  /** Poll interval when ARM sends no (or a zero) Retry-After (SDK default 2 s). */
+  readonly pollIntervalMs?: number;
+}
+
+/**
+ * The registry port over Azure Resource Manager: the only code that calls
+ * @azure/arm-containerregistry. Retries are the SDK's: 429/503 after Retry-After, 408 and 5xx
+ * and connection errors with exponential backoff, `retryOptions.maxRetries` times per request.
+ *
+ * A 429 without Retry-After is not retried here either: ARM sends Retry-After with every
+ * throttling answer, so its absence means something other than ARM's throttling answered, and
+ * retrying blind would spend more of the same per-principal budget. The next scheduled run is
+ * the retry; the error says so.
+ */
+export function createArmRegistryGateway(options: ArmRegistryGatewayOptions): RegistryGateway {
+  const clients = new Map<string, ContainerRegistryManagementClient>();
+  const endpoint = options.endpoint ?? ARM_ENDPOINTS[options.cloud ?? "Public"];
+  const requestTimeoutMs = options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
+
+  // One client per subscription (the SDK binds it), so the token and connections are reused.
+  const clientFor = (ref: RegistryRef): ContainerRegistryManagementClient => {
+    let client = clients.get(ref.subscriptionId);
+    if (client === undefined) {
+      client = createArmClient(ref.subscriptionId, options);
+      clients.set(ref.subscriptionId, client);
+    }
+    return client;
+  };
+
+  async function call<T>(ref: RegistryRef, operation: ArmOperation, signals: Pick<ErrorContext, "callerSignal" | "deadlineSignal">, run: () => Promise<T>): Promise<T> {
+    try {
+      return await run();
+    } catch (error) {
+      throw toRegistryError(error, { ref, operation, endpoint, requestTimeoutMs, operationTimeoutMs: options.operationTimeoutMs, ...signals });
+    }
+  }
+
+  return {
+    async read(ref: RegistryRef, readOptions: { signal?: AbortSignal } = {}): Promise<RegistrySnapshot> {
+      const client = clientFor(ref);
+      const abortSignal = readOptions.signal;
+      const signals = { callerSignal: abortSignal };
+      // One call after the other: a missing registry or a refused read stops at the first.
+      const registry = await call(ref, "get", signals, () => client.registries.get(ref.resourceGroup, ref.name, { abortSignal }));
+      const document = parseArm(registryDocumentSchema, registry, ref, "get");
+      const usages = await call(ref, "listUsages", signals, () => client.registries.listUsages(ref.resourceGroup, ref.name, { abortSignal }));
+      const limit = ruleLimitFrom(parseArm(usageListSchema, usages, ref, "listUsages"), ref);
+      // Geo-replication is a Premium feature; other SKUs have none to list.
+      const replicas =
+        document.sku.name === "Premium"
+          ? await call(ref, "listReplications", signals, async () => {
+              const locations: string[] = [];
+              for await (const replica of client.replications.list(ref.resourceGroup, ref.name, { abortSignal })) {
+                locations.push(parseArm(replicationSchema, replica, ref, "listReplications").location);
+              }
+              return locations;
+            })
+          : [];
+      return toSnapshot(ref, document, limit, replicas);
+    },
+
+    async replaceIpRules(ref: RegistryRef, request: ReplaceIpRulesRequest, writeOptions: { signal?: AbortSignal } = {}): Promise<void> {
+      const client = clientFor(ref);
+      const deadlineSignal = AbortSignal.timeout(options.operationTimeoutMs);
+      const callerSignal = writeOptions.signal;
+      const abortSignal = callerSignal === undefined ? deadlineSignal : AbortSignal.any([callerSignal, deadlineSignal]);
+      await call(ref, "update", { callerSignal, deadlineSignal }, async () => {
+        // Only networkRuleSet: the SDK leaves unset properties out of the body, so
+        // publicNetworkAccess and the bypass options are never sent, let alone changed.
+        const poller = client.registries.update(
+          ref.resourceGroup,
+          ref.name,
+          {
+            networkRuleSet: {
+              defaultAction: request.defaultAction,
+              ipRules: request.ipRules.map((iPAddressOrRange) => ({ action: "Allow", iPAddressOrRange })),
+            },
+          },
+          { abortSignal, ...(options.pollIntervalMs === undefined ? {} : { updateIntervalInMs: options.pollIntervalMs }) },
+        );
+        // The signal must reach pollUntilDone too: the poller's waits between polls ignore the request's.
+        await poller.pollUntilDone({ abortSignal });
+      });
+    },
+  };
+}

@@ -1,0 +1,370 @@
+import { readFile, stat } from "node:fs/promises";
+import { basename, resolve as resolvePath } from "node:path";
+import { setTimeout as delay } from "node:timers/promises";
+import { fileURLToPath } from "node:url";
+import { z } from "zod";
+import { ConfigError, ServiceTagsValidationError } from "../errors.js";
+import { DETAILS_PAGE_URLS, findServiceTagsDownloadLink } from "./details-page.js";
+import { DEFAULT_USER_AGENT, httpGet, type HttpGetResult } from "./http.js";
+import { parseServiceTags } from "./parse.js";
+import { CLOUDS, type Cloud, type ServiceTagsDocument, type ServiceTagsFile, type ServiceTagsOrigin } from "./schema.js";
+import {
+  ServiceTagsFetchError,
+  ServiceTagsUnavailableError,
+  type ServiceTagsSourceKind,
+  type SourceAttemptFailure,
+  type SourceFailureReason,
+} from "./source-errors.js";
+
+/**
+ * Stable alias of the newest file. Not documented by Microsoft, so it is only the last resort and
+ * what it returns is validated like everything else. No alias is known for the sovereign clouds.
+ */
+export const LATEST_ALIAS_URLS: Readonly<Partial<Record<Cloud, string>>> = {
+  Public: "https://download.microsoft.com/download/7/1/D/71D86715-5596-4529-9B13-DA13A5DE5B63/ServiceTags_Public_Latest.json",
+};
+
+/** Hosts a details-page link may point to, besides the host of the details page itself. */
+const TRUSTED_DOWNLOAD_HOSTS = ["download.microsoft.com"];
+
+export const SOURCE_DEFAULTS = {
+  timeoutMs: 30_000,
+  // The full Public file is 4+ MB and growing; 20 MiB leaves room without accepting anything.
+  maxBytes: 20 * 1024 * 1024,
+  retries: 2,
+  retryDelayMs: 1_000,
+  /** A Retry-After longer than this is not waited for (the run would rather fall back). */
+  maxRetryAfterMs: 60_000,
+  minAcrTags: 1,
+} as const;
+
+export type Sleep = (ms: number, signal?: AbortSignal) => Promise<void>;
+
+export interface ServiceTagsSourceOptions {
+  readonly cloud: Cloud;
+  /** Tried first: an https URL, a `file:` URL or a local path. */
+  readonly serviceTagsUrl?: string | undefined;
+  /** Download Center details page; undefined = the cloud's default, null = skip this source. */
+  readonly detailsPageUrl?: string | null | undefined;
+  /** The `_Latest` alias; undefined = the cloud's default (Public only), null = skip this source. */
+  readonly latestAliasUrl?: string | null | undefined;
+  /** Per request, covering the whole response including a slow body. Default 30 000. */
+  readonly timeoutMs?: number | undefined;
+  /** Default 20 MiB. */
+  readonly maxBytes?: number | undefined;
+  /** Extra tries per request for transient failures (network, timeout, 5xx, 429). Default 2. */
+  readonly retries?: number | undefined;
+  /** First backoff delay; doubles with each retry. Default 1 000. */
+  readonly retryDelayMs?: number | undefined;
+  /** Default: a browser-like User-Agent (the download site's bot protection answers 403 without one). */
+  readonly userAgent?: string | undefined;
+  /** A file with fewer `AzureContainerRegistry*` tags is rejected. Default 1. */
+  readonly minAcrTags?: number | undefined;
+  /** Injectable for fast tests of the backoff. */
+  readonly sleep?: Sleep | undefined;
+  /** Injectable clock for `origin.retrievedAt`. */
+  readonly now?: (() => Date) | undefined;
+}
+
+export interface ServiceTagsSource {
+  /** Tries the sources in order; returns the first valid file or throws `ServiceTagsUnavailableError`. */
+  fetch(options?: { readonly signal?: AbortSignal | undefined }): Promise<ServiceTagsDocument>;
+}
+
+const optionsSchema = z.object({
+  cloud: z.enum(CLOUDS),
+  serviceTagsUrl: z.string().trim().min(1).optional(),
+  detailsPageUrl: z.string().trim().min(1).nullable().optional(),
+  latestAliasUrl: z.string().trim().min(1).nullable().optional(),
+  timeoutMs: z.number().int().positive().optional(),
+  maxBytes: z.number().int().positive().optional(),
+  retries: z.number().int().min(0).max(10).optional(),
+  retryDelayMs: z.number().int().min(0).optional(),
+  userAgent: z.string().min(1).optional(),
+  minAcrTags: z.number().int().min(0).optional(),
+});
+
+interface Settings {
+  readonly cloud: Cloud;
+  readonly timeoutMs: number;
+  readonly maxBytes: number;
+  readonly retries: number;
+  readonly retryDelayMs: number;
+  readonly userAgent: string;
+  readonly minAcrTags: number;
+  readonly sleep: Sleep;
+  readonly now: () => Date;
+}
+
+interface Step {
+  readonly kind: ServiceTagsSourceKind;
+  readonly location: string;
+  run(signal: AbortSignal | undefined): Promise<ServiceTagsDocument>;
+}
+
+/** A failure carrying where it happened and how many requests it took. */
+class StepFailure extends Error {
+  constructor(
+    readonly error: ServiceTagsFetchError,
+    readonly location: string,
+    readonly tries: number,
+  ) {
+    super(error.message);
+  }
+}
+
+/**
+ * The chain of service-tags sources: the explicit URL or file, then the Download Center details page
+ * of the cloud, then the `_Latest` alias. Each answer must pass `parseServiceTags` for the configured
+ * cloud; the first that does wins. Throws `ConfigError` for invalid options.
+ */
+export function createServiceTagsSource(options: ServiceTagsSourceOptions): ServiceTagsSource {
+  const checked = optionsSchema.safeParse({ ...options, sleep: undefined, now: undefined });
+  if (!checked.success) {
+    const issues = checked.error.issues.map((issue) => `${issue.path.join(".")}: ${issue.message}`);
+    throw new ConfigError(`Invalid service-tags source options: ${issues.join("; ")}.`, {
+      details: { issues },
+      remedy: "Fix the service-tags settings (cloud, URLs, timeouts, sizes).",
+    });
+  }
+  const settings: Settings = {
+    cloud: options.cloud,
+    timeoutMs: options.timeoutMs ?? SOURCE_DEFAULTS.timeoutMs,
+    maxBytes: options.maxBytes ?? SOURCE_DEFAULTS.maxBytes,
+    retries: options.retries ?? SOURCE_DEFAULTS.retries,
+    retryDelayMs: options.retryDelayMs ?? SOURCE_DEFAULTS.retryDelayMs,
+    userAgent: options.userAgent ?? DEFAULT_USER_AGENT,
+    minAcrTags: options.minAcrTags ?? SOURCE_DEFAULTS.minAcrTags,
+    sleep: options.sleep ?? ((ms, signal) => delay(ms, undefined, signal === undefined ? undefined : { signal })),
+    now: options.now ?? (() => new Date()),
+  };
+
+  const steps: Step[] = [];
+  const explicit = checked.data.serviceTagsUrl;
+  if (explicit !== undefined) steps.push(explicitStep(explicit, settings));
+  const page = checked.data.detailsPageUrl === undefined ? DETAILS_PAGE_URLS[settings.cloud] : checked.data.detailsPageUrl;
+  if (page !== undefined && page !== null) steps.push(detailsPageStep(page, settings));
+  const alias = checked.data.latestAliasUrl === undefined ? LATEST_ALIAS_URLS[settings.cloud] : checked.data.latestAliasUrl;
+  if (alias !== undefined && alias !== null) steps.push(urlStep("latest-alias", alias, settings));
+
+  return {
+    async fetch(fetchOptions = {}) {
+      const failures: SourceAttemptFailure[] = [];
+      for (const step of steps) {
+        fetchOptions.signal?.throwIfAborted();
+        try {
+          return await step.run(fetchOptions.signal);
+        } catch (error) {
+          if (!(error instanceof StepFailure)) throw error;
+          failures.push({
+            source: step.kind,
+            location: error.location,
+            reason: error.error.reason,
+            message: error.error.message,
+            status: error.error.status,
+            tries: error.tries,
+          });
+        }
+      }
+      throw new ServiceTagsUnavailableError(settings.cloud, failures);
+    },
+  };
+}
+
+function explicitStep(value: string, settings: Settings): Step {
+  const scheme = /^([a-z][a-z0-9+.-]*):\/\//i.exec(value)?.[1]?.toLowerCase();
+  if (scheme === "https") return urlStep("explicit", value, settings);
+  if (scheme === undefined || scheme === "file") {
+    const path = scheme === "file" ? fileURLToPath(value) : resolvePath(value);
+    return {
+      kind: "file",
+      location: path,
+      run: async () => {
+        try {
+          return await readLocalFile(path, settings);
+        } catch (error) {
+          if (error instanceof ServiceTagsFetchError) throw new StepFailure(error, path, 1);
+          throw error;
+        }
+      },
+    };
+  }
+  return {
+    kind: "explicit",
+    location: value,
+    run: async () => {
+      throw new StepFailure(
+        new ServiceTagsFetchError("not-https", `'${value}' is neither an https URL nor a local path; plain http and other schemes are refused.`),
+        value,
+        0,
+      );
+    },
+  };
+}
+
+function urlStep(kind: ServiceTagsSourceKind, url: string, settings: Settings): Step {
+  return {
+    kind,
+    location: url,
+    run: async (signal) => {
+      const { value } = await withRetries(url, settings, signal, async () => {
+        const result = await download(url, settings, "application/json", signal);
+        return toDocument(kind, result, settings);
+      });
+      return value;
+    },
+  };
+}
+
+function detailsPageStep(pageUrl: string, settings: Settings): Step {
+  return {
+    kind: "details-page",
+    location: pageUrl,
+    run: async (signal) => {
+      const { value: page } = await withRetries(pageUrl, settings, signal, () =>
+        download(pageUrl, settings, "text/html,application/xhtml+xml", signal),
+      );
+      const link = findServiceTagsDownloadLink(page.body.toString("utf8"), { cloud: settings.cloud, pageUrl: page.url });
+      if (link === undefined) {
+        throw new StepFailure(
+          new ServiceTagsFetchError("no-link", `The details page has no link to a ServiceTags_${settings.cloud}_YYYYMMDD.json file; its layout may have changed.`, {
+            status: page.status,
+          }),
+          pageUrl,
+          1,
+        );
+      }
+      const trusted = [...TRUSTED_DOWNLOAD_HOSTS, new URL(page.url).hostname];
+      const linkUrl = new URL(link.url);
+      if (linkUrl.protocol !== "https:" || !trusted.includes(linkUrl.hostname)) {
+        throw new StepFailure(
+          new ServiceTagsFetchError("not-https", `The details page links to '${link.url}', which is not an https URL on ${trusted.join(" or ")}.`),
+          link.url,
+          1,
+        );
+      }
+      const { value } = await withRetries(link.url, settings, signal, async () => {
+        const result = await download(link.url, settings, "application/json", signal);
+        return toDocument("details-page", result, settings);
+      });
+      return value;
+    },
+  };
+}
+
+/** Runs `operation`, retrying transient failures with exponential backoff (or the server's Retry-After). */
+async function withRetries<T>(
+  location: string,
+  settings: Settings,
+  signal: AbortSignal | undefined,
+  operation: () => Promise<T>,
+): Promise<{ value: T; tries: number }> {
+  for (let attempt = 0; ; attempt += 1) {
+    try {
+      return { value: await operation(), tries: attempt + 1 };
+    } catch (error) {
+      if (!(error instanceof ServiceTagsFetchError)) throw error;
+      if (!error.transient || attempt >= settings.retries) throw new StepFailure(error, location, attempt + 1);
+      const backoff = settings.retryDelayMs * 2 ** attempt;
+      const wait =
+        error.retryAfterSeconds === undefined ? backoff : Math.min(error.retryAfterSeconds * 1000, SOURCE_DEFAULTS.maxRetryAfterMs);
+      try {
+        await settings.sleep(wait, signal);
+      } catch (sleepError) {
+        // Report the caller's abort reason rather than the timer's AbortError.
+        signal?.throwIfAborted();
+        throw sleepError;
+      }
+    }
+  }
+}
+
+async function download(url: string, settings: Settings, accept: string, signal: AbortSignal | undefined): Promise<HttpGetResult> {
+  const result = await httpGet(url, { timeoutMs: settings.timeoutMs, maxBytes: settings.maxBytes, userAgent: settings.userAgent, accept, signal });
+  if (result.status >= 200 && result.status < 300) return result;
+  const status = result.status;
+  if (status === 403 && looksLikeHtml(result)) {
+    throw new ServiceTagsFetchError("bot-page", `${url} answered 403 with an HTML page (bot protection or access denied).`, {
+      status,
+      remedy: "Keep a browser-like User-Agent, or set SERVICE_TAGS_URL to a copy of the file you can reach.",
+    });
+  }
+  const transient = status === 429 || status === 408 || status >= 500;
+  throw new ServiceTagsFetchError("http-status", `${url} answered HTTP ${status}.`, {
+    status,
+    transient,
+    ...(result.retryAfterSeconds === undefined ? {} : { retryAfterSeconds: result.retryAfterSeconds }),
+  });
+}
+
+function looksLikeHtml(result: HttpGetResult): boolean {
+  if (/html/i.test(result.contentType)) return true;
+  return /^\s*</.test(result.body.subarray(0, 512).toString("utf8").replace(/^\uFEFF/, ""));
+}
+
+function toDocument(kind: ServiceTagsSourceKind, result: HttpGetResult, settings: Settings): ServiceTagsDocument {
+  const file = validate(result.body.toString("utf8"), result.url, settings);
+  return { file, origin: origin(kind, result.url, fileNameOf(result.url), file, result.body.byteLength, settings) };
+}
+
+async function readLocalFile(path: string, settings: Settings): Promise<ServiceTagsDocument> {
+  let body: Buffer;
+  try {
+    const info = await stat(path);
+    if (info.size > settings.maxBytes) {
+      throw new ServiceTagsFetchError("too-large", `${path} has ${info.size} bytes, more than the ${settings.maxBytes} allowed.`, { details: { maxBytes: settings.maxBytes } });
+    }
+    body = await readFile(path);
+  } catch (error) {
+    if (error instanceof ServiceTagsFetchError) throw error;
+    const code = (error as { code?: unknown }).code;
+    throw new ServiceTagsFetchError("file-unreadable", `${path} cannot be read (${typeof code === "string" ? code : String(error)}).`, {
+      cause: error,
+      remedy: "Check the path in SERVICE_TAGS_URL and the file's permissions.",
+    });
+  }
+  const file = validate(body.toString("utf8"), path, settings);
+  return { file, origin: origin("file", path, basename(path), file, body.byteLength, settings) };
+}
+
+const PARSE_REASONS: Readonly<Record<string, SourceFailureReason>> = {
+  html: "html",
+  json: "truncated-json",
+  schema: "schema",
+  cloud: "wrong-cloud",
+};
+
+function validate(text: string, location: string, settings: Settings): ServiceTagsFile {
+  let file: ServiceTagsFile;
+  try {
+    file = parseServiceTags(text, { location, expectedCloud: settings.cloud });
+  } catch (error) {
+    if (!(error instanceof ServiceTagsValidationError)) throw error;
+    const reason = PARSE_REASONS[String(error.details.reason)] ?? "schema";
+    throw new ServiceTagsFetchError(reason, error.message, { cause: error, ...(error.remedy === undefined ? {} : { remedy: error.remedy }) });
+  }
+  const acrTags = file.values.filter((tag) => tag.name === "AzureContainerRegistry" || tag.name.startsWith("AzureContainerRegistry.")).length;
+  if (acrTags < settings.minAcrTags) {
+    throw new ServiceTagsFetchError(
+      "too-few-acr-tags",
+      `${location} holds ${acrTags} AzureContainerRegistry tag(s), fewer than the ${settings.minAcrTags} required; it is not a usable service-tags file.`,
+      { details: { acrTags, minAcrTags: settings.minAcrTags } },
+    );
+  }
+  return file;
+}
+
+function origin(kind: ServiceTagsSourceKind, location: string, fileName: string, file: ServiceTagsFile, bytes: number, settings: Settings): ServiceTagsOrigin {
+  return { kind, location, fileName, changeNumber: file.changeNumber, cloud: file.cloud, retrievedAt: settings.now().toISOString(), bytes };
+}
+
+function fileNameOf(url: string): string {
+  const path = new URL(url).pathname;
+  const last = path.slice(path.lastIndexOf("/") + 1);
+  try {
+    return decodeURIComponent(last);
+  } catch {
+    return last;
+  }
+}
+
