@@ -191,6 +191,11 @@ module registryAccess 'registry-access.bicep' = [
       principalId: app.outputs.identityPrincipalId
       roleDefinitionGuid: registryRole.name
     }
+    // The GUID is known before the role exists, so make the order explicit: assigning a role
+    // that is not created yet fails with RoleDefinitionDoesNotExist.
+    dependsOn: [
+      registryRole
+    ]
   }
 ]
 
