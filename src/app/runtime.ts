@@ -3,8 +3,8 @@ import { loadSettings, type Settings, type SettingsSource } from "../config/sett
 import { blobContainerFromSettings, createBlobLedgerStore } from "../ledger/blob-store.js";
 import { createFileLedgerStore } from "../ledger/file-store.js";
 import type { LedgerStore } from "../ledger/types.js";
-import { createArmRegistryGateway } from "../registry/arm-gateway.js";
-import { createServiceTagsSource } from "../servicetags/source.js";
+import { createArmRegistryGateway, type ArmRegistryGatewayOptions } from "../registry/arm-gateway.js";
+import { createServiceTagsSource, type ServiceTagsSourceOptions } from "../servicetags/source.js";
 import type { InvocationPorts } from "../sync/invocation.js";
 import { createTelemetry } from "../telemetry/azure-monitor.js";
 
@@ -21,6 +21,14 @@ export interface RuntimeOptions {
   readonly ledger?: LedgerChoice;
   /** Default: DefaultAzureCredential (managed identity in Azure, `az login` on a laptop). */
   readonly credential?: TokenCredential;
+  /**
+   * Timing knobs that are not app settings (retry back-off, poll interval, per-request timeout):
+   * the defaults suit Azure; tests against the local emulators shorten them.
+   */
+  readonly tuning?: {
+    readonly registry?: Pick<ArmRegistryGatewayOptions, "retryOptions" | "pollIntervalMs" | "requestTimeoutMs">;
+    readonly serviceTags?: Pick<ServiceTagsSourceOptions, "retryDelayMs" | "sleep" | "now">;
+  };
 }
 
 /** The composition root: validates every setting (a bad one fails here, naming it) and wires the edges. */
@@ -41,7 +49,13 @@ export function createRuntime(env: SettingsSource, options: RuntimeOptions = {})
   return {
     settings,
     ports: {
-      registry: createArmRegistryGateway({ credential, cloud: settings.cloud, endpoint: settings.armEndpoint, operationTimeoutMs: settings.operationTimeoutMs }),
+      registry: createArmRegistryGateway({
+        credential,
+        cloud: settings.cloud,
+        endpoint: settings.armEndpoint,
+        operationTimeoutMs: settings.operationTimeoutMs,
+        ...options.tuning?.registry,
+      }),
       ledger,
       serviceTags: createServiceTagsSource({
         cloud: settings.cloud,
@@ -51,6 +65,8 @@ export function createRuntime(env: SettingsSource, options: RuntimeOptions = {})
         timeoutMs: settings.serviceTags.timeoutMs,
         maxBytes: settings.serviceTags.maxBytes,
         retries: settings.serviceTags.retries,
+        minAcrTags: settings.serviceTags.minAcrTags,
+        ...options.tuning?.serviceTags,
       }),
       telemetry: createTelemetry({ connectionString: settings.appInsightsConnectionString, credential }),
     },

@@ -59,7 +59,6 @@ export async function runInvocation(settings: Settings, ports: InvocationPorts, 
           force: options.force,
           actor: options.actor,
           lockWaitMs: settings.lockWaitMs,
-          minAcrTags: settings.serviceTags.minAcrTags,
         });
         outcome = { target, ok: true, result, durationMs: Date.now() - targetStarted };
       } catch (error) {

@@ -48,10 +48,10 @@ export function syncTarget(
   target: TargetConfig,
   document: ServiceTagsDocument,
   ports: SyncPorts,
-  options: RunOptions & { readonly minAcrTags: number },
+  options: RunOptions,
 ): Promise<RunResult> {
   return execute(target, ports, options, (snapshot) =>
-    desiredFromServiceTags(document, snapshot, target, { minAcrTags: options.minAcrTags }),
+    desiredFromServiceTags(document, snapshot, target),
   );
 }
 
