@@ -238,7 +238,7 @@ export function planAllowlist(input: PlanInput): Plan {
     warnings.push({
       code: "bypass-for-tasks-disabled",
       message:
-        "networkRuleBypassAllowedForTasks is not true: ACR Tasks that use a system-assigned identity still get 403 behind the firewall (az acr update --allow-trusted-services... is not enough; set networkRuleBypassAllowedForTasks). This service never changes it.",
+        "networkRuleBypassAllowedForTasks is not true: ACR Tasks that use a system-assigned identity still get 403 behind the firewall. Set it on the registry if you use them (az resource update --ids <registry id> --set properties.networkRuleBypassAllowedForTasks=true). This service never changes it.",
     });
   }
   if (snapshot.defaultAction === "Allow") {
