@@ -163,7 +163,7 @@ describe("the dispatcher", () => {
   it("exits 2 for an unknown command, naming the known ones", async () => {
     const outcome = await cli("frobnicate");
     expect(outcome.code).toBe(2);
-    expect(outcome.stderr).toMatch(/^acr-allowlist-sync: Unknown command 'frobnicate'\. Commands: aggregate/);
+    expect(outcome.stderr).toMatch(/^acr-allowlist-sync: Unknown command 'frobnicate'\. Commands: plan, apply, history, rollback, aggregate;/);
   });
 
   it("exits 2 when no command is given", async () => {
