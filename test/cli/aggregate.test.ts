@@ -186,10 +186,7 @@ describe("the built binary", () => {
   const root = projectRoot();
   const main = join(root, "dist", "src", "cli", "main.js");
 
-  beforeAll(async () => {
-    // Build from the sources under test, so the binary is never stale.
-    await run(process.execPath, [join(root, "node_modules", "typescript", "bin", "tsc"), "-p", join(root, "tsconfig.json")], { cwd: root });
-  });
+  // dist/ is built from the sources under test by the global setup (test/support/global-setup.ts).
 
   async function binary(entry: string, ...args: string[]): Promise<Outcome> {
     try {
