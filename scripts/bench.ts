@@ -18,6 +18,7 @@ import { fileURLToPath } from "node:url";
 import { optimalCover } from "../src/prefixes/cover.js";
 import { formatPrefix, parsePrefix, type Prefix } from "../src/prefixes/ipv4.js";
 import { mergePrefixes } from "../src/prefixes/merge.js";
+import { seededRandom } from "../test/support/random.js";
 import { parseServiceTags } from "../src/servicetags/parse.js";
 import { selectTags } from "../src/servicetags/select.js";
 import { fixturePath } from "../test/support/paths.js";
@@ -38,17 +39,6 @@ const GLOBAL_FIXTURE = "ServiceTags_Public_20251020.acr.json";
 
 const TARGETS = { mergeRatio: 10, globalCoverMs: 20, coverMs: 3_000, coverRssMiB: 512 };
 
-/** mulberry32: small, seeded, good enough to spread prefixes over the whole space. */
-function seededRandom(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
-  };
-}
 
 /** Canonical prefixes, base uniform over the IPv4 space, length uniform in /20 … /32. */
 function randomPrefixes(count: number, seed: number): Prefix[] {

@@ -5,6 +5,8 @@
  */
 import fc from "fast-check";
 import type { Prefix } from "../../src/prefixes/ipv4.js";
+import { seededRandom } from "../support/random.js";
+export { seededRandom } from "../support/random.js";
 
 export const SPACE = 2 ** 32;
 
@@ -190,17 +192,6 @@ export function referenceOptimum(mergedTargets: readonly Prefix[], maxPrefixes: 
   return result[Math.min(maxPrefixes, result.length - 1)] as number;
 }
 
-/** A deterministic generator for large random inputs (mulberry32). */
-export function seededRandom(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
-  };
-}
 
 export function randomPrefixes(count: number, seed: number, minLength: number, maxLength: number): Prefix[] {
   const random = seededRandom(seed);

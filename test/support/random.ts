@@ -1,0 +1,14 @@
+/**
+ * mulberry32: a small seeded generator, so random test and benchmark inputs are reproducible
+ * (the same seed gives the same data on every machine). Not for anything that needs secrecy.
+ */
+export function seededRandom(seed: number): () => number {
+  let state = seed >>> 0;
+  return () => {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
+  };
+}
