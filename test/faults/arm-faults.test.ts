@@ -136,6 +136,26 @@ const rows: FaultRow[] = [
     verify: (o) => expect(o.requests.filter((r) => r.op === "poll").length).toBeGreaterThan(1),
   },
   {
+    row: "LRO stuck, applied late",
+    fault: "as above, then the operation applies our list after the run gave up",
+    test: "owns the rules of an update that finished after the run gave up on it, so the next run neither re-adds nor disowns them",
+    expected: "unchanged and reported",
+    code: "RegistryOperationFailed(deadline)",
+    patches: "refused",
+    prior: true,
+    settings: { SYNC_OPERATION_TIMEOUT_MS: "1000" },
+    inject: ({ id }) => harness.arm.injectFault({ op: "patch", registryId: id, fault: { kind: "lro-stuck" } }),
+    heal: ({ id }) => {
+      const sent = harness.arm.patchBodies(id).at(-1) as { properties: { networkRuleSet: { ipRules: { value: string }[] } } };
+      harness.arm.setIpRules(id, sent.properties.networkRuleSet.ipRules.map((rule) => rule.value));
+    },
+    verifyNext: async (o, context) => {
+      expect(o.patchesSent).toBe(0);
+      expect(o.after).toContain(DRIFTED_RULE);
+      expect(await intoLedger(context)).toContain(DRIFTED_RULE);
+    },
+  },
+  {
     row: "401",
     fault: "every GET answered 401 InvalidAuthenticationToken",
     test: "stops without a write when ARM refuses the token, and reports it",

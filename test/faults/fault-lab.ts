@@ -279,8 +279,8 @@ export interface FaultRow {
   readonly settings?: Readonly<Record<string, string>>;
   /** A clean sync first, then someone removes one owned rule, so the run under test has a write to make. */
   readonly prior?: boolean;
-  /** The prefixes a converged registry must cover (default JAPAN_EAST; null: not checked). */
-  readonly covers?: readonly string[] | null;
+  /** The prefixes a converged registry must cover (default JAPAN_EAST). */
+  readonly covers?: readonly string[];
   /** Replaces the default set-up of the context (fresh registry, blob ledger in a new container). */
   readonly setup?: (lab: FaultLab) => RowContext | Promise<RowContext>;
   readonly inject: (context: RowContext) => void | Promise<void>;
@@ -297,11 +297,7 @@ export interface FaultRow {
 export class FaultLab {
   private counter = 0;
 
-  constructor(
-    readonly harness: Harness,
-    /** Settings every row of this lab starts from. */
-    readonly baseSettings: Readonly<Record<string, string>> = {},
-  ) {}
+  constructor(readonly harness: Harness) {}
 
   unique(prefix: string): string {
     this.counter += 1;
@@ -319,7 +315,6 @@ export class FaultLab {
       TARGET_REGISTRIES: targets,
       AzureWebJobsStorage: process.env.AZURITE_CONNECTION_STRING,
       LEDGER_CONTAINER: container,
-      ...this.baseSettings,
       ...settings,
     });
   }
@@ -406,12 +401,12 @@ export class FaultLab {
       } else {
         expectReported(faulted);
       }
-      const wanted = row.covers === undefined ? JAPAN_EAST : row.covers;
-      if (observed === "converged" && wanted !== null) expect(covers(faulted.after, wanted), "the converged registry covers the tag").toBe(true);
+      const wanted = row.covers ?? JAPAN_EAST;
+      if (observed === "converged") expect(covers(faulted.after, wanted), "the converged registry covers the tag").toBe(true);
       if (verifyError !== undefined) throw verifyError;
 
       expect(nextVerdict, `next clean run: ${nextLabel}`).toBe("converged");
-      if (wanted !== null) expect(covers(next.after, wanted), "the next run's registry covers the tag").toBe(true);
+      expect(covers(next.after, wanted), "the next run's registry covers the tag").toBe(true);
       expect(context.force).toBe(row.next === "converged when forced");
       if (verifyNextError !== undefined) throw verifyNextError;
       expect(matched).toBe(true);
