@@ -39,7 +39,7 @@ export interface RunResult {
   readonly outcome: RunOutcome;
   /** The audit entry written for an applied change. */
   readonly auditId: string | undefined;
-  /** 1, or 2 when someone else wrote between our read and our write and we re-planned once. */
+  /** 1, or 2 when someone else changed the rules during the run (before our PATCH or before our read-back) and we re-planned once. */
   readonly attempts: number;
 }
 
@@ -101,6 +101,15 @@ async function execute(
       } else {
         // Claim the additions before writing, so a crash before the ledger update cannot turn them into people's rules.
         ledger = await writeLedger(ports.ledger, ref, ledger?.ownedRules ?? plan.ownedBefore, plan.adds.map((add) => add.rule), ledger?.lastAuditId, now);
+        // ARM has no ETag and a PATCH replaces the whole list: a rule someone added since our read would be
+        // dropped without a trace (the read-back matches our plan), and a defaultAction they changed would be
+        // reverted. Read again right before writing and re-plan if anything moved; one round trip of risk remains.
+        const current = await ports.registry.read(ref, readOptions);
+        if (!sameRules(current.ipRules, snapshot.ipRules) || current.defaultAction !== snapshot.defaultAction) {
+          if (attempt >= 2) throw notConverged(ref, plan, current);
+          snapshot = current;
+          continue;
+        }
         await ports.registry.replaceIpRules(ref, { ipRules: plan.ipRulesAfter, defaultAction: snapshot.defaultAction });
       }
       const after = await ports.registry.read(ref, readOptions);
@@ -122,18 +131,20 @@ async function execute(
         await writeLedger(ports.ledger, ref, plan.ownedAfter, [], entry.id, now);
         return { plan, outcome: "applied", auditId: entry.id, attempts: attempt };
       }
-      if (attempt >= 2) {
-        throw new ConvergenceError(`Registry ${ref.name} does not hold the planned rules after a re-plan: someone else keeps changing its network rules.`, {
-          details: { registry: ref.id, expected: plan.ipRulesAfter.length, actual: after.ipRules.length },
-          remedy: "Find the other writer (az monitor activity-log list --resource-id <registry>) and run again once it is done.",
-        });
-      }
-      // Someone else wrote between our read and our write: re-plan once from what is there now.
+      if (attempt >= 2) throw notConverged(ref, plan, after);
+      // Someone else wrote between our write and our read-back: re-plan once from what is there now.
       snapshot = after;
     }
   } finally {
     await lock.release();
   }
+}
+
+function notConverged(ref: RegistryRef, plan: Plan, actual: RegistrySnapshot): ConvergenceError {
+  return new ConvergenceError(`Registry ${ref.name} does not hold the planned rules after a re-plan: someone else keeps changing its network rules.`, {
+    details: { registry: ref.id, expected: plan.ipRulesAfter.length, actual: actual.ipRules.length },
+    remedy: "Find the other writer (az monitor activity-log list --resource-id <registry>) and run again once it is done.",
+  });
 }
 
 async function writeLedger(
