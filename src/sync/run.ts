@@ -92,6 +92,20 @@ async function execute(
     let ledger = await ports.ledger.read(ref.id);
     let snapshot = await ports.registry.read(ref, readOptions);
     const firstSnapshot = snapshot;
+    let wrote = false;
+    const auditEntryFor = (plan: Plan, before: RegistrySnapshot, after: RegistrySnapshot): AuditEntry => ({
+      schemaVersion: 1,
+      id: createAuditId(now()),
+      registryId: ref.id,
+      at: now().toISOString(),
+      operation: plan.source.kind === "rollback" ? "rollback" : "sync",
+      rollbackOf: plan.source.kind === "rollback" ? plan.source.auditId : undefined,
+      actor: options.actor,
+      before: { ipRules: [...before.ipRules], ownedRules: [...plan.ownedBefore] },
+      after: { ipRules: [...after.ipRules], ownedRules: [...plan.ownedAfter] },
+      source: plan.source.kind === "service-tags" ? plan.source.origin : undefined,
+      plan,
+    });
     for (let attempt = 1; ; attempt += 1) {
       const plan = planFrom(snapshot, ledger);
       if (plan.guards.length > 0) throw guardErrorFor(plan, plan.guards);
@@ -111,27 +125,21 @@ async function execute(
           continue;
         }
         await ports.registry.replaceIpRules(ref, { ipRules: plan.ipRulesAfter, defaultAction: snapshot.defaultAction });
+        wrote = true;
       }
       const after = await ports.registry.read(ref, readOptions);
       if (sameRules(after.ipRules, plan.ipRulesAfter)) {
-        const entry: AuditEntry = {
-          schemaVersion: 1,
-          id: createAuditId(now()),
-          registryId: ref.id,
-          at: now().toISOString(),
-          operation: plan.source.kind === "rollback" ? "rollback" : "sync",
-          rollbackOf: plan.source.kind === "rollback" ? plan.source.auditId : undefined,
-          actor: options.actor,
-          before: { ipRules: [...firstSnapshot.ipRules], ownedRules: [...plan.ownedBefore] },
-          after: { ipRules: [...after.ipRules], ownedRules: [...plan.ownedAfter] },
-          source: plan.source.kind === "service-tags" ? plan.source.origin : undefined,
-          plan,
-        };
+        const entry = auditEntryFor(plan, firstSnapshot, after);
         await ports.ledger.appendAudit(entry);
         await writeLedger(ports.ledger, ref, plan.ownedAfter, [], entry.id, now);
         return { plan, outcome: "applied", auditId: entry.id, attempts: attempt };
       }
-      if (attempt >= 2) throw notConverged(ref, plan, after);
+      if (attempt >= 2) {
+        // Our PATCH was applied and then overwritten: record it all the same (the ledger keeps the additions
+        // as pending, so they stay ours), then stop and report instead of fighting the other writer.
+        if (wrote) await ports.ledger.appendAudit(auditEntryFor(plan, firstSnapshot, after));
+        throw notConverged(ref, plan, after);
+      }
       // Someone else wrote between our write and our read-back: re-plan once from what is there now.
       snapshot = after;
     }

@@ -3,7 +3,7 @@ import { randomBytes } from "node:crypto";
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { LockHeldError } from "../../src/errors.js";
+import { ConvergenceError, LockHeldError } from "../../src/errors.js";
 import { runInvocation } from "../../src/sync/invocation.js";
 import { rollbackTarget } from "../../src/sync/run.js";
 import { readServiceTagsFixture } from "../support/servicetags-server.js";
@@ -113,7 +113,7 @@ describe("a sync run against the emulated registry", () => {
     }
   });
 
-  it("re-plans once when someone else writes between our read and our write, and keeps their rule", async () => {
+  it("re-plans once when someone else writes right after our PATCH, and keeps their rule", async () => {
     const { id, runtime } = setup();
     harness.arm.injectFault({
       op: "patch",
@@ -127,6 +127,26 @@ describe("a sync run against the emulated registry", () => {
     expect(rules).toContain("192.0.2.55");
     expect(rules.slice(0, 2)).toEqual(PEOPLE);
     expect((await runtime.ports.ledger.read(id))?.ownedRules).not.toContain("192.0.2.55/32");
+  });
+
+  it("stops after one re-plan when someone keeps writing, and still records what it wrote", async () => {
+    const { id, runtime } = setup();
+    harness.arm.injectFault({
+      op: "patch",
+      registryId: id,
+      times: Infinity,
+      fault: { kind: "concurrent-writer", when: "after", write: (emulator, registryId) => emulator.setIpRules(registryId, [...PEOPLE, "192.0.2.99"]) },
+    });
+    try {
+      const [outcome] = await runInvocation(runtime.settings, runtime.ports, { mode: "apply", trigger: "test", actor: "test" });
+      expect(outcome !== undefined && !outcome.ok && outcome.error).toBeInstanceOf(ConvergenceError);
+      const audit = await runtime.ports.ledger.listAudit(id);
+      expect(audit).toHaveLength(1);
+      expect(audit[0]?.after.ipRules).toEqual([...PEOPLE, "192.0.2.99"]);
+      expect((await runtime.ports.ledger.read(id))?.pendingRules.length).toBeGreaterThan(0);
+    } finally {
+      harness.arm.clearFaults();
+    }
   });
 
   it("stops with a clear error while another run holds the registry's lock", async () => {
