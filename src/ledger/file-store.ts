@@ -13,6 +13,7 @@ import {
   ledgerStateFrom,
   ledgerStateToJson,
   parseAuditEntry,
+  showStoredValue,
   type DocumentLocation,
 } from "./schema.js";
 import type { AuditEntry, LedgerState, LedgerStore, LockHandle } from "./types.js";
@@ -68,7 +69,7 @@ export function createFileLedgerStore(options: FileLedgerStoreOptions): LedgerSt
     const document = raw as { schemaVersion?: unknown; ledgers?: unknown };
     if (document.schemaVersion !== LEDGER_SCHEMA_VERSION) {
       throw corruptFile(
-        `The ledger file '${path}' has schemaVersion ${JSON.stringify(document.schemaVersion)}; this version of acr-allowlist-sync reads only ${LEDGER_SCHEMA_VERSION}.`,
+        `The ledger file '${path}' has schemaVersion ${showStoredValue(document.schemaVersion)}; this version of acr-allowlist-sync reads only ${LEDGER_SCHEMA_VERSION}.`,
         path,
       );
     }
