@@ -91,7 +91,7 @@ export function createFileLedgerStore(options: FileLedgerStoreOptions): LedgerSt
       checkWritable("ledger", json, state.registryId);
       const ledgers = await readDocument();
       const next = { schemaVersion: LEDGER_SCHEMA_VERSION, ledgers: { ...ledgers, [fileKey(state.registryId)]: json } };
-      await writeAtomically(path, `${JSON.stringify(next, null, 2)}\n`);
+      await writeAtomically(path, serializeDocument(next, path));
     },
 
     async appendAudit(entry: AuditEntry) {
@@ -151,6 +151,27 @@ export function createFileLedgerStore(options: FileLedgerStoreOptions): LedgerSt
       }
     },
   };
+}
+
+/**
+ * The other registries' entries are carried over as read, unvalidated; `JSON.stringify` overflows
+ * the stack on one nested thousands deep (JSON.parse reads it fine), so name the entry instead.
+ */
+function serializeDocument(document: { schemaVersion: number; ledgers: Record<string, unknown> }, path: string): string {
+  try {
+    return `${JSON.stringify(document, null, 2)}\n`;
+  } catch (error) {
+    const culprit = Object.keys(document.ledgers).find((key) => {
+      try {
+        JSON.stringify(document.ledgers[key]);
+        return false;
+      } catch {
+        return true;
+      }
+    });
+    const entry = culprit === undefined ? "an entry" : `the entry '${culprit.length > 300 ? `${culprit.slice(0, 300)}…` : culprit}'`;
+    throw corruptFile(`The ledger file '${path}' cannot be written back: ${entry} is nested too deeply to serialise.`, path, error);
+  }
 }
 
 function fileKey(registryId: string): string {
