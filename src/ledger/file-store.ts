@@ -61,7 +61,8 @@ export function createFileLedgerStore(options: FileLedgerStoreOptions): LedgerSt
     if (text === undefined) return {};
     let raw: unknown;
     try {
-      raw = JSON.parse(text);
+      // An editor may have saved it with a BOM; the blob documents accept one too (parseJson).
+      raw = JSON.parse(text.charCodeAt(0) === 0xfeff ? text.slice(1) : text);
     } catch (error) {
       throw corruptFile(`The ledger file '${path}' is not valid JSON (${error instanceof Error ? error.message : String(error)}).`, path, error);
     }
