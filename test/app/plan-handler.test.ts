@@ -151,11 +151,8 @@ describe("GET /api/plan", () => {
   });
 
   it("never writes: neither the registry nor the ledger nor the audit trail", async () => {
-    // An applied sync first, then a person removes one of our rules: the plan now has work to do.
-    const [applied] = await runInvocation(runtime.settings, runtime.ports, { mode: "apply", trigger: "test", actor: "test", targets: runtime.settings.targets.slice(0, 1) });
-    expect(applied?.ok).toBe(true);
+    const missing = await driftOnA();
     const rules = harness.arm.registry(idA).ipRules;
-    harness.arm.setIpRules(idA, rules.slice(0, -1));
     const writes = harness.arm.writes;
     const ledger = await runtime.ports.ledger.read(idA);
     const audit = await runtime.ports.ledger.listAudit(idA);
@@ -163,11 +160,11 @@ describe("GET /api/plan", () => {
 
     const plan = json(await get(`?registry=${NAME_A}`)) as { changed: boolean; adds: { rule: string }[]; drift: string[] };
     expect(plan.changed).toBe(true);
-    expect(plan.adds.map((add) => add.rule)).toEqual([rules.at(-1)]);
+    expect(plan.adds.map((add) => add.rule)).toEqual([missing]);
     expect((await get(`?registry=${NAME_A}&format=text`)).status).toBe(200);
 
     expect(harness.arm.writes).toBe(writes);
-    expect(harness.arm.registry(idA).ipRules).toEqual(rules.slice(0, -1));
+    expect(harness.arm.registry(idA).ipRules).toEqual(rules);
     expect(await runtime.ports.ledger.read(idA)).toEqual(ledger);
     expect(await runtime.ports.ledger.listAudit(idA)).toEqual(audit);
   });
@@ -194,6 +191,7 @@ describe("GET /api/plan", () => {
   });
 
   it("produces the same plan as the CLI's 'plan --json' for the same settings and ledger", async () => {
+    const missing = await driftOnA();
     const httpPlan = json(await get(`?registry=${idA}`));
     const out: string[] = [];
     const err: string[] = [];
@@ -208,7 +206,7 @@ describe("GET /api/plan", () => {
     expect(withoutRetrievedAt(cliPlan)).toEqual(withoutRetrievedAt(httpPlan));
     // The two runs did read the same changed state: a ledger-owned plan with one rule to restore.
     expect(cliPlan.ownership).toBe("ledger");
-    expect((cliPlan.adds as unknown[]).length).toBe(1);
+    expect((cliPlan.adds as { rule: string }[]).map((add) => add.rule)).toEqual([missing]);
   });
 
   it("gives the CLI with a file ledger the same plan as HTTP when neither has a ledger yet", async () => {
@@ -220,6 +218,22 @@ describe("GET /api/plan", () => {
     expect(withoutRetrievedAt(JSON.parse(out.join("")) as Record<string, unknown>)).toEqual(withoutRetrievedAt(httpPlan));
   });
 });
+
+/**
+ * Registry A after an applied sync from which a person then removed one of our rules, so that a
+ * plan has work to do and ownership comes from the ledger. Idempotent; returns the missing rule.
+ */
+async function driftOnA(): Promise<string> {
+  if ((await runtime.ports.ledger.read(idA)) === undefined) {
+    const [applied] = await runInvocation(runtime.settings, runtime.ports, { mode: "apply", trigger: "test", actor: "test", targets: runtime.settings.targets.slice(0, 1) });
+    expect(applied?.ok).toBe(true);
+  }
+  const owned = (await runtime.ports.ledger.read(idA))?.ownedRules ?? [];
+  const missing = owned.at(-1);
+  if (missing === undefined) throw new Error("no owned rule on registry A");
+  harness.arm.setIpRules(idA, harness.arm.registry(idA).ipRules.filter((rule) => rule !== missing));
+  return missing;
+}
 
 /** The plan with `source.origin.retrievedAt` removed: the one field two fetches may differ in. */
 function withoutRetrievedAt(plan: Record<string, unknown>): Record<string, unknown> {
