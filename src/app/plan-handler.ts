@@ -36,7 +36,9 @@ export function createPlanHandler(runtime: Runtime) {
 }
 
 function parseQuery(query: URLSearchParams): z.infer<typeof planQuerySchema> {
-  const record: Record<string, string> = {};
+  // No prototype: `record["__proto__"] = value` on a plain object is swallowed by the setter, so
+  // `?__proto__=x` would slip past the strict schema's unknown-key check.
+  const record = Object.create(null) as Record<string, string>;
   for (const key of new Set(query.keys())) {
     const values = query.getAll(key);
     if (values.length > 1) throw new UsageError(`Query parameter '${key}' is given ${values.length} times.`, { details: { parameter: key }, remedy: "Give it once." });

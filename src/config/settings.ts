@@ -239,7 +239,12 @@ export function loadSettings(source: SettingsSource): Settings {
 function parseTargets(raw: string | undefined): TargetOverrides[] {
   const text = raw?.trim() ?? "";
   if (text === "") throw configErrorFor("TARGET_REGISTRIES", "it is empty; at least one registry resource ID is required", raw);
-  if (!text.startsWith("[")) return text.split(",").map((id) => id.trim()).filter((id) => id !== "").map((id) => ({ id }));
+  if (!text.startsWith("[")) {
+    const ids = text.split(",").map((id) => id.trim()).filter((id) => id !== "");
+    // "," or " , " would otherwise configure no registry at all, and every run would succeed doing nothing.
+    if (ids.length === 0) throw configErrorFor("TARGET_REGISTRIES", "it lists no registry resource ID; at least one is required", raw);
+    return ids.map((id) => ({ id }));
+  }
   let json: unknown;
   try {
     json = JSON.parse(text);

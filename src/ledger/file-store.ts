@@ -13,6 +13,7 @@ import {
   ledgerStateFrom,
   ledgerStateToJson,
   parseAuditEntry,
+  showStoredValue,
   type DocumentLocation,
 } from "./schema.js";
 import type { AuditEntry, LedgerState, LedgerStore, LockHandle } from "./types.js";
@@ -60,7 +61,8 @@ export function createFileLedgerStore(options: FileLedgerStoreOptions): LedgerSt
     if (text === undefined) return {};
     let raw: unknown;
     try {
-      raw = JSON.parse(text);
+      // An editor may have saved it with a BOM; the blob documents accept one too (parseJson).
+      raw = JSON.parse(text.charCodeAt(0) === 0xfeff ? text.slice(1) : text);
     } catch (error) {
       throw corruptFile(`The ledger file '${path}' is not valid JSON (${error instanceof Error ? error.message : String(error)}).`, path, error);
     }
@@ -68,7 +70,7 @@ export function createFileLedgerStore(options: FileLedgerStoreOptions): LedgerSt
     const document = raw as { schemaVersion?: unknown; ledgers?: unknown };
     if (document.schemaVersion !== LEDGER_SCHEMA_VERSION) {
       throw corruptFile(
-        `The ledger file '${path}' has schemaVersion ${JSON.stringify(document.schemaVersion)}; this version of acr-allowlist-sync reads only ${LEDGER_SCHEMA_VERSION}.`,
+        `The ledger file '${path}' has schemaVersion ${showStoredValue(document.schemaVersion)}; this version of acr-allowlist-sync reads only ${LEDGER_SCHEMA_VERSION}.`,
         path,
       );
     }
@@ -90,7 +92,7 @@ export function createFileLedgerStore(options: FileLedgerStoreOptions): LedgerSt
       checkWritable("ledger", json, state.registryId);
       const ledgers = await readDocument();
       const next = { schemaVersion: LEDGER_SCHEMA_VERSION, ledgers: { ...ledgers, [fileKey(state.registryId)]: json } };
-      await writeAtomically(path, `${JSON.stringify(next, null, 2)}\n`);
+      await writeAtomically(path, serializeDocument(next, path));
     },
 
     async appendAudit(entry: AuditEntry) {
@@ -150,6 +152,27 @@ export function createFileLedgerStore(options: FileLedgerStoreOptions): LedgerSt
       }
     },
   };
+}
+
+/**
+ * The other registries' entries are carried over as read, unvalidated; `JSON.stringify` overflows
+ * the stack on one nested thousands deep (JSON.parse reads it fine), so name the entry instead.
+ */
+function serializeDocument(document: { schemaVersion: number; ledgers: Record<string, unknown> }, path: string): string {
+  try {
+    return `${JSON.stringify(document, null, 2)}\n`;
+  } catch (error) {
+    const culprit = Object.keys(document.ledgers).find((key) => {
+      try {
+        JSON.stringify(document.ledgers[key]);
+        return false;
+      } catch {
+        return true;
+      }
+    });
+    const entry = culprit === undefined ? "an entry" : `the entry '${culprit.length > 300 ? `${culprit.slice(0, 300)}…` : culprit}'`;
+    throw corruptFile(`The ledger file '${path}' cannot be written back: ${entry} is nested too deeply to serialise.`, path, error);
+  }
 }
 
 function fileKey(registryId: string): string {

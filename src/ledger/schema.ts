@@ -49,6 +49,19 @@ export const auditEntrySchema = z.object({
   plan: z.unknown(),
 });
 
+const MAX_SHOWN_CHARS = 64;
+
+/**
+ * A short rendering of a value read from storage, for messages. Never throws and never echoes much:
+ * `String()` throws on `{"toString":1,"valueOf":1}` and `JSON.stringify` overflows the stack on
+ * deeply nested arrays, both of which a hand-edited or damaged document can hold.
+ */
+export function showStoredValue(value: unknown): string {
+  if (typeof value === "string") return JSON.stringify(value.length > MAX_SHOWN_CHARS ? `${value.slice(0, MAX_SHOWN_CHARS)}…` : value);
+  if (value === null || value === undefined || typeof value === "number" || typeof value === "boolean") return String(value);
+  return Array.isArray(value) ? "(an array)" : "(an object)";
+}
+
 /** Where a document was read from, for messages: `blob 'c/path'` or `file '/path'`. */
 export interface DocumentLocation {
   readonly description: string;
@@ -116,12 +129,13 @@ function checkDocument<T>(schema: z.ZodType<T>, raw: unknown, where: DocumentLoc
   if (typeof raw === "object" && raw !== null && "schemaVersion" in raw) {
     const version = (raw as { schemaVersion: unknown }).schemaVersion;
     if (version !== LEDGER_SCHEMA_VERSION) {
+      const shown = showStoredValue(version);
       throw corrupt(
-        `The ${what} ${where.description} has schemaVersion ${JSON.stringify(version)}; this version of acr-allowlist-sync reads only ${LEDGER_SCHEMA_VERSION}.`,
+        `The ${what} ${where.description} has schemaVersion ${shown}; this version of acr-allowlist-sync reads only ${LEDGER_SCHEMA_VERSION}.`,
         where,
         what,
         undefined,
-        { schemaVersion: String(version) },
+        { schemaVersion: shown },
         "A newer acr-allowlist-sync may have written it: upgrade this one, or inspect it and fix or delete it.",
       );
     }

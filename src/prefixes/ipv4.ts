@@ -93,6 +93,17 @@ function invalid(text: string, why: string, reason: string): InvalidPrefixError 
   });
 }
 
+/** The error for text that does not start with an IPv4 address: IPv6 is told apart, so callers can skip it. */
+function notFourOctets(text: string): InvalidPrefixError | IPv6PrefixError {
+  if (isIPv6Text(text)) {
+    return new IPv6PrefixError(`'${shown(text)}' is an IPv6 prefix; registry IP rules are IPv4 only.`, {
+      details: { input: shown(text) },
+      remedy: "Skip IPv6 prefixes: Azure Container Registry IP rules accept IPv4 only.",
+    });
+  }
+  return invalid(text, "expected four decimal octets", "syntax");
+}
+
 // Char codes used by the hand-written parser (the hot path of merging a million prefixes).
 const DOT = 46;
 const SLASH = 47;
@@ -119,15 +130,9 @@ export function parsePrefix(text: string, options: ParsePrefixOptions): ParsedPr
       position += 1;
     }
     const digits = position - start;
-    if (digits === 0 || digits > 3) {
-      if (isIPv6Text(text)) {
-        throw new IPv6PrefixError(`'${shown(text)}' is an IPv6 prefix; registry IP rules are IPv4 only.`, {
-          details: { input: shown(text) },
-          remedy: "Skip IPv6 prefixes: Azure Container Registry IP rules accept IPv4 only.",
-        });
-      }
-      throw invalid(text, "expected four decimal octets", "syntax");
-    }
+    if (digits === 0 || digits > 3) throw notFourOctets(text);
+    // IPv6 text can start with 1-3 decimal digits too (`2a01:111::/48`, `100::/64`): checked below.
+    if (octet === 0 && position < end && text.charCodeAt(position) !== DOT) throw notFourOctets(text);
     if (digits > 1 && text.charCodeAt(start) === ZERO) throw invalid(text, "octets must not have leading zeros", "syntax");
     if (value > 255) throw invalid(text, `octet ${value} is greater than 255`, "syntax");
     address = address * 256 + value;

@@ -12,8 +12,10 @@ const REGISTRY_ID =
 export function parseRegistryId(text: string, settingName = "registry"): RegistryRef {
   const match = REGISTRY_ID.exec(text.trim());
   if (match === null) {
-    throw new ConfigError(`${settingName} '${text}' is not a container registry resource ID.`, {
-      details: { setting: settingName, value: text },
+    // Real IDs are under 300 characters; a pasted blob must not become a page-long message.
+    const shown = text.length > 300 ? `${text.slice(0, 300)}…` : text;
+    throw new ConfigError(`${settingName} '${shown}' is not a container registry resource ID.`, {
+      details: { setting: settingName, value: shown },
       remedy: "Use /subscriptions/<subscription-id>/resourceGroups/<group>/providers/Microsoft.ContainerRegistry/registries/<name> (az acr show --query id).",
     });
   }
