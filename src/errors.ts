@@ -174,7 +174,6 @@ export class RegistryStateInvalidError extends AllowlistSyncError {
 export type GuardName =
   | "tag-missing"
   | "source-too-small"
-  | "cloud-mismatch"
   | "mass-removal"
   | "budget"
   | "sku"
