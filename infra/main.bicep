@@ -148,12 +148,20 @@ module workbook 'workbook.bicep' = {
 // the registry, AcrPush/AcrPull are data-plane roles that cannot edit network rules). These four
 // actions are exactly what the service calls: GET the registry, PATCH its networkRuleSet, poll the
 // long-running PATCH (operationStatuses), and read the IP rule limit (listUsages).
-var registryActions = [
+var documentedRegistryActions = [
   'Microsoft.ContainerRegistry/registries/read'
   'Microsoft.ContainerRegistry/registries/write'
   'Microsoft.ContainerRegistry/registries/operationStatuses/read'
   'Microsoft.ContainerRegistry/registries/listUsages/read'
 ]
+
+// Geo-replica locations are read (replications list) only when SYNC_INCLUDE_REPLICAS is true, so
+// only then does the role need this fifth action.
+var replicaActions = syncIncludeReplicas == 'true' ? [
+  'Microsoft.ContainerRegistry/registries/replications/read'
+] : []
+
+var registryActions = concat(documentedRegistryActions, replicaActions)
 
 // A custom role may only be assigned inside its assignable scopes: the subscriptions that hold
 // target registries. This subscription is always listed because the definition is created here.

@@ -133,7 +133,7 @@ async function run(args: readonly string[], io: CliIO): Promise<number> {
   const tagNames = listFlag(values, "tag");
   const budget = requireFlag(integerFlag(values, "max-rules", { min: 1, max: MAX_COVER_BUDGET }), "max-rules", NAME);
   const floor = integerFlag(values, "min-prefix-length", { min: 0, max: IPV4_BITS }) ?? 0;
-  const maxExtraAddresses = nonNegativeNumberFlag(values, "max-extra-addresses");
+  const maxExtraAddresses = integerFlag(values, "max-extra-addresses", { min: 0, max: 2 ** IPV4_BITS });
   const maxExtraRatio = nonNegativeNumberFlag(values, "max-extra-ratio");
   const help = { remedy: `Run 'acr-allowlist-sync ${NAME} --help' for the flags it takes.` };
 

@@ -52,5 +52,10 @@ function isEntryPoint(): boolean {
 }
 
 if (isEntryPoint()) {
+  // `acr-allowlist-sync aggregate ... | head`: a closed pipe is the reader's choice, not a crash.
+  process.stdout.on("error", (error: NodeJS.ErrnoException) => {
+    if (error.code === "EPIPE") process.exit(process.exitCode ?? 0);
+    throw error;
+  });
   process.exitCode = await runCli(process.argv.slice(2), { stdout: process.stdout, stderr: process.stderr });
 }

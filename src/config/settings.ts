@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { ConfigError } from "../errors.js";
+import { ARM_ENDPOINTS } from "../registry/clouds.js";
 import { parseRegistryId } from "../registry/resource-id.js";
 import type { RegistryRef } from "../registry/types.js";
 import { CLOUDS, type Cloud } from "../servicetags/schema.js";
@@ -56,13 +57,6 @@ export const APP_SETTINGS: readonly AppSettingInfo[] = [
   { name: "AZURE_CLIENT_ID", required: false, example: "00000000-0000-0000-0000-000000000000", description: "Client ID of the user-assigned managed identity used for ARM, storage and telemetry." },
   { name: "APPLICATIONINSIGHTS_CONNECTION_STRING", required: false, example: "InstrumentationKey=...;IngestionEndpoint=https://...", description: "Application Insights connection string; without it nothing is sent." },
 ];
-
-const ARM_ENDPOINTS: Record<Cloud, string> = {
-  Public: "https://management.azure.com",
-  AzureGovernment: "https://management.usgovcloudapi.net",
-  China: "https://management.chinacloudapi.cn",
-  AzureGermany: "https://management.microsoftazure.de",
-};
 
 export interface SyncPolicy {
   readonly headroom: number;
@@ -174,7 +168,7 @@ function configErrorFor(setting: string, problem: string, value: string | undefi
   const info = APP_SETTINGS.find((s) => s.name === setting);
   const where = info?.flag === undefined ? setting : `${setting} (${info.flag})`;
   return new ConfigError(`Setting ${where} is invalid: ${problem}.`, {
-    details: { setting, ...(value === undefined || /CONNECTION_STRING|AzureWebJobsStorage$/.test(setting) ? {} : { value }) },
+    details: { setting, ...(value === undefined || /CONNECTION_STRING|^AzureWebJobsStorage/.test(setting) ? {} : { value }) },
     remedy: info === undefined ? "Fix the setting." : `Example: ${info.example}.`,
   });
 }

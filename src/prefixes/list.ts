@@ -1,5 +1,5 @@
-import { InvalidPrefixError, IPv6PrefixError } from "../errors.js";
-import { parsePrefix, type ParseMode, type Prefix } from "./ipv4.js";
+import { InvalidPrefixError } from "../errors.js";
+import { isIPv6Text, parsePrefix, type ParseMode, type Prefix } from "./ipv4.js";
 
 export interface PrefixListOptions {
   /** Where the text came from, for error messages (a path). */
@@ -29,15 +29,15 @@ export function parsePrefixList(text: string, options: PrefixListOptions): Prefi
   for (let index = 0; index < lines.length; index += 1) {
     const line = (lines[index] as string).trim();
     if (line === "" || line.startsWith("#")) continue;
+    if (isIPv6Text(line)) {
+      ipv6Count += 1;
+      continue;
+    }
     try {
       const parsed = parsePrefix(line, { mode: options.mode });
       prefixes.push(parsed.prefix);
       if (parsed.hostBitsCleared) hostBitsClearedLines.push(index + 1);
     } catch (error) {
-      if (error instanceof IPv6PrefixError) {
-        ipv6Count += 1;
-        continue;
-      }
       if (error instanceof InvalidPrefixError) {
         throw new InvalidPrefixError(`${options.location} line ${index + 1}: ${error.message}`, {
           details: { ...error.details, location: options.location, line: index + 1 },

@@ -1,4 +1,5 @@
-import { IPV4_BITS, type Prefix } from "./ipv4.js";
+import { InvalidPrefixError } from "../errors.js";
+import { IPV4_BITS, IPV4_SPACE, type Prefix } from "./ipv4.js";
 
 // A prefix packed into one double: base * 64 + length (< 2^38, exact). Sorting these numbers sorts
 // by base, then shorter (larger) prefixes first, with the engine's native typed-array sort.
@@ -31,8 +32,15 @@ export function mergePrefixes(prefixes: readonly Prefix[]): Prefix[] {
   const count = prefixes.length;
   const packed = new Float64Array(count);
   for (let index = 0; index < count; index += 1) {
-    const prefix = prefixes[index] as Prefix;
-    packed[index] = prefix.base * LENGTH_SLOTS + prefix.length;
+    const { base, length } = prefixes[index] as Prefix;
+    // A non-canonical prefix here is a caller's bug; merging it anyway would move addresses.
+    if (!(Number.isInteger(length) && length >= 0 && length <= IPV4_BITS && Number.isInteger(base) && base >= 0 && base < IPV4_SPACE && base % 2 ** (IPV4_BITS - length) === 0)) {
+      throw new InvalidPrefixError(`{ base: ${String(base)}, length: ${String(length)} } is not a canonical IPv4 prefix.`, {
+        details: { base: String(base), length: String(length), reason: "not-canonical" },
+        remedy: "Build prefixes with parsePrefix.",
+      });
+    }
+    packed[index] = base * LENGTH_SLOTS + length;
   }
   packed.sort();
   const out: Prefix[] = [];

@@ -2,7 +2,7 @@ import { CoverInfeasibleError } from "../errors.js";
 import type { SyncPolicy } from "../config/settings.js";
 import type { LedgerState } from "../ledger/types.js";
 import { optimalCover } from "../prefixes/cover.js";
-import { formatPrefix, parsePrefix, prefixSize, type Prefix } from "../prefixes/ipv4.js";
+import { formatPrefix, parsePrefix, prefixEnd, prefixSize, type Prefix } from "../prefixes/ipv4.js";
 import { mergePrefixes } from "../prefixes/merge.js";
 import type { DefaultAction, RegistrySnapshot } from "../registry/types.js";
 import type { ServiceTagsOrigin } from "../servicetags/schema.js";
@@ -164,7 +164,7 @@ export function planAllowlist(input: PlanInput): Plan {
   let aggregation: Plan["aggregation"];
   const reasons = new Map<string, string>();
   if (desired.kind === "service-tags") {
-    const published = desired.tags.flatMap((tag) => tag.ipv4.map((text) => parsePrefix(text, { mode: "strict" }).prefix));
+    const published = desired.tags.flatMap((tag) => tag.prefixes);
     const merged = mergePrefixes(published);
     if (budget < 1) {
       throw new CoverInfeasibleError(
@@ -238,7 +238,7 @@ export function planAllowlist(input: PlanInput): Plan {
     warnings.push({
       code: "bypass-for-tasks-disabled",
       message:
-        "networkRuleBypassAllowedForTasks is not true: ACR Tasks that use a system-assigned identity still get 403 behind the firewall (az acr update --allow-trusted-services... is not enough; set networkRuleBypassAllowedForTasks). This service never changes it.",
+        "networkRuleBypassAllowedForTasks is not true: ACR Tasks that use a system-assigned identity still get 403 behind the firewall. Set it on the registry if you use them (az resource update --ids <registry id> --set properties.networkRuleBypassAllowedForTasks=true). This service never changes it.",
     });
   }
   if (snapshot.defaultAction === "Allow") {
@@ -334,27 +334,25 @@ export function sortRules(rules: Iterable<string>): string[] {
 export function isInside(prefix: Prefix, merged: readonly Prefix[]): boolean {
   let lo = 0;
   let hi = merged.length - 1;
-  const end = prefix.base + prefixSize(prefix) - 1;
   while (lo <= hi) {
     const mid = (lo + hi) >> 1;
     const candidate = merged[mid];
     if (candidate === undefined) return false;
-    const candidateEnd = candidate.base + prefixSize(candidate) - 1;
-    if (candidateEnd < prefix.base) lo = mid + 1;
+    if (prefixEnd(candidate) < prefix.base) lo = mid + 1;
     else if (candidate.base > prefix.base) hi = mid - 1;
-    else return end <= candidateEnd;
+    else return prefixEnd(prefix) <= prefixEnd(candidate);
   }
   return false;
 }
 
 function overlaps(a: Prefix, b: Prefix): boolean {
-  return a.base <= b.base + prefixSize(b) - 1 && b.base <= a.base + prefixSize(a) - 1;
+  return a.base <= prefixEnd(b) && b.base <= prefixEnd(a);
 }
 
 function describeCoverRule(rule: string, tags: readonly SelectedTag[]): string {
   const prefix = parsePrefix(rule, { mode: "strict" }).prefix;
-  const names = tags.filter((tag) => tag.ipv4.some((text) => overlaps(prefix, parsePrefix(text, { mode: "strict" }).prefix))).map((tag) => tag.name);
-  const exact = tags.some((tag) => tag.ipv4.some((text) => formatPrefix(parsePrefix(text, { mode: "strict" }).prefix) === rule));
+  const names = tags.filter((tag) => tag.prefixes.some((published) => overlaps(prefix, published))).map((tag) => tag.name);
+  const exact = tags.some((tag) => tag.prefixes.some((published) => published.base === prefix.base && published.length === prefix.length));
   return exact ? `published in ${names.join(", ")}` : `aggregate covering ranges of ${names.join(", ")}`;
 }
 

@@ -1,8 +1,9 @@
 import type { TokenCredential } from "@azure/identity";
-import { shutdownAzureMonitor, useAzureMonitor, type AzureMonitorOpenTelemetryOptions } from "@azure/monitor-opentelemetry";
-import { metrics, type Counter, type Gauge } from "@opentelemetry/api";
-import { logs, SeverityNumber, type Logger } from "@opentelemetry/api-logs";
-import { defaultResource, resourceFromAttributes } from "@opentelemetry/resources";
+import { AzureMonitorLogExporter, AzureMonitorMetricExporter, type AzureMonitorExporterOptions } from "@azure/monitor-opentelemetry-exporter";
+import type { Counter, Gauge } from "@opentelemetry/api";
+import { SeverityNumber, type Logger } from "@opentelemetry/api-logs";
+import { BatchLogRecordProcessor, LoggerProvider } from "@opentelemetry/sdk-logs";
+import { MeterProvider, PeriodicExportingMetricReader } from "@opentelemetry/sdk-metrics";
 import { ConfigError } from "../errors.js";
 import { parseConnectionString } from "./connection-string.js";
 import { noopTelemetry } from "./noop.js";
@@ -15,16 +16,17 @@ import {
   type CustomEventRecord,
   type MetricPoint,
 } from "./records.js";
+import { telemetryResource } from "./resource.js";
 import { METRIC_NAMES, type Telemetry } from "./types.js";
 
 /**
- * The telemetry edge on the Azure Monitor OpenTelemetry distro.
+ * The telemetry edge on the Azure Monitor OpenTelemetry exporter, with a logger and a meter
+ * provider that belong to the sink (nothing is registered globally, so sinks are independent).
  *
- * `useAzureMonitor()` starts one OpenTelemetry SDK for the whole process and replaces the global
- * providers, so this module starts it at most once and hands out sinks that share it (reference
- * counted): the Functions host loads each entry file once per worker process, and the timer and
- * the HTTP function both call `createTelemetry` with the same settings. A second call with a
- * different connection string fails loudly instead of silently sending to the first resource.
+ * Not on the distro (`useAzureMonitor()` from `@azure/monitor-opentelemetry`): it runs the
+ * OpenTelemetry Azure resource detectors on every start, and the VM detector calls the instance
+ * metadata service at http://169.254.169.254 with no option to skip it. This sink talks to the
+ * connection string's ingestion endpoint only (plus the credential's token endpoint).
  */
 
 export interface TelemetryOptions {
@@ -36,12 +38,15 @@ export interface TelemetryOptions {
    * `ManagedIdentityCredential` for the app's user-assigned identity.
    */
   readonly credential?: TokenCredential | undefined;
-  /** `cloud_RoleName` of our rows. Leave unset in Functions: the app name is detected from the platform. */
+  /**
+   * `cloud_RoleName` of our rows. Default: the Functions app's name (`WEBSITE_SITE_NAME`, set by
+   * the platform), else `acr-allowlist-sync`.
+   */
   readonly cloudRoleName?: string | undefined;
   /**
-   * The SDK's own usage telemetry ("statsbeat") that it sends to Microsoft-owned endpoints.
-   * Default: the SDK's default (on). Tests and the demo turn it off so that nothing but our
-   * envelopes leaves the process. Set before the SDK starts; it stays off for the process.
+   * The SDK's own usage telemetry ("statsbeat", "SDK stats") about itself, sent to
+   * Microsoft-owned Application Insights resources; it also queries the VM metadata service.
+   * Default false: nothing but our envelopes leaves the process.
    */
   readonly sdkStats?: boolean;
   /**
@@ -61,23 +66,12 @@ const CUSTOM_EVENT_ATTRIBUTE = "microsoft.custom_event.name";
 
 const DEFAULT_FLUSH_TIMEOUT_MS = 15_000;
 
-/** The legacy switch is the one that stops statsbeat entirely (network, long-interval and SDK stats). */
+/**
+ * The exporter (1.0.0-beta.42) decides in its constructor whether to start statsbeat, from this
+ * variable only (no option); `APPLICATIONINSIGHTS_STATSBEAT_DISABLED` and
+ * `APPLICATIONINSIGHTS_SDKSTATS_DISABLED` switch off only parts of it.
+ */
 const NO_STATSBEAT_ENV = "APPLICATION_INSIGHTS_NO_STATSBEAT";
-
-interface Flushable {
-  forceFlush(): Promise<void>;
-}
-
-interface Pipeline {
-  readonly key: string;
-  refs: number;
-  readonly logger: Logger;
-  readonly gauges: ReadonlyMap<MetricPoint["name"], Gauge>;
-  readonly changes: Counter;
-  readonly providers: readonly Flushable[];
-}
-
-let pipeline: Pipeline | undefined;
 
 const SEVERITY: Record<CustomEventRecord["severity"], SeverityNumber> = {
   info: SeverityNumber.INFO,
@@ -85,69 +79,25 @@ const SEVERITY: Record<CustomEventRecord["severity"], SeverityNumber> = {
   error: SeverityNumber.ERROR,
 };
 
+interface Pipeline {
+  readonly loggerProvider: LoggerProvider;
+  readonly meterProvider: MeterProvider;
+  readonly logger: Logger;
+  readonly gauges: ReadonlyMap<MetricPoint["name"], Gauge>;
+  readonly changes: Counter;
+}
+
 /**
  * Returns a sink that sends to Application Insights, or a no-op sink without a connection string.
- * Throws `ConfigError` for a malformed connection string or when telemetry already runs in this
- * process for another connection string.
+ * Throws `ConfigError` for a malformed connection string.
  */
 export function createTelemetry(options: TelemetryOptions = {}): Telemetry {
   const connectionString = options.connectionString?.trim() ?? "";
   if (connectionString === "") return noopTelemetry();
   parseConnectionString(connectionString);
-
-  const key = JSON.stringify([connectionString, options.cloudRoleName ?? null, options.credential !== undefined]);
-  if (pipeline !== undefined && pipeline.key !== key) {
-    throw new ConfigError("Application Insights telemetry already runs in this process with a different connection string, role name or authentication.", {
-      details: { setting: "APPLICATIONINSIGHTS_CONNECTION_STRING" },
-      remedy: "Create telemetry once per process from the settings, or shut the first sink down before creating another.",
-    });
-  }
-  const shared = pipeline ?? startPipeline(connectionString, key, options);
-  pipeline = shared;
-  shared.refs += 1;
-  return new AzureMonitorTelemetry(shared, options.flushTimeoutMs ?? DEFAULT_FLUSH_TIMEOUT_MS);
-}
-
-function startPipeline(connectionString: string, key: string, options: TelemetryOptions): Pipeline {
-  if (options.sdkStats === false) process.env[NO_STATSBEAT_ENV] = "true";
-  const distroOptions: AzureMonitorOpenTelemetryOptions = {
-    azureMonitorExporterOptions: {
-      connectionString,
-      ...(options.credential === undefined ? {} : { credential: options.credential }),
-      disableOfflineStorage: options.offlineStorage === false,
-    },
-    // Sampling applies to traces; logs are only dropped when tied to a sampled-out trace. Keep
-    // both off so no custom event is ever sampled away (an alert depends on every failure).
-    samplingRatio: 1,
-    enableTraceBasedSamplingForLogs: false,
-    // Live Metrics opens a long-polling connection per instance and standard/performance metrics
-    // send rows every minute; the Functions host already reports invocations, CPU and memory.
-    enableLiveMetrics: false,
-    enableStandardMetrics: false,
-    enablePerformanceCounters: false,
-    // No auto-instrumentation: http would record every ARM call, token request and download as a
-    // dependency row (noise and cost, and URLs could carry a SAS signature), azureSdk would do the
-    // same for the ARM and Blob clients, and the database/logger ones have nothing to attach to.
-    // Our events carry what an operator needs; the Functions host records the invocation itself.
-    instrumentationOptions: {
-      http: { enabled: false },
-      azureSdk: { enabled: false },
-      mongoDb: { enabled: false },
-      mySql: { enabled: false },
-      postgreSql: { enabled: false },
-      redis: { enabled: false },
-      redis4: { enabled: false },
-      bunyan: { enabled: false },
-      winston: { enabled: false },
-    },
-    // The distro replaces (not merges) its detected resource with the one given here, so only
-    // override it when asked to: the Functions/App Service detectors name the role correctly.
-    ...(options.cloudRoleName === undefined
-      ? {}
-      : { resource: defaultResource().merge(resourceFromAttributes({ "service.name": options.cloudRoleName })) }),
-  };
+  let pipeline: Pipeline;
   try {
-    useAzureMonitor(distroOptions);
+    pipeline = startPipeline(connectionString, options);
   } catch (error) {
     throw new ConfigError("Application Insights telemetry could not start.", {
       details: { setting: "APPLICATIONINSIGHTS_CONNECTION_STRING" },
@@ -155,13 +105,33 @@ function startPipeline(connectionString: string, key: string, options: Telemetry
       cause: error,
     });
   }
+  return new AzureMonitorTelemetry(pipeline, options.flushTimeoutMs ?? DEFAULT_FLUSH_TIMEOUT_MS);
+}
 
-  // Loggers and meters must be taken after the start: the distro resets the global API first.
-  const meter = metrics.getMeter(INSTRUMENTATION_SCOPE);
+function startPipeline(connectionString: string, options: TelemetryOptions): Pipeline {
+  const exporterOptions: AzureMonitorExporterOptions = {
+    connectionString,
+    ...(options.credential === undefined ? {} : { credential: options.credential }),
+    disableOfflineStorage: options.offlineStorage === false,
+  };
+  const [logExporter, metricExporter] = withStatsbeat(options.sdkStats === true, () => [
+    new AzureMonitorLogExporter(exporterOptions),
+    new AzureMonitorMetricExporter(exporterOptions),
+  ] as const);
+
+  const resource = telemetryResource(options);
+  // Batched: one request per flush for all events of an invocation. Nothing is sampled: an alert
+  // depends on every failure event arriving.
+  const loggerProvider = new LoggerProvider({ resource, processors: [new BatchLogRecordProcessor(logExporter)] });
+  // The reader also exports on its own every minute, but only when points were recorded since the
+  // last export; each invocation flushes before it ends anyway.
+  const meterProvider = new MeterProvider({ resource, readers: [new PeriodicExportingMetricReader({ exporter: metricExporter })] });
+
+  const meter = meterProvider.getMeter(INSTRUMENTATION_SCOPE);
   // Gauges for levels (rules in use, the limit, extra addresses): a sum across runs means
   // nothing, the last value per run does. A counter for changes: rules written add up over time
-  // ("changes per day"). The Azure exporter uses delta temporality for both, so each flush sends
-  // only what this invocation recorded and a quiet process repeats nothing.
+  // ("changes per day"). The Azure exporter asks for delta temporality for both, so each flush
+  // sends only what this invocation recorded and a quiet process repeats nothing.
   const gauges = new Map<MetricPoint["name"], Gauge>([
     [METRIC_NAMES.rulesUsed, meter.createGauge(METRIC_NAMES.rulesUsed, { description: "IP rules on the registry after the run (planned, for dry runs).", unit: "{rule}" })],
     [METRIC_NAMES.rulesLimit, meter.createGauge(METRIC_NAMES.rulesLimit, { description: "IP rule limit of the registry (listUsages).", unit: "{rule}" })],
@@ -169,18 +139,23 @@ function startPipeline(connectionString: string, key: string, options: Telemetry
   ]);
   const changes = meter.createCounter(METRIC_NAMES.changes, { description: "IP rules added plus removed (planned, for dry runs).", unit: "{rule}" });
 
-  return {
-    key,
-    refs: 0,
-    logger: logs.getLogger(INSTRUMENTATION_SCOPE),
-    gauges,
-    changes,
-    providers: ([logs.getLoggerProvider(), metrics.getMeterProvider()] as unknown[]).filter(isFlushable),
-  };
+  return { loggerProvider, meterProvider, logger: loggerProvider.getLogger(INSTRUMENTATION_SCOPE), gauges, changes };
 }
 
-function isFlushable(provider: unknown): provider is Flushable {
-  return typeof provider === "object" && provider !== null && typeof (provider as Partial<Flushable>).forceFlush === "function";
+/**
+ * Builds the exporters with statsbeat on or off without leaving the switch set for the rest of
+ * the process: construction is synchronous and the exporter reads the variable only there.
+ */
+function withStatsbeat<T>(enabled: boolean, build: () => T): T {
+  if (enabled) return build();
+  const previous = process.env[NO_STATSBEAT_ENV];
+  process.env[NO_STATSBEAT_ENV] = "true";
+  try {
+    return build();
+  } finally {
+    if (previous === undefined) delete process.env[NO_STATSBEAT_ENV];
+    else process.env[NO_STATSBEAT_ENV] = previous;
+  }
 }
 
 class AzureMonitorTelemetry implements Telemetry {
@@ -188,10 +163,10 @@ class AzureMonitorTelemetry implements Telemetry {
   #pipeline: Pipeline | undefined;
 
   constructor(
-    shared: Pipeline,
+    pipeline: Pipeline,
     private readonly flushTimeoutMs: number,
   ) {
-    this.#pipeline = shared;
+    this.#pipeline = pipeline;
   }
 
   syncCompleted(event: Parameters<Telemetry["syncCompleted"]>[0]): void {
@@ -217,7 +192,7 @@ class AzureMonitorTelemetry implements Telemetry {
   async flush(): Promise<void> {
     const p = this.#pipeline;
     if (p === undefined) return;
-    await withDeadline(Promise.allSettled(p.providers.map((provider) => provider.forceFlush())), this.flushTimeoutMs);
+    await withDeadline(Promise.allSettled([p.loggerProvider.forceFlush(), p.meterProvider.forceFlush()]), this.flushTimeoutMs);
   }
 
   async shutdown(): Promise<void> {
@@ -225,10 +200,7 @@ class AzureMonitorTelemetry implements Telemetry {
     if (p === undefined) return;
     await this.flush();
     this.#pipeline = undefined;
-    p.refs -= 1;
-    if (p.refs > 0 || pipeline !== p) return;
-    pipeline = undefined;
-    await withDeadline(Promise.allSettled([shutdownAzureMonitor()]), this.flushTimeoutMs);
+    await withDeadline(Promise.allSettled([p.loggerProvider.shutdown(), p.meterProvider.shutdown()]), this.flushTimeoutMs);
   }
 
   #safely(action: (p: Pipeline) => void): void {

@@ -4,7 +4,7 @@ import { ConfigError } from "../errors.js";
 /**
  * The parts of an Application Insights connection string this service relies on. Validated here
  * because the exporter only logs a bad key through OpenTelemetry's diagnostics and then throws a
- * bare Error from deep inside `useAzureMonitor()`.
+ * bare Error from its constructor.
  * Format: https://learn.microsoft.com/azure/azure-monitor/app/connection-strings
  */
 export interface AppInsightsConnection {

@@ -209,11 +209,14 @@ describe("registry permissions", () => {
   const main = file("main.bicep");
   const role = resources(main.root).find((r) => r.type.startsWith("Microsoft.Authorization/roleDefinitions@"));
 
-  it("defines a custom role with exactly the four documented registry actions", () => {
-    const permissions = arrayItems(resolve(at(role?.body, "properties", "permissions"), variables(main.root)));
+  it("defines a custom role with exactly the four documented registry actions, plus replications/read only when replicas are synced", () => {
+    const vars = variables(main.root);
+    const permissions = arrayItems(resolve(at(role?.body, "properties", "permissions"), vars));
     expect(permissions).toHaveLength(1);
-    const actions = arrayItems(resolve(at(permissions[0], "actions"), variables(main.root))).map((n) => stringLiteral(n));
-    expect(actions.sort()).toEqual(
+    const actions = resolve(at(permissions[0], "actions"), vars);
+    expect(callName(actions)).toBe("concat");
+    const [documented, replicas] = callArguments(actions).map((argument) => resolve(argument, vars));
+    expect(arrayItems(documented).map((n) => stringLiteral(n)).sort()).toEqual(
       [
         "Microsoft.ContainerRegistry/registries/read",
         "Microsoft.ContainerRegistry/registries/write",
@@ -221,6 +224,8 @@ describe("registry permissions", () => {
         "Microsoft.ContainerRegistry/registries/listUsages/read",
       ].sort(),
     );
+    expect(replicas?.type).toBe("ternary_expression");
+    expect(replicas?.text.replace(/\s+/g, " ")).toBe("syncIncludeReplicas == 'true' ? [ 'Microsoft.ContainerRegistry/registries/replications/read' ] : []");
     for (const key of ["notActions", "dataActions", "notDataActions"]) expect(arrayItems(at(permissions[0], key))).toEqual([]);
     expect(stringLiteral(at(role?.body, "properties", "type"))).toBe("CustomRole");
   });

@@ -1,5 +1,6 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
+import { InvalidPrefixError } from "../../src/errors.js";
 import { formatPrefix, parsePrefix, type Prefix } from "../../src/prefixes/ipv4.js";
 import { addressCount, appendRangeAsPrefixes, mergePrefixes } from "../../src/prefixes/merge.js";
 import { bitmapOf, blocksOfBitmap, randomPrefixes, shapeProblems, sizeOf, smallInstance, uncoveredAddresses, unionSize } from "./oracles.js";
@@ -36,6 +37,13 @@ describe("mergePrefixes", () => {
     expect(merged("255.255.255.255", "255.255.255.254")).toEqual(["255.255.255.254/31"]);
     expect(merged("0.0.0.0", "0.0.0.1")).toEqual(["0.0.0.0/31"]);
     expect(addressCount(mergePrefixes([p("0.0.0.0/0"), p("1.2.3.4")]))).toBe(2 ** 32);
+  });
+
+  it("refuses a prefix with host bits set or an impossible length instead of moving addresses", () => {
+    expect(() => mergePrefixes([{ base: p("10.0.0.1").base, length: 24 }])).toThrow(InvalidPrefixError);
+    expect(() => mergePrefixes([{ base: 0, length: 33 }])).toThrow(InvalidPrefixError);
+    expect(() => mergePrefixes([{ base: 2 ** 32, length: 32 }])).toThrow(InvalidPrefixError);
+    expect(() => mergePrefixes([{ base: -1, length: 32 }])).toThrow(InvalidPrefixError);
   });
 
   it("returns an empty list for no input", () => {

@@ -3,19 +3,19 @@ import { createTelemetry } from "../../src/telemetry/azure-monitor.js";
 import { EVENT_NAMES, METRIC_NAMES, type Telemetry } from "../../src/telemetry/types.js";
 import { startIngestionEndpoint, TEST_INSTRUMENTATION_KEY, type IngestionEndpoint } from "../support/ingestion-endpoint.js";
 
-// The distro is one SDK per process: this file drives one sink through a whole story and reads
-// what a real Application Insights ingestion endpoint would have received.
+// One sink driven through a whole story; the assertions read what a real Application Insights
+// ingestion endpoint would have received.
 
 const REGISTRY = "/subscriptions/11111111-1111-1111-1111-111111111111/resourceGroups/rg/providers/Microsoft.ContainerRegistry/registries/myreg";
 const OTHER = "/subscriptions/11111111-1111-1111-1111-111111111111/resourceGroups/rg2/providers/Microsoft.ContainerRegistry/registries/other";
 
-describe("Application Insights telemetry through the Azure Monitor distro", () => {
+describe("Application Insights telemetry through the Azure Monitor exporter", () => {
   let endpoint: IngestionEndpoint;
   let telemetry: Telemetry;
 
   beforeAll(async () => {
     endpoint = await startIngestionEndpoint();
-    telemetry = createTelemetry({ connectionString: endpoint.connectionString, sdkStats: false, offlineStorage: false });
+    telemetry = createTelemetry({ connectionString: endpoint.connectionString, offlineStorage: false });
     telemetry.syncCompleted({
       registry: REGISTRY,
       dryRun: false,
@@ -64,6 +64,10 @@ describe("Application Insights telemetry through the Azure Monitor distro", () =
     expect(endpoint.requests.length).toBeGreaterThan(0);
     expect(endpoint.requests.every((r) => r.path === "/v2.1/track")).toBe(true);
     expect(new Set(endpoint.envelopes.map((e) => e.iKey))).toEqual(new Set([TEST_INSTRUMENTATION_KEY]));
+  });
+
+  it("tags every row with the service's role name when none is configured and it runs outside Azure", () => {
+    expect(new Set(endpoint.envelopes.map((e) => e.tags?.["ai.cloud.role"]))).toEqual(new Set(["acr-allowlist-sync"]));
   });
 
   it("sends one customEvents row per event, with the event names the alerts query", () => {

@@ -1,14 +1,14 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ConfigError } from "../../src/errors.js";
 import { createTelemetry } from "../../src/telemetry/azure-monitor.js";
 import { EVENT_NAMES, type GuardTrippedEvent } from "../../src/telemetry/types.js";
 import { startIngestionEndpoint, type IngestionEndpoint } from "../support/ingestion-endpoint.js";
 
-// The distro starts one process-wide SDK. These tests run in order in one process and check that
-// creation is shared, refused when it would send elsewhere, and restartable after a shutdown.
+// Each sink owns its exporters and providers (nothing is registered process-wide), so sinks in
+// one process are independent: their own resource, their own lifetime.
 
 const guard = (registry: string): GuardTrippedEvent => ({ registry, dryRun: true, guard: "budget", message: "over budget", trigger: "cli" });
-const quiet = { sdkStats: false, offlineStorage: false } as const;
+const quiet = { offlineStorage: false } as const;
+const NO_STATSBEAT_ENV = "APPLICATION_INSIGHTS_NO_STATSBEAT";
 
 describe("telemetry lifecycle in one process", () => {
   let first: IngestionEndpoint;
@@ -24,21 +24,29 @@ describe("telemetry lifecycle in one process", () => {
     await second.close();
   });
 
-  it("shares one SDK between sinks created with the same settings, until the last one shuts down", async () => {
+  it("sends each sink's events to its own connection string while both run", async () => {
+    first.clear();
+    second.clear();
+    const a = createTelemetry({ connectionString: first.connectionString, ...quiet });
+    const b = createTelemetry({ connectionString: second.connectionString, ...quiet });
+    a.guardTripped(guard("a"));
+    b.guardTripped(guard("b"));
+    await Promise.all([a.flush(), b.flush()]);
+    await Promise.all([a.shutdown(), b.shutdown()]);
+    expect(first.events(EVENT_NAMES.guardTripped).map((e) => e.properties.registry)).toEqual(["a"]);
+    expect(second.events(EVENT_NAMES.guardTripped).map((e) => e.properties.registry)).toEqual(["b"]);
+  });
+
+  it("keeps one sink sending after another sink with the same settings shut down", async () => {
+    first.clear();
     const a = createTelemetry({ connectionString: first.connectionString, ...quiet });
     const b = createTelemetry({ connectionString: first.connectionString, ...quiet });
     a.guardTripped(guard("a"));
     await a.shutdown();
     b.guardTripped(guard("b"));
     await b.flush();
-    expect(first.events(EVENT_NAMES.guardTripped).map((e) => e.properties.registry)).toEqual(["a", "b"]);
     await b.shutdown();
-  });
-
-  it("refuses a second connection string while the SDK runs for the first", async () => {
-    const running = createTelemetry({ connectionString: first.connectionString, ...quiet });
-    expect(() => createTelemetry({ connectionString: second.connectionString, ...quiet })).toThrow(ConfigError);
-    await running.shutdown();
+    expect(first.events(EVENT_NAMES.guardTripped).map((e) => e.properties.registry)).toEqual(["a", "b"]);
   });
 
   it("ignores events and flushes after its own shutdown without throwing", async () => {
@@ -51,13 +59,19 @@ describe("telemetry lifecycle in one process", () => {
     expect(first.events()).toEqual([]);
   });
 
-  it("starts again for another resource after the last sink shut down", async () => {
-    first.clear();
-    const sink = createTelemetry({ connectionString: second.connectionString, ...quiet });
-    sink.guardTripped(guard("restarted"));
-    await sink.flush();
-    await sink.shutdown();
-    expect(second.events(EVENT_NAMES.guardTripped).map((e) => e.properties.registry)).toEqual(["restarted"]);
-    expect(first.events()).toEqual([]);
+  it("leaves the exporter's statsbeat switch in the environment as it found it", async () => {
+    const before = process.env[NO_STATSBEAT_ENV];
+    try {
+      delete process.env[NO_STATSBEAT_ENV];
+      const unset = createTelemetry({ connectionString: first.connectionString, ...quiet });
+      expect(process.env[NO_STATSBEAT_ENV]).toBeUndefined();
+      process.env[NO_STATSBEAT_ENV] = "operator-value";
+      const preset = createTelemetry({ connectionString: first.connectionString, ...quiet });
+      expect(process.env[NO_STATSBEAT_ENV]).toBe("operator-value");
+      await Promise.all([unset.shutdown(), preset.shutdown()]);
+    } finally {
+      if (before === undefined) delete process.env[NO_STATSBEAT_ENV];
+      else process.env[NO_STATSBEAT_ENV] = before;
+    }
   });
 });
