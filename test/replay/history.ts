@@ -95,6 +95,8 @@ interface MutableTag {
   region: string;
   changeNumber: number;
   prefixes: Set<string>;
+  /** The prefixes in file order, kept until the tag changes (most tags do not change in a week). */
+  sorted: readonly string[] | undefined;
 }
 
 /**
@@ -107,7 +109,7 @@ export function rebuildPublications(history: AcrHistory): Publication[] {
   if (base?.full === undefined) throw new Error("The first version of the ACR history must carry the full state ('full').");
   const state = new Map<string, MutableTag>();
   for (const [name, tag] of Object.entries(base.full)) {
-    state.set(name, { region: tag.region, changeNumber: tag.changeNumber, prefixes: new Set(tag.addressPrefixes) });
+    state.set(name, { region: tag.region, changeNumber: tag.changeNumber, prefixes: new Set(tag.addressPrefixes), sorted: undefined });
   }
   const publications: Publication[] = [snapshot(0, base, state)];
   for (const version of rest) {
@@ -122,7 +124,7 @@ export function rebuildPublications(history: AcrHistory): Publication[] {
         state.delete(name);
       } else if ("new_tag" in change) {
         if (current !== undefined) fail(`tag ${name} is new but is already present`);
-        state.set(name, { region: change.region, changeNumber: change.changeNumber, prefixes: new Set(change.addressPrefixes) });
+        state.set(name, { region: change.region, changeNumber: change.changeNumber, prefixes: new Set(change.addressPrefixes), sorted: undefined });
       } else {
         if (current === undefined) return fail(`tag ${name} changes but is not present`);
         const [from, to] = change.changeNumber;
@@ -133,6 +135,7 @@ export function rebuildPublications(history: AcrHistory): Publication[] {
           current.prefixes.add(prefix);
         }
         current.changeNumber = to;
+        current.sorted = undefined;
       }
     }
     publications.push(snapshot(publications.length, version, state));
@@ -143,6 +146,7 @@ export function rebuildPublications(history: AcrHistory): Publication[] {
 function snapshot(index: number, version: AcrHistory["versions"][number], state: ReadonlyMap<string, MutableTag>): Publication {
   const values: RebuiltTag[] = [...state.keys()].sort(compareText).map((name) => {
     const tag = state.get(name) as MutableTag;
+    tag.sorted ??= sortPrefixTexts([...tag.prefixes]);
     return {
       name,
       id: name,
@@ -151,7 +155,7 @@ function snapshot(index: number, version: AcrHistory["versions"][number], state:
         region: tag.region,
         platform: "Azure",
         systemService: "AzureContainerRegistry",
-        addressPrefixes: [...tag.prefixes].sort(comparePrefixText),
+        addressPrefixes: tag.sorted,
       },
     };
   });
@@ -182,8 +186,18 @@ function compareText(a: string, b: string): number {
 
 /** IPv4 before IPv6; each family by network address, then by length. */
 export function comparePrefixText(a: string, b: string): number {
-  const left = prefixKey(a);
-  const right = prefixKey(b);
+  return compareKeys(prefixKey(a), prefixKey(b));
+}
+
+/** `comparePrefixText` order, each key computed once. */
+export function sortPrefixTexts(texts: readonly string[]): string[] {
+  return texts
+    .map((text) => ({ text, key: prefixKey(text) }))
+    .sort((a, b) => compareKeys(a.key, b.key))
+    .map((entry) => entry.text);
+}
+
+function compareKeys(left: ReturnType<typeof prefixKey>, right: ReturnType<typeof prefixKey>): number {
   if (left.family !== right.family) return left.family - right.family;
   if (left.address !== right.address) return left.address < right.address ? -1 : 1;
   return left.length - right.length;
