@@ -180,8 +180,10 @@ export async function replayHistory(options: ReplayOptions): Promise<ReplayResul
       const label = `${configuration.name} ${publication.label}#${publication.index}`;
       harness.tags.publish(publication.fileName, publicationText(publication));
       harness.tags.setLatest(publication.fileName);
-      // Like Microsoft's page, the details page links only the current file. (The emulator's default
-      // page links every published file; half of it, truncated, would hold a valid link to an old file.)
+      // Like Microsoft's page, the details page links only the current file. The emulator's default
+      // page links every published file: half of it, truncated, holds a valid link to an older file,
+      // and the service applies an older publication as readily as the current one (nothing compares
+      // a file with the one applied last; per-tag changeNumbers restart when a tag is re-created).
       const form = publication.label < "20230101" ? "js-variable" : "href";
       harness.tags.setDetailsPage({ html: renderDetailsPage("Public", form, [harness.tags.fileUrl(publication.fileName)]) });
       const selected = selectedPrefixes(publication, regions);
