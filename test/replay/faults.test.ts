@@ -1,10 +1,11 @@
 import { describe, expect, it } from "vitest";
-import { mulberry32, planWeekFaults, type FaultPolicy, type PlannedFault } from "./faults.js";
+import { planWeekFaults, type FaultPolicy, type PlannedFault } from "./faults.js";
+import { seededRandom } from "../support/random.js";
 
 const POLICY: FaultPolicy = { quietShare: 0.15, writeShare: 0.8, writeAttempts: 3 };
 
 function plan(seed: number, weeks: number, writeEvery: number): PlannedFault[][] {
-  const random = mulberry32(seed);
+  const random = seededRandom(seed);
   return Array.from({ length: weeks }, (_, i) => planWeekFaults(random, POLICY, { fileName: `ServiceTags_Public_2021${String(i).padStart(4, "0")}.json`, writeExpected: i % writeEvery === 0 }));
 }
 

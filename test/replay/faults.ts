@@ -6,17 +6,6 @@ import { LATEST_ALIAS_PATH, type ServiceTagsFault } from "../support/servicetags
  * random values whatever happens, so a seed always gives the same faults in the same weeks.
  */
 
-/** mulberry32: a tiny, well-known 32-bit PRNG (good enough to pick faults, reproducible by seed). */
-export function mulberry32(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 export type ArmFaultKind = "arm-429" | "arm-500" | "arm-503" | "arm-reset" | "arm-lro-failed" | "arm-lro-stuck" | "arm-hang" | "arm-500-after-write";
 export type SourceFaultKind = "source-500" | "source-403" | "source-truncated" | "source-html" | "source-reset";

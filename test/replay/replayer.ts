@@ -10,9 +10,10 @@ import { guardNameOf, runInvocation, type TargetOutcome } from "../../src/sync/i
 import { FAST_TUNING, type Harness } from "../support/harness.js";
 import { LATEST_ALIAS_PATH, renderDetailsPage } from "../support/servicetags-server.js";
 import type { ReplayConfiguration } from "./configurations.js";
-import { mulberry32, planWeekFaults, type FaultPolicy, type PlannedFault } from "./faults.js";
+import { planWeekFaults, type FaultPolicy, type PlannedFault } from "./faults.js";
 import { publicationText, regionalIpv4, type Publication } from "./history.js";
 import { checkFailedAttempt, checkWeek } from "./invariants.js";
+import { seededRandom } from "../support/random.js";
 
 /**
  * Replays the weekly publications against one emulated registry, week after week, through the
@@ -151,7 +152,7 @@ export async function replayHistory(options: ReplayOptions): Promise<ReplayResul
     const ledger = ledgerDir === undefined ? undefined : ({ kind: "file", path: join(ledgerDir, "ledger.json") } as const);
     const clean = harness.runtime(appSettings, { ledger, tuning: FAST_TUNING });
     const faulty = harness.runtime({ ...appSettings, SYNC_OPERATION_TIMEOUT_MS: "1000" }, { ledger, tuning: FAULTY_TUNING });
-    const random = mulberry32(options.faults?.seed ?? 0);
+    const random = seededRandom(options.faults?.seed ?? 0);
     const regions = configuration.regions ?? [configuration.location];
 
     const rules = (): string[] => [...harness.arm.registry(registryId).ipRules];
