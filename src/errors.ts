@@ -174,6 +174,7 @@ export class RegistryStateInvalidError extends AllowlistSyncError {
 export type GuardName =
   | "tag-missing"
   | "source-too-small"
+  | "stale-source"
   | "mass-removal"
   | "budget"
   | "sku"

@@ -19,6 +19,7 @@ export const ledgerStateSchema = z.object({
   registryId: z.string().min(1),
   ownedRules: z.array(ownedRuleSchema),
   pendingRules: z.array(ownedRuleSchema).default([]),
+  appliedTagChangeNumbers: z.record(z.string().min(1).max(200), z.number().int().nonnegative()).default({}),
   updatedAt: timestampSchema,
   lastAuditId: auditIdSchema.nullish(),
 });
@@ -86,6 +87,7 @@ export function ledgerStateFrom(raw: unknown, where: DocumentLocation): LedgerSt
     registryId: data.registryId,
     ownedRules: data.ownedRules,
     pendingRules: data.pendingRules,
+    appliedTagChangeNumbers: data.appliedTagChangeNumbers,
     updatedAt: data.updatedAt,
     lastAuditId: data.lastAuditId ?? undefined,
   };
@@ -142,10 +144,16 @@ function checkDocument<T>(schema: z.ZodType<T>, raw: unknown, where: DocumentLoc
   }
   const parsed = schema.safeParse(raw);
   if (!parsed.success) {
-    const issues = parsed.error.issues.slice(0, 3).map((issue) => `${issue.path.join(".") || "(root)"}: ${issue.message}`);
+    // A path can hold a stored key of any length: shorten each part so the message stays one readable line.
+    const pathText = (path: readonly PropertyKey[]) => path.map((part) => showPathPart(String(part))).join(".") || "(root)";
+    const issues = parsed.error.issues.slice(0, 3).map((issue) => `${pathText(issue.path)}: ${issue.message}`);
     throw corrupt(`The ${what} ${where.description} does not have the expected shape: ${issues.join("; ")}.`, where, what, undefined, { issues: issues.join("; ") });
   }
   return parsed.data;
+}
+
+function showPathPart(part: string): string {
+  return part.length <= 60 ? part : `${part.slice(0, 57)}...`;
 }
 
 function corrupt(
@@ -168,7 +176,9 @@ function corrupt(
 export function checkWritable(kind: "ledger" | "audit entry", value: Record<string, unknown>, registryId: string): void {
   const parsed = (kind === "ledger" ? ledgerStateSchema : auditEntrySchema).safeParse(value);
   if (!parsed.success) {
-    const issues = parsed.error.issues.slice(0, 3).map((issue) => `${issue.path.join(".") || "(root)"}: ${issue.message}`);
+    // A path can hold a stored key of any length: shorten each part so the message stays one readable line.
+    const pathText = (path: readonly PropertyKey[]) => path.map((part) => showPathPart(String(part))).join(".") || "(root)";
+    const issues = parsed.error.issues.slice(0, 3).map((issue) => `${pathText(issue.path)}: ${issue.message}`);
     throw new LedgerError(`Refusing to store an invalid ${kind} for ${registryId}: ${issues.join("; ")}.`, {
       details: { registryId, document: kind, issues: issues.join("; ") },
       remedy: "This is a bug in acr-allowlist-sync; please report it with this message.",

@@ -11,6 +11,11 @@ export interface LedgerState {
    * ledger is updated, so that a crash between the two never turns our rules into "people's".
    */
   readonly pendingRules: readonly string[];
+  /**
+   * The per-tag `changeNumber`s of the service tags last applied. A file whose selected tag has a
+   * lower number is older than what was applied (a stale alias or a cached copy) and trips a guard.
+   */
+  readonly appliedTagChangeNumbers: Readonly<Record<string, number>>;
   readonly updatedAt: string;
   /** The audit entry that produced this state. */
   readonly lastAuditId: string | undefined;

@@ -39,6 +39,13 @@ export function evaluateGuards(plan: Plan, options: GuardOptions): GuardFinding[
       message: `The plan revokes ${plan.revokedRules.length} of ${plan.ownedBefore.length} owned rules (at most ${allowedRevocations} allowed by SYNC_MAX_REMOVAL_SHARE=${options.policy.maxRemovalShare}); check the source, then re-run with --force if it is right.`,
     });
   }
+  if (plan.staleTags.length > 0 && !options.force) {
+    const tags = plan.staleTags.map((t) => `${t.name} changeNumber ${t.changeNumber} < ${t.appliedChangeNumber}`).join(", ");
+    findings.push({
+      guard: "stale-source",
+      message: `The service-tags file is older than the one applied before (${tags}): a stale alias or cached copy would revoke current ranges. If Microsoft re-created the tag, check it and re-run with --force.`,
+    });
+  }
   if (plan.source.kind === "service-tags" && plan.aggregation.targetAddresses === 0) {
     findings.push({ guard: "source-too-small", message: "The selected tags hold no IPv4 prefix: refusing to revoke access." });
   }

@@ -110,6 +110,8 @@ export interface Plan {
   };
   /** Owned rules from the ledger that are no longer on the registry (someone removed them). */
   readonly drift: readonly string[];
+  /** Selected tags whose changeNumber is lower than the one applied last time: the file is older. */
+  readonly staleTags: readonly { readonly name: string; readonly changeNumber: number; readonly appliedChangeNumber: number }[];
   /** Owned rules this plan revokes: removed and not covered by any rule that remains. */
   readonly revokedRules: readonly string[];
   readonly changed: boolean;
@@ -297,6 +299,13 @@ export function planAllowlist(input: PlanInput): Plan {
     },
     aggregation,
     drift,
+    staleTags:
+      desired.kind === "service-tags" && ledger !== undefined
+        ? desired.tags.flatMap((tag) => {
+            const applied = ledger.appliedTagChangeNumbers[tag.name];
+            return applied !== undefined && applied > tag.changeNumber ? [{ name: tag.name, changeNumber: tag.changeNumber, appliedChangeNumber: applied }] : [];
+          })
+        : [],
     revokedRules,
     changed: adds.length > 0 || removes.length > 0,
     warnings,

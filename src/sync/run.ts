@@ -110,11 +110,19 @@ async function execute(
       const plan = planFrom(snapshot, ledger);
       if (plan.guards.length > 0) throw guardErrorFor(plan, plan.guards);
       if (!plan.changed) {
-        if (attempt === 1 && !ledgerMatches(ledger, plan)) ledger = await writeLedger(ports.ledger, ref, plan.ownedAfter, [], ledger?.lastAuditId, now);
+        const tagNumbers = tagNumbersAfter(ledger, plan, options.force === true);
+        if (attempt === 1 && !ledgerMatches(ledger, plan, tagNumbers)) {
+          ledger = await writeLedger(ports.ledger, ref, { ownedRules: plan.ownedAfter, pendingRules: [], appliedTagChangeNumbers: tagNumbers, lastAuditId: ledger?.lastAuditId }, now);
+        }
         if (attempt === 1) return { plan, outcome: "unchanged", auditId: undefined, attempts: attempt };
       } else {
         // Claim the additions before writing, so a crash before the ledger update cannot turn them into people's rules.
-        ledger = await writeLedger(ports.ledger, ref, ledger?.ownedRules ?? plan.ownedBefore, plan.adds.map((add) => add.rule), ledger?.lastAuditId, now);
+        ledger = await writeLedger(
+          ports.ledger,
+          ref,
+          { ownedRules: ledger?.ownedRules ?? plan.ownedBefore, pendingRules: plan.adds.map((add) => add.rule), appliedTagChangeNumbers: ledger?.appliedTagChangeNumbers ?? {}, lastAuditId: ledger?.lastAuditId },
+          now,
+        );
         // ARM has no ETag and a PATCH replaces the whole list: a rule someone added since our read would be
         // dropped without a trace (the read-back matches our plan), and a defaultAction they changed would be
         // reverted. Read again right before writing and re-plan if anything moved; one round trip of risk remains.
@@ -131,7 +139,7 @@ async function execute(
       if (sameRules(after.ipRules, plan.ipRulesAfter)) {
         const entry = auditEntryFor(plan, firstSnapshot, after);
         await ports.ledger.appendAudit(entry);
-        await writeLedger(ports.ledger, ref, plan.ownedAfter, [], entry.id, now);
+        await writeLedger(ports.ledger, ref, { ownedRules: plan.ownedAfter, pendingRules: [], appliedTagChangeNumbers: tagNumbersAfter(ledger, plan, options.force === true), lastAuditId: entry.id }, now);
         return { plan, outcome: "applied", auditId: entry.id, attempts: attempt };
       }
       if (attempt >= 2) {
@@ -158,19 +166,31 @@ function notConverged(ref: RegistryRef, plan: Plan, actual: RegistrySnapshot): C
 async function writeLedger(
   store: LedgerStore,
   ref: RegistryRef,
-  ownedRules: readonly string[],
-  pendingRules: readonly string[],
-  lastAuditId: string | undefined,
+  content: Pick<LedgerState, "ownedRules" | "pendingRules" | "appliedTagChangeNumbers" | "lastAuditId">,
   now: () => Date,
 ): Promise<LedgerState> {
-  const state: LedgerState = { schemaVersion: 1, registryId: ref.id, ownedRules: [...ownedRules], pendingRules: [...pendingRules], updatedAt: now().toISOString(), lastAuditId };
+  const state: LedgerState = { schemaVersion: 1, registryId: ref.id, ...content, updatedAt: now().toISOString() };
   await store.write(state);
   return state;
 }
 
-function ledgerMatches(ledger: LedgerState | undefined, plan: Plan): boolean {
+/**
+ * The tag changeNumbers to remember: never lowered by an ordinary run (so an older file keeps
+ * tripping the stale-source guard), but taken as they are when an operator forces the run (a
+ * tag that Microsoft re-created starts again at 1).
+ */
+function tagNumbersAfter(ledger: LedgerState | undefined, plan: Plan, force: boolean): Record<string, number> {
+  const next: Record<string, number> = { ...ledger?.appliedTagChangeNumbers };
+  if (plan.source.kind !== "service-tags") return next;
+  for (const tag of plan.source.tags) next[tag.name] = force ? tag.changeNumber : Math.max(next[tag.name] ?? 0, tag.changeNumber);
+  return next;
+}
+
+function ledgerMatches(ledger: LedgerState | undefined, plan: Plan, tagNumbers: Readonly<Record<string, number>>): boolean {
   if (ledger === undefined) return false;
   if (ledger.pendingRules.length > 0) return false;
+  const recorded = Object.entries(ledger.appliedTagChangeNumbers);
+  if (recorded.length !== Object.keys(tagNumbers).length || recorded.some(([name, number]) => tagNumbers[name] !== number)) return false;
   return sameSet(ledger.ownedRules, plan.ownedAfter);
 }
 

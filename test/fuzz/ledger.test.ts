@@ -46,6 +46,7 @@ const LEDGER_SEED = {
   registryId: REGISTRY,
   ownedRules: ["20.42.66.0/24", "40.71.10.216/29"],
   pendingRules: ["20.42.67.0/24"],
+  appliedTagChangeNumbers: { "AzureContainerRegistry.EastUS": 42 },
   updatedAt: "2025-10-23T03:00:00.000Z",
   lastAuditId: "20251023T030000000Z-a1b2c3",
 };
@@ -106,6 +107,7 @@ const ledgerLike = fc.record(
     registryId: fc.oneof(fc.constant(REGISTRY), hostileString, hostileValue),
     ownedRules: fc.oneof(fc.array(ruleLike, { maxLength: 5 }), hostileValue),
     pendingRules: fc.oneof(fc.array(ruleLike, { maxLength: 3 }), hostileValue),
+    appliedTagChangeNumbers: fc.oneof(fc.dictionary(fc.oneof(fc.constant("AzureContainerRegistry.EastUS"), hostileString), fc.oneof(fc.nat(), hostileNumber)), hostileValue),
     updatedAt: fc.oneof(fc.date({ noInvalidDate: true }).map((d) => d.toISOString()), fc.constantFrom("2025-10-23", "2025-13-45T99:99:99Z", "2025-10-23T03:00:00+02:00"), hostileValue),
     lastAuditId: fc.oneof(fc.constant(null), fc.constant("20251023T030000000Z-a1b2c3"), hostileString),
   },

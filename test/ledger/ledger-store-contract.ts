@@ -23,6 +23,7 @@ export function ledgerState(overrides: Partial<LedgerState> = {}): LedgerState {
     registryId: REGISTRY,
     ownedRules: ["20.42.66.0/24", "40.71.10.216/29"],
     pendingRules: [],
+    appliedTagChangeNumbers: { "AzureContainerRegistry.EastUS": 42 },
     updatedAt: "2025-10-23T03:00:00.000Z",
     lastAuditId: undefined,
     ...overrides,

@@ -6,7 +6,7 @@ const PEOPLE = ["203.0.113.10", "198.51.100.0/24"];
 const OURS = ["20.41.66.0/26", "20.41.69.0/25"];
 
 function ledger(owned: readonly string[], pending: readonly string[] = []): LedgerState {
-  return { schemaVersion: 1, registryId: "/subscriptions/x/resourceGroups/rg/providers/Microsoft.ContainerRegistry/registries/replay1", ownedRules: [...owned], pendingRules: [...pending], updatedAt: "2025-01-01T00:00:00.000Z", lastAuditId: undefined };
+  return { schemaVersion: 1, registryId: "/subscriptions/x/resourceGroups/rg/providers/Microsoft.ContainerRegistry/registries/replay1", ownedRules: [...owned], pendingRules: [...pending], appliedTagChangeNumbers: {}, updatedAt: "2025-01-01T00:00:00.000Z", lastAuditId: undefined };
 }
 
 /** A week in which everything holds: both selected prefixes covered, ledger in step. */

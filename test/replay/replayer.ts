@@ -169,7 +169,8 @@ export async function replayHistory(options: ReplayOptions): Promise<ReplayResul
       const first = await runOnce(clean, false);
       if (first.kind === "guard") figures.guardTrips[first.guard] = (figures.guardTrips[first.guard] ?? 0) + 1;
       if (first.kind === "applied") figures.appliedRuns += 1;
-      if (first.kind !== "guard" || first.guard !== "mass-removal") return first;
+      // Checked and forced as an operator would: a mass removal, or a tag Microsoft re-created (its changeNumber restarts).
+      if (first.kind !== "guard" || (first.guard !== "mass-removal" && first.guard !== "stale-source")) return first;
       figures.forcedReruns += 1;
       const forced = await runOnce(clean, true);
       if (forced.kind === "applied") figures.appliedRuns += 1;

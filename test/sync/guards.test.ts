@@ -32,6 +32,7 @@ function basePlan(overrides: Partial<Plan> = {}, registry: Partial<Plan["registr
     counts: { before: 0, after: 1, limit: 100, limitSource: "listUsages", peopleRules: 0, pinnedRules: 0, serviceRules: 1, headroom: 0, budget: 100 },
     aggregation: { publishedPrefixes: 1, mergedPrefixes: 1, targetAddresses: 256, coveredAddresses: 256, extraAddresses: 0, minPrefixLength: 8 },
     drift: [],
+    staleTags: [],
     revokedRules: [],
     changed: true,
     warnings: [],
@@ -70,6 +71,13 @@ describe("evaluateGuards", () => {
     expect(guardsOf(plan)).toEqual(["mass-removal"]);
     expect(guardsOf(plan, POLICY, true)).toEqual([]);
     expect(guardsOf(basePlan({ ownedBefore: owned, revokedRules: owned.slice(0, 2) }))).toEqual([]);
+  });
+
+  it("trips stale-source for a file older than the one applied before, and a forced run passes", () => {
+    const plan = basePlan({ staleTags: [{ name: "AzureContainerRegistry.JapanEast", changeNumber: 7, appliedChangeNumber: 8 }] });
+    expect(guardsOf(plan)).toEqual(["stale-source"]);
+    expect(evaluateGuards(plan, { policy: POLICY, force: false })[0]?.message).toContain("AzureContainerRegistry.JapanEast changeNumber 7 < 8");
+    expect(guardsOf(plan, POLICY, true)).toEqual([]);
   });
 
   it("always allows one revocation, so a one-rule region can move", () => {

@@ -48,8 +48,8 @@ function tags(...selected: SelectedTag[]): DesiredSource {
   };
 }
 
-function ledger(ownedRules: string[], pendingRules: string[] = []): LedgerState {
-  return { schemaVersion: 1, registryId: REF.id, ownedRules, pendingRules, updatedAt: "2025-10-01T00:00:00.000Z", lastAuditId: undefined };
+function ledger(ownedRules: string[], pendingRules: string[] = [], appliedTagChangeNumbers: Record<string, number> = {}): LedgerState {
+  return { schemaVersion: 1, registryId: REF.id, ownedRules, pendingRules, appliedTagChangeNumbers, updatedAt: "2025-10-01T00:00:00.000Z", lastAuditId: undefined };
 }
 
 function plan(input: Partial<PlanInput> & Pick<PlanInput, "snapshot" | "desired">) {
@@ -174,6 +174,12 @@ describe("planAllowlist", () => {
     expect(result.adds.map((a) => a.rule)).toEqual(["20.43.64.0/24"]);
     expect(result.removes.map((r) => r.rule)).toEqual(["20.18.0.0/26"]);
     expect(result.ipRulesAfter).toContain("203.0.113.7");
+  });
+
+  it("lists selected tags older than the ones applied before, and only those", () => {
+    const result = plan({ snapshot: snapshot([]), ledger: ledger([], [], { "AzureContainerRegistry.JapanEast": 13, "AzureContainerRegistry.Other": 99 }), desired: tags(JAPAN) });
+    expect(result.staleTags).toEqual([{ name: "AzureContainerRegistry.JapanEast", changeNumber: 12, appliedChangeNumber: 13 }]);
+    expect(plan({ snapshot: snapshot([]), ledger: ledger([], [], { "AzureContainerRegistry.JapanEast": 12 }), desired: tags(JAPAN) }).staleTags).toEqual([]);
   });
 
   it("produces the same plan for the same input", () => {

@@ -3,7 +3,7 @@ import { randomBytes } from "node:crypto";
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { ConvergenceError, LockHeldError } from "../../src/errors.js";
+import { ConvergenceError, GuardError, LockHeldError } from "../../src/errors.js";
 import { runInvocation } from "../../src/sync/invocation.js";
 import { rollbackTarget } from "../../src/sync/run.js";
 import { readServiceTagsFixture } from "../support/servicetags-server.js";
@@ -110,6 +110,30 @@ describe("a sync run against the emulated registry", () => {
       expect(rules.slice(0, 2)).toEqual(PEOPLE);
     } finally {
       harness.tags.publish("ServiceTags_Public_20251027.json", readServiceTagsFixture("ServiceTags_Public_20251020.acr.json"));
+    }
+  });
+
+  it("refuses a file older than the one applied before, and remembers the newer changeNumber", async () => {
+    const { id, runtime } = setup();
+    await run(runtime, "apply");
+    expect((await runtime.ports.ledger.read(id))?.appliedTagChangeNumbers).toEqual({ "AzureContainerRegistry.JapanEast": 8 });
+    const file = JSON.parse(readServiceTagsFixture("ServiceTags_Public_20251020.acr.json").toString("utf8")) as {
+      values: { name: string; properties: { changeNumber: number; addressPrefixes: string[] } }[];
+    };
+    const tag = file.values.find((value) => value.name === "AzureContainerRegistry.JapanEast");
+    if (tag === undefined) throw new Error("fixture lacks JapanEast");
+    tag.properties.addressPrefixes = tag.properties.addressPrefixes.slice(1);
+    tag.properties.changeNumber = 7;
+    harness.tags.publish("ServiceTags_Public_20251110.json", JSON.stringify(file));
+    try {
+      const writes = harness.arm.writes;
+      const [outcome] = await runInvocation(runtime.settings, runtime.ports, { mode: "apply", trigger: "test", actor: "test" });
+      expect(outcome !== undefined && !outcome.ok && outcome.error).toBeInstanceOf(GuardError);
+      expect(outcome !== undefined && !outcome.ok && (outcome.error as GuardError).guard).toBe("stale-source");
+      expect(harness.arm.writes).toBe(writes);
+      expect((await runtime.ports.ledger.read(id))?.appliedTagChangeNumbers).toEqual({ "AzureContainerRegistry.JapanEast": 8 });
+    } finally {
+      harness.tags.publish("ServiceTags_Public_20251110.json", readServiceTagsFixture("ServiceTags_Public_20251020.acr.json"));
     }
   });
 
