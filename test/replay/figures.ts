@@ -37,10 +37,11 @@ export function formatFigures(rows: readonly ReplayFigures[]): string {
   ].join("\n");
 }
 
-export function totals(rows: readonly ReplayFigures[]): ReplayFigures {
-  const total: ReplayFigures = {
-    configuration: "total",
-    mode: rows.every((row) => row.mode === "clean") ? "clean" : "faulty",
+/** Figures with every count at zero, for one configuration's replay or for the totals row. */
+export function emptyFigures(configuration: string, mode: ReplayFigures["mode"]): ReplayFigures {
+  return {
+    configuration,
+    mode,
     weeks: 0,
     runs: 0,
     writes: 0,
@@ -62,6 +63,10 @@ export function totals(rows: readonly ReplayFigures[]): ReplayFigures {
     events: [],
     durationMs: 0,
   };
+}
+
+export function totals(rows: readonly ReplayFigures[]): ReplayFigures {
+  const total = emptyFigures("total", rows.every((row) => row.mode === "clean") ? "clean" : "faulty");
   for (const row of rows) {
     total.weeks += row.weeks;
     total.runs += row.runs;

@@ -12,6 +12,7 @@ import { LATEST_ALIAS_PATH, renderDetailsPage } from "../support/servicetags-ser
 import type { ReplayConfiguration } from "./configurations.js";
 import { planWeekFaults, type FaultPolicy, type PlannedFault } from "./faults.js";
 import { publicationText, regionalIpv4, type Publication } from "./history.js";
+import { emptyFigures } from "./figures.js";
 import { checkFailedAttempt, checkWeek } from "./invariants.js";
 import { seededRandom } from "../support/random.js";
 
@@ -108,30 +109,7 @@ export async function replayHistory(options: ReplayOptions): Promise<ReplayResul
   const started = Date.now();
   const { configuration, publications } = options;
   const mode = options.faults === undefined ? "clean" : "faulty";
-  const figures: ReplayFigures = {
-    configuration: options.label ?? configuration.name,
-    mode,
-    weeks: 0,
-    runs: 0,
-    writes: 0,
-    unchangedWeeks: 0,
-    convergedWeeks: 0,
-    guardTrips: {},
-    forcedReruns: 0,
-    faultsInjected: {},
-    faultsStruck: 0,
-    failedRuns: {},
-    failedAfterWrite: 0,
-    recoveredWeeks: 0,
-    aggregatedWeeks: 0,
-    maxRules: 0,
-    aliasFallbacks: 0,
-    auditEntries: 0,
-    appliedRuns: 0,
-    violations: [],
-    events: [],
-    durationMs: 0,
-  };
+  const figures = emptyFigures(options.label ?? configuration.name, mode);
   const states: string[][] = [];
   const { harness } = options;
   const ledgerDir = options.ledger === "file" ? mkdtempSync(join(tmpdir(), "acr-replay-")) : undefined;
