@@ -1,8 +1,8 @@
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { RegistryOperationError, RegistryRequestError } from "../../src/errors.js";
 import { REGISTRY_ACTIONS, registryResourceId, type ArmEmulator } from "../support/arm-emulator.js";
-import { TEST_SUBSCRIPTION, startHarness, type Harness } from "../support/harness.js";
-import { DRIFTED_RULE, FaultLab, FaultMatrix, PEOPLE, type FaultRow } from "./fault-lab.js";
+import { TEST_SUBSCRIPTION } from "../support/harness.js";
+import { faultSuite, DRIFTED_RULE, PEOPLE, type FaultRow } from "./fault-lab.js";
 
 /**
  * The ARM rows of the fault matrix: every failure of Azure Resource Manager ends either converged
@@ -10,18 +10,7 @@ import { DRIFTED_RULE, FaultLab, FaultMatrix, PEOPLE, type FaultRow } from "./fa
  * event, the registry's rules exactly as before), and the next clean run converges.
  */
 
-let harness: Harness;
-let lab: FaultLab;
-const matrix = new FaultMatrix("ARM");
-
-beforeAll(async () => {
-  harness = await startHarness();
-  lab = new FaultLab(harness);
-});
-afterAll(async () => {
-  console.log(`\n${matrix.render()}\n`);
-  await harness?.close();
-});
+const suite = faultSuite("ARM");
 
 /** Someone adds a rule by hand (portal, az CLI): `192.0.2.<n>`, a new one each time. */
 function handWriter(added: string[]) {
@@ -42,7 +31,7 @@ const rows: FaultRow[] = [
     test: "converges when ARM throttles the PATCH once with Retry-After: the SDK waits and sends it again",
     expected: "converged",
     patches: "applied",
-    inject: ({ id }) => harness.arm.injectFault({ op: "patch", registryId: id, fault: { kind: "status", status: 429, retryAfterSeconds: 0 } }),
+    inject: ({ id }) => suite.harness.arm.injectFault({ op: "patch", registryId: id, fault: { kind: "status", status: 429, retryAfterSeconds: 0 } }),
     verify: (o) => expect(o.patchesSent).toBe(2),
   },
   {
@@ -52,7 +41,7 @@ const rows: FaultRow[] = [
     expected: "unchanged and reported",
     code: "RegistryRequestFailed(429)",
     patches: "none",
-    inject: ({ id }) => harness.arm.injectFault({ op: "get", registryId: id, fault: { kind: "status", status: 429 } }),
+    inject: ({ id }) => suite.harness.arm.injectFault({ op: "get", registryId: id, fault: { kind: "status", status: 429 } }),
     verify: (o) => expect(o.requests.map((r) => `${r.op} ${String(r.status)}`)).toEqual(["get 429"]),
   },
   {
@@ -61,7 +50,7 @@ const rows: FaultRow[] = [
     test: "converges when the PATCH fails once with 500: the SDK retries it",
     expected: "converged",
     patches: "applied",
-    inject: ({ id }) => harness.arm.injectFault({ op: "patch", registryId: id, fault: { kind: "status", status: 500 } }),
+    inject: ({ id }) => suite.harness.arm.injectFault({ op: "patch", registryId: id, fault: { kind: "status", status: 500 } }),
     verify: (o) => expect(o.patchesSent).toBe(2),
   },
   {
@@ -70,7 +59,7 @@ const rows: FaultRow[] = [
     test: "converges when the read fails once with 503: the SDK retries it",
     expected: "converged",
     patches: "applied",
-    inject: ({ id }) => harness.arm.injectFault({ op: "get", registryId: id, fault: { kind: "status", status: 503 } }),
+    inject: ({ id }) => suite.harness.arm.injectFault({ op: "get", registryId: id, fault: { kind: "status", status: 503 } }),
   },
   {
     row: "500 persisting",
@@ -79,7 +68,7 @@ const rows: FaultRow[] = [
     expected: "unchanged and reported",
     code: "RegistryRequestFailed(500)",
     patches: "refused",
-    inject: ({ id }) => harness.arm.injectFault({ op: "patch", registryId: id, times: Infinity, fault: { kind: "status", status: 500 } }),
+    inject: ({ id }) => suite.harness.arm.injectFault({ op: "patch", registryId: id, times: Infinity, fault: { kind: "status", status: 500 } }),
     verify: (o) => {
       // One try and FAST_TUNING's two retries.
       expect(o.patchesSent).toBe(3);
@@ -92,7 +81,7 @@ const rows: FaultRow[] = [
     test: "converges when the connection is reset during the PATCH once: the SDK retries it",
     expected: "converged",
     patches: "applied",
-    inject: ({ id }) => harness.arm.injectFault({ op: "patch", registryId: id, fault: { kind: "reset" } }),
+    inject: ({ id }) => suite.harness.arm.injectFault({ op: "patch", registryId: id, fault: { kind: "reset" } }),
     verify: (o) => expect(o.patchesSent).toBe(2),
   },
   {
@@ -102,7 +91,7 @@ const rows: FaultRow[] = [
     expected: "unchanged and reported",
     code: "RegistryRequestFailed(network)",
     patches: "none",
-    inject: ({ id }) => harness.arm.injectFault({ op: "get", registryId: id, times: Infinity, fault: { kind: "reset" } }),
+    inject: ({ id }) => suite.harness.arm.injectFault({ op: "get", registryId: id, times: Infinity, fault: { kind: "reset" } }),
   },
   {
     row: "timeout",
@@ -111,7 +100,7 @@ const rows: FaultRow[] = [
     expected: "unchanged and reported",
     code: "RegistryRequestFailed(timeout)",
     patches: "refused",
-    inject: ({ id }) => harness.arm.injectFault({ op: "patch", registryId: id, fault: { kind: "hang" } }),
+    inject: ({ id }) => suite.harness.arm.injectFault({ op: "patch", registryId: id, fault: { kind: "hang" } }),
   },
   {
     row: "LRO Failed",
@@ -120,7 +109,7 @@ const rows: FaultRow[] = [
     expected: "unchanged and reported",
     code: "RegistryOperationFailed(operation-failed)",
     patches: "refused",
-    inject: ({ id }) => harness.arm.injectFault({ op: "patch", registryId: id, fault: { kind: "lro-failed", code: "InternalServerError", message: "Update failed." } }),
+    inject: ({ id }) => suite.harness.arm.injectFault({ op: "patch", registryId: id, fault: { kind: "lro-failed", code: "InternalServerError", message: "Update failed." } }),
     verify: (o) => expect(!o.outcome.ok && o.outcome.error instanceof RegistryOperationError && o.outcome.error.details.armCode).toBe("InternalServerError"),
   },
   {
@@ -132,7 +121,7 @@ const rows: FaultRow[] = [
     patches: "refused",
     prior: true,
     settings: { SYNC_OPERATION_TIMEOUT_MS: "1000" },
-    inject: ({ id }) => harness.arm.injectFault({ op: "patch", registryId: id, fault: { kind: "lro-stuck" } }),
+    inject: ({ id }) => suite.harness.arm.injectFault({ op: "patch", registryId: id, fault: { kind: "lro-stuck" } }),
     verify: (o) => expect(o.requests.filter((r) => r.op === "poll").length).toBeGreaterThan(1),
   },
   {
@@ -144,10 +133,10 @@ const rows: FaultRow[] = [
     patches: "refused",
     prior: true,
     settings: { SYNC_OPERATION_TIMEOUT_MS: "1000" },
-    inject: ({ id }) => harness.arm.injectFault({ op: "patch", registryId: id, fault: { kind: "lro-stuck" } }),
+    inject: ({ id }) => suite.harness.arm.injectFault({ op: "patch", registryId: id, fault: { kind: "lro-stuck" } }),
     heal: ({ id }) => {
-      const sent = harness.arm.patchBodies(id).at(-1) as { properties: { networkRuleSet: { ipRules: { value: string }[] } } };
-      harness.arm.setIpRules(id, sent.properties.networkRuleSet.ipRules.map((rule) => rule.value));
+      const sent = suite.harness.arm.patchBodies(id).at(-1) as { properties: { networkRuleSet: { ipRules: { value: string }[] } } };
+      suite.harness.arm.setIpRules(id, sent.properties.networkRuleSet.ipRules.map((rule) => rule.value));
     },
     verifyNext: async (o, context) => {
       expect(o.patchesSent).toBe(0);
@@ -162,7 +151,7 @@ const rows: FaultRow[] = [
     expected: "unchanged and reported",
     code: "RegistryAccessDenied(401)",
     patches: "none",
-    inject: ({ id }) => harness.arm.injectFault({ op: "get", registryId: id, times: Infinity, fault: { kind: "status", status: 401 } }),
+    inject: ({ id }) => suite.harness.arm.injectFault({ op: "get", registryId: id, times: Infinity, fault: { kind: "status", status: 401 } }),
   },
   {
     row: "403",
@@ -173,7 +162,7 @@ const rows: FaultRow[] = [
     patches: "refused",
     spec: { deniedActions: [REGISTRY_ACTIONS.patch] },
     inject: () => undefined,
-    heal: ({ id }) => harness.arm.updateRegistry(id, { deniedActions: [] }),
+    heal: ({ id }) => suite.harness.arm.updateRegistry(id, { deniedActions: [] }),
     verify: (o) => expect(!o.outcome.ok && o.outcome.error instanceof Error && (o.outcome.error as RegistryRequestError).remedy).toMatch(/registries\/write/),
   },
   {
@@ -189,7 +178,7 @@ const rows: FaultRow[] = [
       return l.context(id, l.blobRuntime(registryResourceId(TEST_SUBSCRIPTION, "rg-moved", name)));
     },
     inject: () => undefined,
-    heal: (context) => lab.rebuild(context, {}, context.id),
+    heal: (context) => suite.lab.rebuild(context, {}, context.id),
     verify: (o) => expect(o.requests.every((r) => r.op === "get" && r.status === 404)).toBe(true),
   },
   {
@@ -200,12 +189,12 @@ const rows: FaultRow[] = [
     code: "NetworkRuleNotSupported(400)",
     patches: "refused",
     inject: ({ id }) =>
-      harness.arm.injectFault({
+      suite.harness.arm.injectFault({
         op: "patch",
         registryId: id,
         fault: { kind: "concurrent-writer", when: "before", write: (emulator, registryId) => emulator.updateRegistry(registryId, { sku: "Standard" }) },
       }),
-    heal: ({ id }) => harness.arm.updateRegistry(id, { sku: "Premium" }),
+    heal: ({ id }) => suite.harness.arm.updateRegistry(id, { sku: "Premium" }),
   },
   {
     row: "quota 400",
@@ -216,7 +205,7 @@ const rows: FaultRow[] = [
     patches: "refused",
     settings: { SYNC_HEADROOM: "0" },
     inject: ({ id }) =>
-      harness.arm.injectFault({
+      suite.harness.arm.injectFault({
         op: "patch",
         registryId: id,
         fault: { kind: "concurrent-writer", when: "before", write: (emulator, registryId) => emulator.updateRegistry(registryId, { ruleLimit: 12 }) },
@@ -235,7 +224,7 @@ const rows: FaultRow[] = [
       expected: "converged",
       patches: "applied",
       addedByPeople: () => added,
-      inject: ({ id }) => harness.arm.injectFault({ op: "get", registryId: id, fault: { kind: "concurrent-writer", when: "after", write: handWriter(added) } }),
+      inject: ({ id }) => suite.harness.arm.injectFault({ op: "get", registryId: id, fault: { kind: "concurrent-writer", when: "after", write: handWriter(added) } }),
       verify: async (o, context) => {
         expect(added).toEqual(["192.0.2.1"]);
         expect(o.after).toContain("192.0.2.1");
@@ -252,7 +241,7 @@ const rows: FaultRow[] = [
     code: "GuardTripped(default-action-allow)",
     patches: "none",
     inject: ({ id }) =>
-      harness.arm.injectFault({
+      suite.harness.arm.injectFault({
         op: "get",
         registryId: id,
         fault: { kind: "concurrent-writer", when: "after", write: (emulator, registryId) => emulator.updateRegistry(registryId, { defaultAction: "Allow" }) },
@@ -262,7 +251,7 @@ const rows: FaultRow[] = [
       expect(!outcome.ok && outcome.error instanceof Error && outcome.error.message).toMatch(/defaultAction Allow/);
     },
     // They turn it back on; the next run converges.
-    heal: ({ id }) => harness.arm.updateRegistry(id, { defaultAction: "Deny" }),
+    heal: ({ id }) => suite.harness.arm.updateRegistry(id, { defaultAction: "Deny" }),
   },
   (() => {
     const added: string[] = [];
@@ -274,7 +263,7 @@ const rows: FaultRow[] = [
       patches: "applied",
       prior: true,
       addedByPeople: () => added,
-      inject: ({ id }) => harness.arm.injectFault({ op: "patch", registryId: id, fault: { kind: "concurrent-writer", when: "after", write: handWriter(added) } }),
+      inject: ({ id }) => suite.harness.arm.injectFault({ op: "patch", registryId: id, fault: { kind: "concurrent-writer", when: "after", write: handWriter(added) } }),
       verify: async (o, context) => {
         expect(o.after).toEqual([...PEOPLE, ...o.before.slice(PEOPLE.length), DRIFTED_RULE, "192.0.2.1"]);
         expect(o.outcome.ok && o.outcome.result.attempts).toBe(2);
@@ -285,10 +274,10 @@ const rows: FaultRow[] = [
 ];
 
 describe("ARM faults", () => {
-  for (const row of rows) it(row.test, () => lab.runRow(matrix, row));
+  for (const row of rows) it(row.test, () => suite.lab.runRow(suite.matrix, row));
 
   it("has a verdict for every row, each as expected", () => {
-    expect(matrix.entries.map((e) => e.row)).toEqual(rows.map((r) => r.row));
-    expect(matrix.entries.filter((e) => !e.matched)).toEqual([]);
+    expect(suite.matrix.entries.map((e) => e.row)).toEqual(rows.map((r) => r.row));
+    expect(suite.matrix.entries.filter((e) => !e.matched)).toEqual([]);
   });
 });

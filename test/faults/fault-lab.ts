@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { createServer } from "node:net";
-import { expect } from "vitest";
+import { afterAll, beforeAll, expect } from "vitest";
 import type { Runtime } from "../../src/app/runtime.js";
 import { AllowlistSyncError, GuardError } from "../../src/errors.js";
 import { parsePrefix } from "../../src/prefixes/ipv4.js";
@@ -11,7 +11,7 @@ import { isInside } from "../../src/sync/plan.js";
 import { sameRules } from "../../src/sync/run.js";
 import type { DriftDetectedEvent, GuardTrippedEvent, SyncCompletedEvent, SyncFailedEvent, TelemetrySink } from "../../src/telemetry/types.js";
 import type { ArmRequestRecord, RegistrySpec, RegistryState } from "../support/arm-emulator.js";
-import type { Harness } from "../support/harness.js";
+import { startHarness, type Harness } from "../support/harness.js";
 
 /**
  * The fault matrix's bench: every row builds a fresh registry holding people's rules, injects one
@@ -452,4 +452,38 @@ export async function closedLoopbackPort(): Promise<number> {
   const port = typeof address === "object" && address !== null ? address.port : 0;
   await new Promise<void>((resolve) => server.close(() => resolve()));
   return port;
+}
+
+export interface FaultSuite {
+  readonly matrix: FaultMatrix;
+  readonly harness: Harness;
+  readonly lab: FaultLab;
+}
+
+/** One harness and fault lab for a test file's rows; the file's matrix is printed when it is done. */
+export function faultSuite(title: string): FaultSuite {
+  const matrix = new FaultMatrix(title);
+  let harness: Harness | undefined;
+  let lab: FaultLab | undefined;
+  beforeAll(async () => {
+    harness = await startHarness();
+    lab = new FaultLab(harness);
+  });
+  afterAll(async () => {
+    console.log(`\n${matrix.render()}\n`);
+    await harness?.close();
+  });
+  const started = <T>(value: T | undefined): T => {
+    if (value === undefined) throw new Error("the fault suite starts its harness in beforeAll");
+    return value;
+  };
+  return {
+    matrix,
+    get harness() {
+      return started(harness);
+    },
+    get lab() {
+      return started(lab);
+    },
+  };
 }

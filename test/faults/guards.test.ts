@@ -1,12 +1,11 @@
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { ConvergenceError, LockHeldError, TagNotFoundError } from "../../src/errors.js";
 import { createFileLedgerStore } from "../../src/ledger/file-store.js";
-import { startHarness, type Harness } from "../support/harness.js";
 import { readServiceTagsFixture } from "../support/servicetags-server.js";
-import { DRIFTED_RULE, FaultLab, FaultMatrix, JAPAN_EAST, PEOPLE, type FaultRow, type RunObservation } from "./fault-lab.js";
+import { faultSuite, DRIFTED_RULE, JAPAN_EAST, PEOPLE, type FaultRow, type RunObservation } from "./fault-lab.js";
 
 /**
  * The guard rows: each unsafe situation stops the run with a typed error, a clear message and
@@ -19,18 +18,7 @@ const NEWEST = "ServiceTags_Public_20251020.json";
 /** A later week: the details page links the newest file, so publishing it changes what every run reads. */
 const NEXT_WEEK = "ServiceTags_Public_20251027.json";
 
-let harness: Harness;
-let lab: FaultLab;
-const matrix = new FaultMatrix("guards");
-
-beforeAll(async () => {
-  harness = await startHarness();
-  lab = new FaultLab(harness);
-});
-afterAll(async () => {
-  console.log(`\n${matrix.render()}\n`);
-  await harness?.close();
-});
+const suite = faultSuite("guards");
 
 interface TagValue {
   name: string;
@@ -41,14 +29,14 @@ interface TagValue {
 function publishNextWeek(change: (values: TagValue[]) => TagValue[], options: { alias?: boolean } = {}): void {
   const file = JSON.parse(ORIGINAL.toString("utf8")) as { values: TagValue[] };
   file.values = change(file.values);
-  harness.tags.publish(NEXT_WEEK, JSON.stringify(file));
-  if (options.alias === true) harness.tags.setLatest(NEXT_WEEK);
+  suite.harness.tags.publish(NEXT_WEEK, JSON.stringify(file));
+  if (options.alias === true) suite.harness.tags.setLatest(NEXT_WEEK);
 }
 
 /** Next week's file becomes this week's again (the server cannot unpublish). */
 function restoreFile(): void {
-  harness.tags.publish(NEXT_WEEK, ORIGINAL);
-  harness.tags.setLatest(NEWEST);
+  suite.harness.tags.publish(NEXT_WEEK, ORIGINAL);
+  suite.harness.tags.setLatest(NEWEST);
 }
 
 function withJapanEast(values: TagValue[], prefixes: (current: string[]) => string[]): TagValue[] {
@@ -109,7 +97,7 @@ const rows: FaultRow[] = [
       expect(o.requests).toEqual([]);
       expect(messageOf(o)).toMatch(/cloud 'Public', but 'China' is configured/);
     },
-    heal: (context) => lab.rebuild(context),
+    heal: (context) => suite.lab.rebuild(context),
   },
   {
     row: "mass removal",
@@ -144,7 +132,7 @@ const rows: FaultRow[] = [
     spec: { ruleLimit: 12 },
     inject: () => undefined,
     verify: (o) => expect(messageOf(o)).toMatch(/\/16/),
-    heal: (context) => lab.rebuild(context, { SYNC_HEADROOM: "2" }),
+    heal: (context) => suite.lab.rebuild(context, { SYNC_HEADROOM: "2" }),
     verifyNext: (o) => {
       expect(o.after.length).toBeLessThanOrEqual(10);
       expect(o.outcome.ok && o.outcome.result.plan.aggregation.extraAddresses).toBeGreaterThan(0);
@@ -160,7 +148,7 @@ const rows: FaultRow[] = [
     spec: { ruleLimit: 12 },
     settings: { SYNC_HEADROOM: "2", SYNC_MAX_EXTRA_ADDRESSES: "0" },
     inject: () => undefined,
-    heal: (context) => lab.rebuild(context, { SYNC_HEADROOM: "2" }),
+    heal: (context) => suite.lab.rebuild(context, { SYNC_HEADROOM: "2" }),
   },
   {
     row: "registry not Premium",
@@ -171,7 +159,7 @@ const rows: FaultRow[] = [
     patches: "none",
     spec: { sku: "Standard" },
     inject: () => undefined,
-    heal: ({ id }) => harness.arm.updateRegistry(id, { sku: "Premium" }),
+    heal: ({ id }) => suite.harness.arm.updateRegistry(id, { sku: "Premium" }),
   },
   {
     row: "registry not Succeeded",
@@ -182,7 +170,7 @@ const rows: FaultRow[] = [
     patches: "none",
     spec: { provisioningState: "Updating" },
     inject: () => undefined,
-    heal: ({ id }) => harness.arm.updateRegistry(id, { provisioningState: "Succeeded" }),
+    heal: ({ id }) => suite.harness.arm.updateRegistry(id, { provisioningState: "Succeeded" }),
   },
   {
     row: "public network access Disabled",
@@ -193,7 +181,7 @@ const rows: FaultRow[] = [
     patches: "none",
     spec: { publicNetworkAccess: "Disabled" },
     inject: () => undefined,
-    heal: ({ id }) => harness.arm.updateRegistry(id, { publicNetworkAccess: "Enabled" }),
+    heal: ({ id }) => suite.harness.arm.updateRegistry(id, { publicNetworkAccess: "Enabled" }),
   },
   {
     row: "defaultAction Allow",
@@ -204,11 +192,11 @@ const rows: FaultRow[] = [
     patches: "none",
     spec: { defaultAction: "Allow" },
     inject: () => undefined,
-    heal: (context) => lab.rebuild(context, { SYNC_WRITE_WHEN_DEFAULT_ALLOW: "true" }),
+    heal: (context) => suite.lab.rebuild(context, { SYNC_WRITE_WHEN_DEFAULT_ALLOW: "true" }),
     verifyNext: (o) => {
       expect(o.state.defaultAction).toBe("Allow");
       expect(o.patchesSent).toBe(1);
-      expect(harness.arm.patchBodies(o.outcome.target.ref.id).at(-1)).toMatchObject({ properties: { networkRuleSet: { defaultAction: "Allow" } } });
+      expect(suite.harness.arm.patchBodies(o.outcome.target.ref.id).at(-1)).toMatchObject({ properties: { networkRuleSet: { defaultAction: "Allow" } } });
     },
   },
   {
@@ -244,7 +232,7 @@ const rows: FaultRow[] = [
       setup: (l) => {
         const id = l.addRegistry();
         path = join(mkdtempSync(join(tmpdir(), "faults-ledger-")), "ledger.json");
-        const context = l.context(id, harness.runtime({ TARGET_REGISTRIES: id, SYNC_LOCK_WAIT_MS: "300" }, { ledger: { kind: "file", path } }));
+        const context = l.context(id, suite.harness.runtime({ TARGET_REGISTRIES: id, SYNC_LOCK_WAIT_MS: "300" }, { ledger: { kind: "file", path } }));
         context.cleanups.push(async () => held?.release());
         return context;
       },
@@ -269,8 +257,8 @@ const rows: FaultRow[] = [
       patches: "applied",
       prior: true,
       inject: ({ id }) => {
-        const theirs = harness.arm.registry(id).ipRules;
-        harness.arm.injectFault({
+        const theirs = suite.harness.arm.registry(id).ipRules;
+        suite.harness.arm.injectFault({
           op: "patch",
           registryId: id,
           times: Infinity,
@@ -289,10 +277,10 @@ const rows: FaultRow[] = [
 ];
 
 describe("guards", () => {
-  for (const row of rows) it(row.test, () => lab.runRow(matrix, row));
+  for (const row of rows) it(row.test, () => suite.lab.runRow(suite.matrix, row));
 
   it("has a verdict for every row, each as expected", () => {
-    expect(matrix.entries.map((e) => e.row)).toEqual(rows.map((r) => r.row));
-    expect(matrix.entries.filter((e) => !e.matched)).toEqual([]);
+    expect(suite.matrix.entries.map((e) => e.row)).toEqual(rows.map((r) => r.row));
+    expect(suite.matrix.entries.filter((e) => !e.matched)).toEqual([]);
   });
 });

@@ -1,11 +1,10 @@
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { ServiceTagsUnavailableError } from "../../src/servicetags/source-errors.js";
-import { startHarness, type Harness } from "../support/harness.js";
-import { LATEST_ALIAS_PATH } from "../support/servicetags-server.js";
-import { FaultLab, FaultMatrix, closedLoopbackPort, type FaultRow, type RowContext, type RunObservation } from "./fault-lab.js";
+import { LATEST_ALIAS_PATH, type ServiceTagsFault } from "../support/servicetags-server.js";
+import { faultSuite, closedLoopbackPort, type FaultRow, type RowContext, type RunObservation } from "./fault-lab.js";
 
 /**
- * The source rows of the fault matrix. The chain is: the Download Center details page, the file
+ * The source rows of the fault suite.matrix. The chain is: the Download Center details page, the file
  * it links to, then the `_Latest` alias. A fault on one link falls back to the next (converged);
  * a fault on every link stops the run before ARM is even asked (unchanged and reported, with
  * every source's failure named), and the next clean run converges.
@@ -15,18 +14,7 @@ const PAGE = "/en-us/download/details.aspx";
 const FILE = "/download/ServiceTags_Public_20251020.json";
 const NEWEST = "ServiceTags_Public_20251020.json";
 
-let harness: Harness;
-let lab: FaultLab;
-const matrix = new FaultMatrix("service-tags source");
-
-beforeAll(async () => {
-  harness = await startHarness();
-  lab = new FaultLab(harness);
-});
-afterAll(async () => {
-  console.log(`\n${matrix.render()}\n`);
-  await harness?.close();
-});
+const suite = faultSuite("service-tags source");
 
 /** A bad file must stop everything before the registry is read or the ledger touched. */
 async function nothingTouched(o: RunObservation, context: RowContext): Promise<void> {
@@ -41,7 +29,7 @@ function originOf(o: RunObservation): string | undefined {
 }
 
 /** A row whose fault hits both the linked file and the alias, so no source is left. */
-function everywhere(row: string, fault: Parameters<Harness["tags"]["setFault"]>[1], code: string, extra: Partial<FaultRow> = {}): FaultRow {
+function everywhere(row: string, fault: ServiceTagsFault, code: string, extra: Partial<FaultRow> = {}): FaultRow {
   return {
     row,
     fault: `file and _Latest alias: ${fault.kind}${fault.kind === "status" ? ` ${fault.status}` : ""}`,
@@ -50,8 +38,8 @@ function everywhere(row: string, fault: Parameters<Harness["tags"]["setFault"]>[
     code,
     patches: "none",
     inject: () => {
-      harness.tags.setFault(FILE, fault);
-      harness.tags.setFault(LATEST_ALIAS_PATH, fault);
+      suite.harness.tags.setFault(FILE, fault);
+      suite.harness.tags.setFault(LATEST_ALIAS_PATH, fault);
     },
     verify: nothingTouched,
     ...extra,
@@ -67,8 +55,8 @@ const rows: FaultRow[] = [
     code: "ServiceTagsUnavailable(bot-page)",
     patches: "none",
     inject: () => {
-      harness.tags.setFault(PAGE, { kind: "status", status: 403 });
-      harness.tags.setFault(LATEST_ALIAS_PATH, { kind: "status", status: 403 });
+      suite.harness.tags.setFault(PAGE, { kind: "status", status: 403 });
+      suite.harness.tags.setFault(LATEST_ALIAS_PATH, { kind: "status", status: 403 });
     },
     verify: async (o, context) => {
       await nothingTouched(o, context);
@@ -84,8 +72,8 @@ const rows: FaultRow[] = [
     fault: "file: 3 MiB chunked, alias: 3 MiB declared; SERVICE_TAGS_MAX_BYTES=1 MiB",
     settings: { SERVICE_TAGS_MAX_BYTES: String(1024 * 1024) },
     inject: () => {
-      harness.tags.setFault(FILE, { kind: "oversized", bytes: 3 * 1024 * 1024 });
-      harness.tags.setFault(LATEST_ALIAS_PATH, { kind: "oversized", bytes: 3 * 1024 * 1024, declareLength: true });
+      suite.harness.tags.setFault(FILE, { kind: "oversized", bytes: 3 * 1024 * 1024 });
+      suite.harness.tags.setFault(LATEST_ALIAS_PATH, { kind: "oversized", bytes: 3 * 1024 * 1024, declareLength: true });
     },
   },
   {
@@ -118,7 +106,7 @@ const rows: FaultRow[] = [
       );
     },
     inject: () => undefined,
-    heal: (context) => lab.rebuild(context),
+    heal: (context) => suite.lab.rebuild(context),
     verify: nothingTouched,
   },
   {
@@ -127,8 +115,8 @@ const rows: FaultRow[] = [
     test: "falls back to the _Latest alias when the details page has no link to the file, and converges",
     expected: "converged",
     patches: "applied",
-    inject: () => harness.tags.setDetailsPage("none"),
-    heal: () => harness.tags.setDetailsPage("href"),
+    inject: () => suite.harness.tags.setDetailsPage("none"),
+    heal: () => suite.harness.tags.setDetailsPage("href"),
     verify: (o) => expect(originOf(o)).toBe("latest-alias"),
     verifyNext: (o) => expect(originOf(o)).toBe("details-page"),
   },
@@ -140,12 +128,12 @@ const rows: FaultRow[] = [
     code: "ServiceTagsUnavailable(no-link,http-status)",
     patches: "none",
     inject: () => {
-      harness.tags.setDetailsPage("none");
-      harness.tags.setLatest(null);
+      suite.harness.tags.setDetailsPage("none");
+      suite.harness.tags.setLatest(null);
     },
     heal: () => {
-      harness.tags.setDetailsPage("href");
-      harness.tags.setLatest(NEWEST);
+      suite.harness.tags.setDetailsPage("href");
+      suite.harness.tags.setLatest(NEWEST);
     },
     verify: nothingTouched,
   },
@@ -155,16 +143,16 @@ const rows: FaultRow[] = [
     test: "converges from the details page when the file fails once with 503: the source retries it",
     expected: "converged",
     patches: "applied",
-    inject: () => harness.tags.setFault(FILE, { kind: "status", status: 503 }, { times: 1 }),
+    inject: () => suite.harness.tags.setFault(FILE, { kind: "status", status: 503 }, { times: 1 }),
     verify: (o) => expect(originOf(o)).toBe("details-page"),
   },
 ];
 
 describe("service-tags source faults", () => {
-  for (const row of rows) it(row.test, () => lab.runRow(matrix, row));
+  for (const row of rows) it(row.test, () => suite.lab.runRow(suite.matrix, row));
 
   it("has a verdict for every row, each as expected", () => {
-    expect(matrix.entries.map((e) => e.row)).toEqual(rows.map((r) => r.row));
-    expect(matrix.entries.filter((e) => !e.matched)).toEqual([]);
+    expect(suite.matrix.entries.map((e) => e.row)).toEqual(rows.map((r) => r.row));
+    expect(suite.matrix.entries.filter((e) => !e.matched)).toEqual([]);
   });
 });

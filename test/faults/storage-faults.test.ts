@@ -1,13 +1,12 @@
 import { BlobServiceClient, type ContainerClient } from "@azure/storage-blob";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import type { Runtime } from "../../src/app/runtime.js";
 import { LedgerCorruptError, LockHeldError } from "../../src/errors.js";
 import { blobContainerFromSettings, createBlobLedgerStore } from "../../src/ledger/blob-store.js";
 import { registryKey } from "../../src/ledger/keys.js";
 import type { LedgerStore } from "../../src/ledger/types.js";
 import { AZURITE_ACCOUNT, AZURITE_KEY } from "../support/azurite.js";
-import { startHarness, type Harness } from "../support/harness.js";
-import { DRIFTED_RULE, FaultLab, FaultMatrix, JAPAN_EAST, closedLoopbackPort, type FaultRow, type RowContext } from "./fault-lab.js";
+import { faultSuite, DRIFTED_RULE, JAPAN_EAST, closedLoopbackPort, type FaultRow, type RowContext } from "./fault-lab.js";
 
 /**
  * The storage rows of the fault matrix: the blob ledger on Azurite missing, corrupt, unreachable
@@ -16,18 +15,7 @@ import { DRIFTED_RULE, FaultLab, FaultMatrix, JAPAN_EAST, closedLoopbackPort, ty
  * run before ARM is asked.
  */
 
-let harness: Harness;
-let lab: FaultLab;
-const matrix = new FaultMatrix("storage (blob ledger)");
-
-beforeAll(async () => {
-  harness = await startHarness();
-  lab = new FaultLab(harness);
-});
-afterAll(async () => {
-  console.log(`\n${matrix.render()}\n`);
-  await harness?.close();
-});
+const suite = faultSuite("storage (blob ledger)");
 
 function containerOf(runtime: Runtime): ContainerClient {
   const connection = process.env.AZURITE_CONNECTION_STRING;
@@ -120,7 +108,7 @@ const rows: FaultRow[] = [
       expect(!o.outcome.ok && o.outcome.error instanceof Error && o.outcome.error.message).toMatch(/ECONNREFUSED/);
     },
     heal: (context) => {
-      lab.rebuild(context);
+      suite.lab.rebuild(context);
       context.ports = {};
     },
   },
@@ -135,7 +123,7 @@ const rows: FaultRow[] = [
       patches: "none",
       settings: { SYNC_LOCK_WAIT_MS: "300" },
       inject: async (context) => {
-        const other = lab.blobRuntime(context.id, {}, context.runtime.settings.ledgerContainer);
+        const other = suite.lab.blobRuntime(context.id, {}, context.runtime.settings.ledgerContainer);
         const handle = await other.ports.ledger.acquireLock(context.id, { waitMs: 0 });
         held = handle;
         context.cleanups.push(() => handle.release());
@@ -160,7 +148,7 @@ const rows: FaultRow[] = [
     prior: true,
     inject: async (context) => {
       const real = context.runtime.ports.ledger;
-      const lost = quickStore(lab.blobRuntime(context.id, { AzureWebJobsStorage: await unreachableStorage() }));
+      const lost = quickStore(suite.lab.blobRuntime(context.id, { AzureWebJobsStorage: await unreachableStorage() }));
       // The real store, except that the account is gone by the time the audit entry is written.
       context.ports = { ledger: { read: (id) => real.read(id), write: (s) => real.write(s), listAudit: (id) => real.listAudit(id), acquireLock: (id, o) => real.acquireLock(id, o), appendAudit: (e) => lost.appendAudit(e) } };
     },
@@ -180,10 +168,10 @@ const rows: FaultRow[] = [
 ];
 
 describe("storage faults", () => {
-  for (const row of rows) it(row.test, () => lab.runRow(matrix, row));
+  for (const row of rows) it(row.test, () => suite.lab.runRow(suite.matrix, row));
 
   it("has a verdict for every row, each as expected", () => {
-    expect(matrix.entries.map((e) => e.row)).toEqual(rows.map((r) => r.row));
-    expect(matrix.entries.filter((e) => !e.matched)).toEqual([]);
+    expect(suite.matrix.entries.map((e) => e.row)).toEqual(rows.map((r) => r.row));
+    expect(suite.matrix.entries.filter((e) => !e.matched)).toEqual([]);
   });
 });
