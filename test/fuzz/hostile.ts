@@ -1,5 +1,5 @@
 import fc from "fast-check";
-import { expect } from "vitest";
+import { afterAll, beforeAll, expect } from "vitest";
 import { AllowlistSyncError } from "../../src/errors.js";
 
 /**
@@ -90,6 +90,17 @@ export function prototypeFingerprint(): string {
   return JSON.stringify({
     keys: Reflect.ownKeys(Object.prototype).map(String).sort(),
     inherited: PROTOTYPE_BAIT.map((key) => typeof probe[key]),
+  });
+}
+
+/** Asserts, once the test file is done, that no hostile input changed `Object.prototype`. */
+export function expectPrototypeUntouchedAfterAll(): void {
+  let fingerprint = "";
+  beforeAll(() => {
+    fingerprint = prototypeFingerprint();
+  });
+  afterAll(() => {
+    expect(prototypeFingerprint()).toBe(fingerprint);
   });
 }
 

@@ -25,7 +25,7 @@ import {
   parsesOrRejects,
   parsesOrRejectsAsync,
   PROTOTYPE_KEYS,
-  prototypeFingerprint,
+  expectPrototypeUntouchedAfterAll,
   textDamageArb,
   toJsonText,
   withOwnKey,
@@ -73,15 +73,9 @@ const AUDIT_SEED = {
   plan: { adds: ["20.42.66.0/24"], removes: [] },
 };
 
-let fingerprint: string;
 const verdicts: Verdict[] = [];
 
-beforeAll(() => {
-  fingerprint = prototypeFingerprint();
-});
-afterAll(() => {
-  expect(prototypeFingerprint()).toBe(fingerprint);
-});
+expectPrototypeUntouchedAfterAll();
 
 function expectWritableLedger(state: LedgerState): void {
   expect(Object.getPrototypeOf(state)).toBe(Object.prototype);

@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createPlanHandler } from "../../src/app/plan-handler.js";
 import type { Runtime } from "../../src/app/runtime.js";
 import { startHarness, type Harness } from "../support/harness.js";
-import { HANG_MS, PROTOTYPE_KEYS, prototypeFingerprint } from "./hostile.js";
+import { HANG_MS, PROTOTYPE_KEYS, expectPrototypeUntouchedAfterAll } from "./hostile.js";
 
 /**
  * The query of `GET /api/plan` is the one input an HTTP caller controls. Whatever it is, the
@@ -24,11 +24,11 @@ let harness: Harness;
 let runtime: Runtime;
 let ids: string[];
 let dir: string;
-let fingerprint: string;
 const statuses: number[] = [];
 
+expectPrototypeUntouchedAfterAll();
+
 beforeAll(async () => {
-  fingerprint = prototypeFingerprint();
   harness = await startHarness();
   ids = NAMES.map((name) => harness.addRegistry({ name, ipRules: ["203.0.113.10"] }));
   dir = mkdtempSync(join(tmpdir(), "fuzz-plan-query-"));
@@ -37,7 +37,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await harness?.close();
   if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
-  expect(prototypeFingerprint()).toBe(fingerprint);
 });
 
 /** What the handler must answer for this query, decided without its code. */

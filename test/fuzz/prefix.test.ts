@@ -1,23 +1,17 @@
 import fc from "fast-check";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { InvalidPrefixError, IPv6PrefixError } from "../../src/errors.js";
 import { formatPrefix, IPV4_SPACE, parsePrefix, sizeOfLength, type ParseMode, type ParsedPrefix } from "../../src/prefixes/ipv4.js";
-import { hostileString, parsesOrRejects, prototypeFingerprint, type Verdict } from "./hostile.js";
+import { hostileString, parsesOrRejects, expectPrototypeUntouchedAfterAll, type Verdict } from "./hostile.js";
 
 /**
  * `parsePrefix` reads service-tag prefixes, prefix files and rules people typed into a registry.
  * Whatever the text, it returns a well-formed prefix or throws InvalidPrefixError/IPv6PrefixError.
  */
 
-let fingerprint: string;
 const verdicts: Verdict[] = [];
 
-beforeAll(() => {
-  fingerprint = prototypeFingerprint();
-});
-afterAll(() => {
-  expect(prototypeFingerprint()).toBe(fingerprint);
-});
+expectPrototypeUntouchedAfterAll();
 
 function check(text: string, mode: ParseMode): Verdict {
   const verdict = parsesOrRejects(() => parsePrefix(text, { mode }), [InvalidPrefixError, IPv6PrefixError], (parsed) => expectWellFormedPrefix(text, mode, parsed));

@@ -1,5 +1,5 @@
 import fc from "fast-check";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { ServiceTagsValidationError } from "../../src/errors.js";
 import { parseServiceTags } from "../../src/servicetags/parse.js";
 import { CLOUDS, serviceTagsFileSchema, type Cloud, type ServiceTagsFile } from "../../src/servicetags/schema.js";
@@ -14,7 +14,7 @@ import {
   mutationArb,
   parsesOrRejects,
   PROTOTYPE_KEYS,
-  prototypeFingerprint,
+  expectPrototypeUntouchedAfterAll,
   textDamageArb,
   toJsonText,
   withOwnKey,
@@ -33,15 +33,9 @@ const SEED = (() => {
   return { ...file, values: file.values.slice(0, 4) };
 })();
 
-let fingerprint: string;
 const verdicts: Verdict[] = [];
 
-beforeAll(() => {
-  fingerprint = prototypeFingerprint();
-});
-afterAll(() => {
-  expect(prototypeFingerprint()).toBe(fingerprint);
-});
+expectPrototypeUntouchedAfterAll();
 
 function check(text: string, expectedCloud?: Cloud): Verdict {
   const verdict = parsesOrRejects(

@@ -1,25 +1,19 @@
 import fc from "fast-check";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { APP_SETTINGS, loadSettings, type Settings } from "../../src/config/settings.js";
 import { ConfigError } from "../../src/errors.js";
 import { parseRegistryId } from "../../src/registry/resource-id.js";
 import { CLOUDS } from "../../src/servicetags/schema.js";
-import { hostileString, parsesOrRejects, PROTOTYPE_KEYS, prototypeFingerprint, withOwnKey, type Verdict } from "./hostile.js";
+import { hostileString, parsesOrRejects, PROTOTYPE_KEYS, expectPrototypeUntouchedAfterAll, withOwnKey, type Verdict } from "./hostile.js";
 
 /**
  * `loadSettings` reads app settings and CLI flags: whatever the environment holds, it returns
  * settings the rest of the service can trust or throws ConfigError naming the setting.
  */
 
-let fingerprint: string;
 const verdicts: Verdict[] = [];
 
-beforeAll(() => {
-  fingerprint = prototypeFingerprint();
-});
-afterAll(() => {
-  expect(prototypeFingerprint()).toBe(fingerprint);
-});
+expectPrototypeUntouchedAfterAll();
 
 const SETTING_NAMES = APP_SETTINGS.map((setting) => setting.name);
 
