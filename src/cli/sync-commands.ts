@@ -2,7 +2,7 @@ import { hostname, userInfo } from "node:os";
 import { APP_SETTINGS, type Settings } from "../config/settings.js";
 import { UsageError, describeError } from "../errors.js";
 import { createRuntime, type LedgerChoice, type Runtime } from "../app/runtime.js";
-import { findTarget } from "../app/plan-handler.js";
+import { findTarget } from "../config/targets.js";
 import { runInvocation, type TargetOutcome } from "../sync/invocation.js";
 import { renderPlan } from "../sync/render.js";
 import { rollbackTarget, type RunResult } from "../sync/run.js";
