@@ -39,7 +39,6 @@ const GLOBAL_FIXTURE = "ServiceTags_Public_20251020.acr.json";
 
 const TARGETS = { mergeRatio: 10, globalCoverMs: 20, coverMs: 3_000, coverRssMiB: 512 };
 
-
 /** Canonical prefixes, base uniform over the IPv4 space, length uniform in /20 … /32. */
 function randomPrefixes(count: number, seed: number): Prefix[] {
   const random = seededRandom(seed);
@@ -55,7 +54,9 @@ function randomPrefixes(count: number, seed: number): Prefix[] {
 function median(values: readonly number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
   const middle = Math.floor(sorted.length / 2);
-  return sorted.length % 2 === 1 ? (sorted[middle] as number) : ((sorted[middle - 1] as number) + (sorted[middle] as number)) / 2;
+  return sorted.length % 2 === 1
+    ? (sorted[middle] as number)
+    : ((sorted[middle - 1] as number) + (sorted[middle] as number)) / 2;
 }
 
 const round = (value: number, digits = 1): number => Number(value.toFixed(digits));
@@ -69,7 +70,13 @@ function childCover(count: number, budget: number): object {
   const start = performance.now();
   const cover = optimalCover(targets, { maxPrefixes: budget });
   const ms = performance.now() - start;
-  return { ms: round(ms), peakRssMiB: rssMiB(), prefixes: cover.prefixes.length, mergedPrefixes: cover.mergedPrefixes, extraAddresses: cover.extraAddresses };
+  return {
+    ms: round(ms),
+    peakRssMiB: rssMiB(),
+    prefixes: cover.prefixes.length,
+    mergedPrefixes: cover.mergedPrefixes,
+    extraAddresses: cover.extraAddresses,
+  };
 }
 
 interface GlobalFigures {
@@ -128,7 +135,10 @@ interface CoverFigures {
 }
 
 function inChild<T>(args: string[]): T {
-  const result = spawnSync(process.execPath, ["--expose-gc", fileURLToPath(import.meta.url), "--child", ...args], { encoding: "utf8", maxBuffer: 16 * 1024 * 1024 });
+  const result = spawnSync(process.execPath, ["--expose-gc", fileURLToPath(import.meta.url), "--child", ...args], {
+    encoding: "utf8",
+    maxBuffer: 16 * 1024 * 1024,
+  });
   if (result.status !== 0) throw new Error(`bench child ${args.join(" ")} failed: ${result.stderr.trim()}`);
   return JSON.parse(result.stdout) as T;
 }
@@ -168,7 +178,12 @@ interface MergeFigures {
   statistic: string;
   mergedPrefixes: number;
   identicalOutput: boolean;
-  ours: { runs: number; parseAndMergeMs: number; mergeOnlyMs: number; firstRun: { parseAndMergeMs: number; mergeOnlyMs: number } };
+  ours: {
+    runs: number;
+    parseAndMergeMs: number;
+    mergeOnlyMs: number;
+    firstRun: { parseAndMergeMs: number; mergeOnlyMs: number };
+  };
   python: { version: string; runs: number; parseAndCollapseMs: number; collapseOnlyMs: number };
   ratioCollapseOnly: number;
   ratioParseInclusive: number;
@@ -189,7 +204,8 @@ function benchMerge(): MergeFigures {
     for (let run = 0; run < MERGE_RUNS; run += 1) {
       const t0 = performance.now();
       const parsed: Prefix[] = new Array<Prefix>(lines.length);
-      for (let index = 0; index < lines.length; index += 1) parsed[index] = parsePrefix(lines[index] as string, { mode: "strict" }).prefix;
+      for (let index = 0; index < lines.length; index += 1)
+        parsed[index] = parsePrefix(lines[index] as string, { mode: "strict" }).prefix;
       const t1 = performance.now();
       merged = mergePrefixes(parsed);
       const t2 = performance.now();
@@ -198,7 +214,10 @@ function benchMerge(): MergeFigures {
     }
     const ourDigest = createHash("sha256").update(merged.map(formatPrefix).join("\n")).digest("hex");
 
-    const python = spawnSync("python3", ["-c", PYTHON, file, String(PYTHON_RUNS)], { encoding: "utf8", maxBuffer: 16 * 1024 * 1024 });
+    const python = spawnSync("python3", ["-c", PYTHON, file, String(PYTHON_RUNS)], {
+      encoding: "utf8",
+      maxBuffer: 16 * 1024 * 1024,
+    });
     if (python.status !== 0) throw new Error(`python3 failed: ${python.error?.message ?? python.stderr.trim()}`);
     const py = JSON.parse(python.stdout) as PythonResult;
 
@@ -242,7 +261,13 @@ interface Report {
   targets: typeof TARGETS;
   merge: MergeFigures;
   globalTagCover: GlobalFigures & { meetsTarget: boolean };
-  randomCover: (CoverFigures & { inputPrefixes: number; budget: number; seed: number; lengths: string; meetsTarget: boolean })[];
+  randomCover: (CoverFigures & {
+    inputPrefixes: number;
+    budget: number;
+    seed: number;
+    lengths: string;
+    meetsTarget: boolean;
+  })[];
   baselineRssMiB: number;
   allTargetsMet: boolean;
   totalSeconds: number;
@@ -252,22 +277,47 @@ function table(report: Report): string {
   const { merge, globalTagCover: global, randomCover: covers } = report;
   const rows: [string, string, string][] = [
     ["case", "figure", "target"],
-    [`merge ${MERGE_COUNT.toLocaleString("en-US")} prefixes: ours, merge only`, `${merge.ours.mergeOnlyMs} ms (median of ${merge.ours.runs}; first ${merge.ours.firstRun.mergeOnlyMs} ms)`, ""],
-    [`  Python ${merge.python.version} collapse_addresses only`, `${merge.python.collapseOnlyMs} ms (${merge.python.runs} run)`, ""],
+    [
+      `merge ${MERGE_COUNT.toLocaleString("en-US")} prefixes: ours, merge only`,
+      `${merge.ours.mergeOnlyMs} ms (median of ${merge.ours.runs}; first ${merge.ours.firstRun.mergeOnlyMs} ms)`,
+      "",
+    ],
+    [
+      `  Python ${merge.python.version} collapse_addresses only`,
+      `${merge.python.collapseOnlyMs} ms (${merge.python.runs} run)`,
+      "",
+    ],
     ["  ratio (collapse only)", `${merge.ratioCollapseOnly}x`, `>= ${TARGETS.mergeRatio}x`],
     ["  ours, parse + merge", `${merge.ours.parseAndMergeMs} ms`, ""],
     ["  Python ip_network + collapse_addresses", `${merge.python.parseAndCollapseMs} ms`, ""],
     ["  ratio (parse included)", `${merge.ratioParseInclusive}x`, `>= ${TARGETS.mergeRatio}x`],
     ["  identical output", String(merge.identicalOutput), "true"],
-    [`global tag (${global.inputPrefixes} prefixes) to ${global.budget} rules, cold`, `${global.coldMs} ms`, `< ${TARGETS.globalCoverMs} ms`],
+    [
+      `global tag (${global.inputPrefixes} prefixes) to ${global.budget} rules, cold`,
+      `${global.coldMs} ms`,
+      `< ${TARGETS.globalCoverMs} ms`,
+    ],
     [`  warm median of ${global.warmRuns}`, `${global.warmMedianMs} ms`, ""],
   ];
   for (const cover of covers) {
-    rows.push([`${cover.inputPrefixes.toLocaleString("en-US")} random prefixes to ${cover.budget} rules`, `${cover.ms} ms, ${cover.peakRssMiB} MiB peak RSS`, `< ${TARGETS.coverMs} ms, < ${TARGETS.coverRssMiB} MiB`]);
+    rows.push([
+      `${cover.inputPrefixes.toLocaleString("en-US")} random prefixes to ${cover.budget} rules`,
+      `${cover.ms} ms, ${cover.peakRssMiB} MiB peak RSS`,
+      `< ${TARGETS.coverMs} ms, < ${TARGETS.coverRssMiB} MiB`,
+    ]);
   }
   rows.push(["  (data alone, no cover)", `${report.baselineRssMiB} MiB peak RSS`, ""]);
   const widths = [0, 1, 2].map((column) => Math.max(...rows.map((row) => row[column]?.length ?? 0)));
-  return rows.map((row) => row.map((cell, column) => cell.padEnd(widths[column] as number)).join("  ").trimEnd()).join("\n") + `\n\nAll targets met: ${String(report.allTargetsMet)}\n`;
+  return (
+    rows
+      .map((row) =>
+        row
+          .map((cell, column) => cell.padEnd(widths[column] as number))
+          .join("  ")
+          .trimEnd(),
+      )
+      .join("\n") + `\n\nAll targets met: ${String(report.allTargetsMet)}\n`
+  );
 }
 
 function main(): void {
@@ -279,11 +329,17 @@ function main(): void {
   }
   const started = performance.now();
   const globalTagCover = inChild<GlobalFigures>(["global"]);
-  const randomCover = COVER_BUDGETS.map((budget) => ({ inputPrefixes: COVER_COUNT, budget, seed: COVER_SEED, ...inChild<CoverFigures>(["cover", String(COVER_COUNT), String(budget)]) }));
+  const randomCover = COVER_BUDGETS.map((budget) => ({
+    inputPrefixes: COVER_COUNT,
+    budget,
+    seed: COVER_SEED,
+    ...inChild<CoverFigures>(["cover", String(COVER_COUNT), String(budget)]),
+  }));
   const baselineRssMiB = inChild<{ peakRssMiB: number }>(["cover", String(COVER_COUNT), "0"]).peakRssMiB;
   const merge = benchMerge();
   const globalMeets = globalTagCover.coldMs < TARGETS.globalCoverMs;
-  const coverMeets = (cover: CoverFigures): boolean => cover.ms < TARGETS.coverMs && cover.peakRssMiB < TARGETS.coverRssMiB;
+  const coverMeets = (cover: CoverFigures): boolean =>
+    cover.ms < TARGETS.coverMs && cover.peakRssMiB < TARGETS.coverRssMiB;
   const report: Report = {
     node: process.version,
     cpu: cpus()[0]?.model ?? "unknown",
@@ -291,7 +347,11 @@ function main(): void {
     targets: TARGETS,
     merge,
     globalTagCover: { ...globalTagCover, meetsTarget: globalMeets },
-    randomCover: randomCover.map((cover) => ({ ...cover, lengths: `/${MIN_LENGTH}-/${MAX_LENGTH}`, meetsTarget: coverMeets(cover) })),
+    randomCover: randomCover.map((cover) => ({
+      ...cover,
+      lengths: `/${MIN_LENGTH}-/${MAX_LENGTH}`,
+      meetsTarget: coverMeets(cover),
+    })),
     baselineRssMiB,
     allTargetsMet: merge.meetsTarget && globalMeets && randomCover.every(coverMeets),
     totalSeconds: round((performance.now() - started) / 1000),

@@ -30,7 +30,11 @@ function cli(harness: Harness, args: string[], statePath: string): Promise<numbe
   };
   process.stdout.write(`$ acr-allowlist-sync ${args.join(" ")}\n`);
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [join(projectRoot(), "dist", "src", "cli", "main.js"), ...args, "--state", statePath], { env, stdio: ["ignore", "inherit", "inherit"] });
+    const child = spawn(
+      process.execPath,
+      [join(projectRoot(), "dist", "src", "cli", "main.js"), ...args, "--state", statePath],
+      { env, stdio: ["ignore", "inherit", "inherit"] },
+    );
     child.on("error", reject);
     child.on("exit", (code) => resolve(code ?? 1));
   });
@@ -46,7 +50,12 @@ async function main(): Promise<void> {
   const stateDir = mkdtempSync(join(tmpdir(), "acr-allowlist-sync-demo-"));
   const statePath = join(stateDir, "ledger.json");
   try {
-    const id = harness.addRegistry({ name: "contosobuilds", location: "japaneast", ipRules: PEOPLE_RULES, networkRuleBypassAllowedForTasks: false });
+    const id = harness.addRegistry({
+      name: "contosobuilds",
+      location: "japaneast",
+      ipRules: PEOPLE_RULES,
+      networkRuleBypassAllowedForTasks: false,
+    });
     banner("A firewalled Premium registry in the local ARM emulator");
     process.stdout.write(`${id}\ndefaultAction Deny; rules added by people: ${PEOPLE_RULES.join(", ")}\n`);
     process.stdout.write(`service tags: ${SERVICE_TAGS_FILE} (Microsoft's file of 2025-10-20, ACR tags)\n`);
@@ -59,14 +68,20 @@ async function main(): Promise<void> {
     check((await cli(harness, ["apply", "--registry", id], statePath)) === 0, "apply exited 0");
     const afterApply = harness.arm.registry(id);
     check(harness.arm.writes === 1, `one write (PATCH) made: ${harness.arm.writes}`);
-    check(PEOPLE_RULES.every((rule, i) => afterApply.ipRules[i] === rule), "people's rules are still there, exactly as they were");
+    check(
+      PEOPLE_RULES.every((rule, i) => afterApply.ipRules[i] === rule),
+      "people's rules are still there, exactly as they were",
+    );
     check(afterApply.defaultAction === "Deny", "defaultAction still Deny");
     process.stdout.write(`registry now holds ${afterApply.ipRules.length} rules\n`);
 
     banner("3. Apply again: the registry already matches, so nothing is written");
     check((await cli(harness, ["apply", "--registry", id], statePath)) === 0, "second apply exited 0");
     check(harness.arm.writes === 1, `still exactly one write in total: ${harness.arm.writes}`);
-    check(JSON.stringify(harness.arm.registry(id).ipRules) === JSON.stringify(afterApply.ipRules), "rules unchanged by the second run");
+    check(
+      JSON.stringify(harness.arm.registry(id).ipRules) === JSON.stringify(afterApply.ipRules),
+      "rules unchanged by the second run",
+    );
 
     banner("4. The audit trail");
     check((await cli(harness, ["history", "--registry", id], statePath)) === 0, "history exited 0");

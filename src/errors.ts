@@ -53,7 +53,14 @@ export abstract class AllowlistSyncError extends Error {
     return this.remedy === undefined ? this.message : `${this.message} ${this.remedy}`;
   }
 
-  toJSON(): { error: string; code: string; category: ErrorCategory; message: string; remedy?: string; details: ErrorDetails } {
+  toJSON(): {
+    error: string;
+    code: string;
+    category: ErrorCategory;
+    message: string;
+    remedy?: string;
+    details: ErrorDetails;
+  } {
     return {
       error: this.name,
       code: this.code,

@@ -20,5 +20,12 @@ export function errorResponse(error: unknown, context: InvocationContext): HttpR
     return { status: STATUS[error.category], jsonBody: error.toJSON() };
   }
   context.error(`Unexpected error: ${error instanceof Error ? error.message : String(error)}`);
-  return { status: 500, jsonBody: { error: "UnexpectedError", code: "UnexpectedError", message: "The plan could not be computed; see the function logs for the invocation." } };
+  return {
+    status: 500,
+    jsonBody: {
+      error: "UnexpectedError",
+      code: "UnexpectedError",
+      message: "The plan could not be computed; see the function logs for the invocation.",
+    },
+  };
 }

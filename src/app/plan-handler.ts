@@ -23,11 +23,17 @@ export function createPlanHandler(runtime: Runtime) {
     try {
       const query = parseQuery(request.query);
       const target = findTarget(runtime.settings.targets, query.registry);
-      const [outcome] = await runInvocation(runtime.settings, runtime.ports, { mode: "plan", trigger: "http", actor: "http", targets: [target] });
+      const [outcome] = await runInvocation(runtime.settings, runtime.ports, {
+        mode: "plan",
+        trigger: "http",
+        actor: "http",
+        targets: [target],
+      });
       if (outcome === undefined) throw new Error("no outcome for the requested registry");
       if (!outcome.ok) throw outcome.error;
       const plan = outcome.result.plan;
-      if (query.format === "text") return { status: 200, body: renderPlan(plan), headers: { "content-type": "text/plain; charset=utf-8" } };
+      if (query.format === "text")
+        return { status: 200, body: renderPlan(plan), headers: { "content-type": "text/plain; charset=utf-8" } };
       return { status: 200, jsonBody: plan };
     } catch (error) {
       return errorResponse(error, context);
@@ -41,7 +47,11 @@ function parseQuery(query: URLSearchParams): z.infer<typeof planQuerySchema> {
   const record = Object.create(null) as Record<string, string>;
   for (const key of new Set(query.keys())) {
     const values = query.getAll(key);
-    if (values.length > 1) throw new UsageError(`Query parameter '${key}' is given ${values.length} times.`, { details: { parameter: key }, remedy: "Give it once." });
+    if (values.length > 1)
+      throw new UsageError(`Query parameter '${key}' is given ${values.length} times.`, {
+        details: { parameter: key },
+        remedy: "Give it once.",
+      });
     record[key] = values[0] ?? "";
   }
   const parsed = planQuerySchema.safeParse(record);

@@ -34,7 +34,11 @@ export interface RuntimeOptions {
 /** The composition root: validates every setting (a bad one fails here, naming it) and wires the edges. */
 export function createRuntime(env: SettingsSource, options: RuntimeOptions = {}): Runtime {
   const settings = loadSettings(env);
-  const credential = options.credential ?? new DefaultAzureCredential(settings.azureClientId === undefined ? {} : { managedIdentityClientId: settings.azureClientId });
+  const credential =
+    options.credential ??
+    new DefaultAzureCredential(
+      settings.azureClientId === undefined ? {} : { managedIdentityClientId: settings.azureClientId },
+    );
   const ledger: LedgerStore =
     options.ledger?.kind === "file"
       ? createFileLedgerStore({ path: options.ledger.path })

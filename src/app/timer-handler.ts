@@ -10,18 +10,27 @@ import type { Runtime } from "./runtime.js";
 export function createTimerHandler(runtime: Runtime) {
   return async (timer: Timer, context: InvocationContext): Promise<void> => {
     if (timer.isPastDue) context.warn("The sync timer is past due: the previous schedule was missed.");
-    const outcomes = await runInvocation(runtime.settings, runtime.ports, { mode: "apply", trigger: "timer", actor: "timer" });
+    const outcomes = await runInvocation(runtime.settings, runtime.ports, {
+      mode: "apply",
+      trigger: "timer",
+      actor: "timer",
+    });
     const failures: string[] = [];
     for (const outcome of outcomes) {
       const name = outcome.target.ref.name;
       if (outcome.ok) {
         const { plan, outcome: kind, auditId } = outcome.result;
-        context.log(`${name}: ${kind}, +${plan.adds.length} -${plan.removes.length}, ${plan.counts.after}/${plan.counts.limit} rules${auditId === undefined ? "" : `, audit ${auditId}`}`);
+        context.log(
+          `${name}: ${kind}, +${plan.adds.length} -${plan.removes.length}, ${plan.counts.after}/${plan.counts.limit} rules${auditId === undefined ? "" : `, audit ${auditId}`}`,
+        );
       } else {
         failures.push(`${name}: ${describeError(outcome.error)}`);
         context.error(`${name}: ${describeError(outcome.error)}`);
       }
     }
-    if (failures.length > 0) throw new Error(`${failures.length} of ${outcomes.length} registr${outcomes.length === 1 ? "y" : "ies"} failed: ${failures.join(" | ")}`);
+    if (failures.length > 0)
+      throw new Error(
+        `${failures.length} of ${outcomes.length} registr${outcomes.length === 1 ? "y" : "ies"} failed: ${failures.join(" | ")}`,
+      );
   };
 }

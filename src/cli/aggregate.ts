@@ -7,7 +7,15 @@ import { mergePrefixes } from "../prefixes/merge.js";
 import { parseServiceTags } from "../servicetags/parse.js";
 import { selectTags } from "../servicetags/select.js";
 import { EXIT_OK, type CliIO, type Subcommand } from "./command.js";
-import { integerFlag, listFlag, nonNegativeNumberFlag, parseFlags, requireFlag, stringFlag, type FlagSpec } from "./flags.js";
+import {
+  integerFlag,
+  listFlag,
+  nonNegativeNumberFlag,
+  parseFlags,
+  requireFlag,
+  stringFlag,
+  type FlagSpec,
+} from "./flags.js";
 
 const NAME = "aggregate";
 
@@ -64,7 +72,11 @@ async function readText(path: string, flag: string): Promise<string> {
   }
 }
 
-async function readServiceTagTargets(path: string, regions: string[] | undefined, tagNames: string[] | undefined): Promise<Targets> {
+async function readServiceTagTargets(
+  path: string,
+  regions: string[] | undefined,
+  tagNames: string[] | undefined,
+): Promise<Targets> {
   const file = parseServiceTags(await readText(path, "service-tags"), { location: path });
   const selection = selectTags(file, { regions: regions ?? [], tagNames: tagNames ?? [] });
   const prefixes: Prefix[] = [];
@@ -105,7 +117,10 @@ function targetsPerPrefix(cover: readonly Prefix[], merged: readonly Prefix[]): 
 
 function humanSummary(targets: Targets, cover: Cover, budget: number, floor: number): string {
   const number = (value: number): string => value.toLocaleString("en-US");
-  const percent = cover.targetAddresses === 0 ? "0" : ((100 * cover.extraAddresses) / cover.targetAddresses).toLocaleString("en-US", { maximumFractionDigits: 1 });
+  const percent =
+    cover.targetAddresses === 0
+      ? "0"
+      : ((100 * cover.extraAddresses) / cover.targetAddresses).toLocaleString("en-US", { maximumFractionDigits: 1 });
   const lines = [
     `Source: ${targets.origin}`,
     `Read ${number(targets.prefixes.length)} IPv4 prefixes (skipped ${number(targets.skippedIPv6)} IPv6); ${number(cover.mergedPrefixes)} after lossless merge; ${number(cover.targetAddresses)} target addresses.`,
@@ -116,7 +131,9 @@ function humanSummary(targets: Targets, cover: Cover, budget: number, floor: num
   const inside = targetsPerPrefix(cover.prefixes, merged);
   cover.prefixes.forEach((prefix, index) => {
     const extra = 2 ** (IPV4_BITS - prefix.length) - (inside[index] as number);
-    lines.push(extra === 0 ? `  ${formatPrefix(prefix)}` : `  ${formatPrefix(prefix).padEnd(18)} +${number(extra)} extra`);
+    lines.push(
+      extra === 0 ? `  ${formatPrefix(prefix)}` : `  ${formatPrefix(prefix).padEnd(18)} +${number(extra)} extra`,
+    );
   });
   return lines.join("\n") + "\n";
 }
@@ -141,10 +158,15 @@ async function run(args: readonly string[], io: CliIO): Promise<number> {
   if (serviceTags !== undefined && prefixesFile !== undefined) {
     throw new UsageError(`${NAME}: give either --service-tags or --prefixes-file, not both.`, help);
   } else if (serviceTags !== undefined) {
-    if (regions === undefined && tagNames === undefined) throw new UsageError(`${NAME}: --service-tags needs --region or --tag.`, help);
+    if (regions === undefined && tagNames === undefined)
+      throw new UsageError(`${NAME}: --service-tags needs --region or --tag.`, help);
     targets = await readServiceTagTargets(serviceTags, regions, tagNames);
   } else if (prefixesFile !== undefined) {
-    if (regions !== undefined || tagNames !== undefined) throw new UsageError(`${NAME}: --region and --tag select service tags; they do not apply to --prefixes-file.`, help);
+    if (regions !== undefined || tagNames !== undefined)
+      throw new UsageError(
+        `${NAME}: --region and --tag select service tags; they do not apply to --prefixes-file.`,
+        help,
+      );
     targets = await readPrefixFileTargets(prefixesFile);
   } else {
     throw new UsageError(`${NAME}: give --service-tags FILE with --region or --tag, or --prefixes-file FILE.`, help);

@@ -31,7 +31,9 @@ export const EXIT_USAGE = 2;
 /** Usage, configuration and input errors exit 2; every other failure exits 1. */
 export function exitCodeFor(error: unknown): number {
   if (isAllowlistSyncError(error)) {
-    return error.category === "usage" || error.category === "config" || error.category === "input" ? EXIT_USAGE : EXIT_FAILURE;
+    return error.category === "usage" || error.category === "config" || error.category === "input"
+      ? EXIT_USAGE
+      : EXIT_FAILURE;
   }
   return EXIT_FAILURE;
 }

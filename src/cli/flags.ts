@@ -19,7 +19,9 @@ export function parseFlags(args: readonly string[], spec: FlagSpec, command: str
     const code = (error as { code?: unknown }).code;
     const firstSentence = raw.split(/\.\s/)[0]?.replace(/\.$/, "") ?? raw;
     const message =
-      code === "ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL" ? `Unexpected argument ${/'[^']*'/.exec(raw)?.[0] ?? ""}`.trimEnd() : firstSentence;
+      code === "ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL"
+        ? `Unexpected argument ${/'[^']*'/.exec(raw)?.[0] ?? ""}`.trimEnd()
+        : firstSentence;
     throw new UsageError(`${command}: ${message}.`, {
       details: { command },
       remedy: `Run 'acr-allowlist-sync ${command} --help' for the flags it takes.`,
@@ -40,7 +42,9 @@ export function listFlag(values: FlagValues, name: string): string[] | undefined
   if (value === undefined) return undefined;
   const items = value.split(",").map((item) => item.trim());
   if (items.some((item) => item === "")) {
-    throw new UsageError(`--${name} has an empty item in '${value}'.`, { remedy: `Separate the items of --${name} with single commas.` });
+    throw new UsageError(`--${name} has an empty item in '${value}'.`, {
+      remedy: `Separate the items of --${name} with single commas.`,
+    });
   }
   return items;
 }
@@ -74,7 +78,9 @@ export function nonNegativeNumberFlag(values: FlagValues, name: string): number 
 
 export function requireFlag<T>(value: T | undefined, name: string, command: string): T {
   if (value === undefined) {
-    throw new UsageError(`${command}: --${name} is required.`, { remedy: `Run 'acr-allowlist-sync ${command} --help' for the flags it takes.` });
+    throw new UsageError(`${command}: --${name} is required.`, {
+      remedy: `Run 'acr-allowlist-sync ${command} --help' for the flags it takes.`,
+    });
   }
   return value;
 }

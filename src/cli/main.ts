@@ -7,7 +7,13 @@ import { applyCommand, historyCommand, planCommand, rollbackCommand } from "./sy
 import { EXIT_OK, EXIT_USAGE, exitCodeFor, type CliIO, type Subcommand } from "./command.js";
 
 /** The subcommands, in help order. Add new ones here. */
-const SUBCOMMANDS: readonly Subcommand[] = [planCommand, applyCommand, historyCommand, rollbackCommand, aggregateCommand];
+const SUBCOMMANDS: readonly Subcommand[] = [
+  planCommand,
+  applyCommand,
+  historyCommand,
+  rollbackCommand,
+  aggregateCommand,
+];
 
 function topLevelUsage(): string {
   const width = Math.max(...SUBCOMMANDS.map((command) => command.name.length));
@@ -28,10 +34,14 @@ export async function runCli(argv: readonly string[], io: CliIO): Promise<number
   const command = SUBCOMMANDS.find((candidate) => candidate.name === name);
   try {
     if (name === undefined) {
-      throw new UsageError("No command given.", { remedy: `Commands: ${SUBCOMMANDS.map((c) => c.name).join(", ")}; run 'acr-allowlist-sync --help'.` });
+      throw new UsageError("No command given.", {
+        remedy: `Commands: ${SUBCOMMANDS.map((c) => c.name).join(", ")}; run 'acr-allowlist-sync --help'.`,
+      });
     }
     if (command === undefined) {
-      throw new UsageError(`Unknown command '${name}'.`, { remedy: `Commands: ${SUBCOMMANDS.map((c) => c.name).join(", ")}; run 'acr-allowlist-sync --help'.` });
+      throw new UsageError(`Unknown command '${name}'.`, {
+        remedy: `Commands: ${SUBCOMMANDS.map((c) => c.name).join(", ")}; run 'acr-allowlist-sync --help'.`,
+      });
     }
     return await command.run(rest, io);
   } catch (error) {

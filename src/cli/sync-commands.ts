@@ -38,7 +38,12 @@ interface ParsedCommand {
   readonly ledger: LedgerChoice;
 }
 
-function parseCommand(command: string, args: readonly string[], extra: FlagSpec, env: Readonly<Record<string, string | undefined>> = process.env): ParsedCommand {
+function parseCommand(
+  command: string,
+  args: readonly string[],
+  extra: FlagSpec,
+  env: Readonly<Record<string, string | undefined>> = process.env,
+): ParsedCommand {
   const values = parseFlags(args, optionsConfig({ ...COMMON, ...extra }), command);
   const merged: Record<string, string | undefined> = { ...env };
   for (const info of APP_SETTINGS) {
@@ -53,13 +58,17 @@ function parseCommand(command: string, args: readonly string[], extra: FlagSpec,
 
 function commandHelp(command: string): string {
   const flags = APP_SETTINGS.filter((s) => s.flag !== undefined)
-    .map((s) => `  ${s.flag}${BOOLEAN_SETTINGS.has(s.name) ? "" : " <value>"}`.padEnd(34) + `${s.name}: ${s.description}`)
+    .map(
+      (s) => `  ${s.flag}${BOOLEAN_SETTINGS.has(s.name) ? "" : " <value>"}`.padEnd(34) + `${s.name}: ${s.description}`,
+    )
     .join("\n");
   const usage: Record<string, string> = {
     plan: "acr-allowlist-sync plan --registry <resource ID> [--service-tags <url|file>] [--state <file|blob>] [--json]",
-    apply: "acr-allowlist-sync apply --registry <resource ID> [--service-tags <url|file>] [--state <file|blob>] [--force] [--json]",
+    apply:
+      "acr-allowlist-sync apply --registry <resource ID> [--service-tags <url|file>] [--state <file|blob>] [--force] [--json]",
     history: "acr-allowlist-sync history --registry <resource ID> [--state <file|blob>] [--json]",
-    rollback: "acr-allowlist-sync rollback --registry <resource ID> --to <audit id> [--yes] [--state <file|blob>] [--json]",
+    rollback:
+      "acr-allowlist-sync rollback --registry <resource ID> --to <audit id> [--yes] [--state <file|blob>] [--json]",
   };
   return `usage: ${usage[command] ?? command}
 
@@ -104,10 +113,19 @@ async function planOrApply(mode: "plan" | "apply", args: readonly string[], io: 
     return 0;
   }
   const runtime = build(parsed);
-  const outcomes = await runInvocation(runtime.settings, runtime.ports, { mode, trigger: "cli", actor: actor(), force: parsed.values.force === true });
+  const outcomes = await runInvocation(runtime.settings, runtime.ports, {
+    mode,
+    trigger: "cli",
+    actor: actor(),
+    force: parsed.values.force === true,
+  });
   const succeeded = outcomes.flatMap((o) => (o.ok ? [o.result] : []));
   if (parsed.values.json === true) {
-    const body = succeeded.map((result) => (mode === "plan" ? result.plan : { outcome: result.outcome, auditId: result.auditId, attempts: result.attempts, plan: result.plan }));
+    const body = succeeded.map((result) =>
+      mode === "plan"
+        ? result.plan
+        : { outcome: result.outcome, auditId: result.auditId, attempts: result.attempts, plan: result.plan },
+    );
     io.stdout.write(JSON.stringify(outcomes.length === 1 ? (body[0] ?? null) : body, null, 2) + "\n");
   } else {
     for (const result of succeeded) io.stdout.write(renderPlan(result.plan) + outcomeLine(result) + "\n");
@@ -140,7 +158,13 @@ async function history(args: readonly string[], io: CliIO): Promise<number> {
   const target = singleTarget(runtime.settings, parsed.values);
   const entries = await runtime.ports.ledger.listAudit(target.ref.id);
   if (parsed.values.json === true) {
-    io.stdout.write(JSON.stringify(entries.map(({ plan: _plan, ...entry }) => entry), null, 2) + "\n");
+    io.stdout.write(
+      JSON.stringify(
+        entries.map(({ plan: _plan, ...entry }) => entry),
+        null,
+        2,
+      ) + "\n",
+    );
     return 0;
   }
   if (entries.length === 0) io.stdout.write(`No applied change recorded for ${target.ref.name}.\n`);
@@ -149,28 +173,52 @@ async function history(args: readonly string[], io: CliIO): Promise<number> {
     const after = new Set(entry.after.ownedRules);
     const adds = [...after].filter((rule) => !before.has(rule)).length;
     const removes = [...before].filter((rule) => !after.has(rule)).length;
-    const what = entry.operation === "rollback" ? `rollback to ${entry.rollbackOf ?? "?"}` : `sync from ${entry.source?.fileName ?? "?"}`;
-    io.stdout.write(`${entry.id}  ${entry.at}  ${what}  +${adds} -${removes}  ${entry.after.ipRules.length} rules  by ${entry.actor}\n`);
+    const what =
+      entry.operation === "rollback"
+        ? `rollback to ${entry.rollbackOf ?? "?"}`
+        : `sync from ${entry.source?.fileName ?? "?"}`;
+    io.stdout.write(
+      `${entry.id}  ${entry.at}  ${what}  +${adds} -${removes}  ${entry.after.ipRules.length} rules  by ${entry.actor}\n`,
+    );
   }
   return 0;
 }
 
 async function rollback(args: readonly string[], io: CliIO): Promise<number> {
-  const parsed = parseCommand("rollback", args, { to: { type: "string" }, yes: { type: "boolean" }, force: { type: "boolean" } }, io.env);
+  const parsed = parseCommand(
+    "rollback",
+    args,
+    { to: { type: "string" }, yes: { type: "boolean" }, force: { type: "boolean" } },
+    io.env,
+  );
   if (parsed.values.help === true) {
     io.stdout.write(commandHelp("rollback"));
     return 0;
   }
-  if (typeof parsed.values.to !== "string") throw new UsageError("acr-allowlist-sync rollback needs --to <audit id>.", { remedy: "List the ids with 'acr-allowlist-sync history'." });
+  if (typeof parsed.values.to !== "string")
+    throw new UsageError("acr-allowlist-sync rollback needs --to <audit id>.", {
+      remedy: "List the ids with 'acr-allowlist-sync history'.",
+    });
   const runtime = build(parsed);
   const target = singleTarget(runtime.settings, parsed.values);
   // A dry run first: without --yes nothing is written.
   const mode = parsed.values.yes === true ? "apply" : "plan";
-  const result = await rollbackTarget(target, parsed.values.to, runtime.ports, { mode, actor: actor(), lockWaitMs: runtime.settings.lockWaitMs, force: parsed.values.force === true });
+  const result = await rollbackTarget(target, parsed.values.to, runtime.ports, {
+    mode,
+    actor: actor(),
+    lockWaitMs: runtime.settings.lockWaitMs,
+    force: parsed.values.force === true,
+  });
   if (parsed.values.json === true) {
-    io.stdout.write(JSON.stringify({ outcome: result.outcome, auditId: result.auditId, plan: result.plan }, null, 2) + "\n");
+    io.stdout.write(
+      JSON.stringify({ outcome: result.outcome, auditId: result.auditId, plan: result.plan }, null, 2) + "\n",
+    );
   } else {
-    io.stdout.write(renderPlan(result.plan) + outcomeLine(result) + (mode === "plan" ? "Re-run with --yes to apply this rollback.\n" : ""));
+    io.stdout.write(
+      renderPlan(result.plan) +
+        outcomeLine(result) +
+        (mode === "plan" ? "Re-run with --yes to apply this rollback.\n" : ""),
+    );
   }
   return 0;
 }

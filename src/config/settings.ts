@@ -30,32 +30,203 @@ export const APP_SETTINGS: readonly AppSettingInfo[] = [
       'Registries to keep in sync: ARM resource IDs, comma-separated, or a JSON list of {"id", "regions"?, "includeReplicas"?, "pinnedRules"?, "headroom"?, "minPrefixLength"?, "maxExtraAddresses"?, "maxExtraRatio"?, "maxRemovalShare"?, "writeWhenDefaultAllow"?}.',
     flag: "--registry",
   },
-  { name: "SERVICE_TAGS_CLOUD", required: false, default: "Public", example: "China", description: "Cloud of the service-tags file: Public, AzureGovernment or China. Also picks the default ARM endpoint.", flag: "--cloud" },
-  { name: "SERVICE_TAGS_URL", required: false, example: "https://download.microsoft.com/.../ServiceTags_Public_20251020.json", description: "Explicit service-tags source (https URL or local file path), tried before the Download Center page and the _Latest alias.", flag: "--service-tags" },
-  { name: "SERVICE_TAGS_DETAILS_URL", required: false, example: "https://www.microsoft.com/en-us/download/details.aspx?id=56519", description: "Download Center details page to find the weekly file on (default: the page of the configured cloud).", flag: "--details-page" },
-  { name: "SERVICE_TAGS_LATEST_URL", required: false, example: "https://download.microsoft.com/download/7/1/D/71D86715-5596-4529-9B13-DA13A5DE5B63/ServiceTags_Public_Latest.json", description: "The undocumented _Latest alias, tried last (default: the Public alias; none for other clouds).", flag: "--latest-url" },
-  { name: "SERVICE_TAGS_TIMEOUT_MS", required: false, default: "30000", example: "60000", description: "Time limit for one download, body included.", flag: "--source-timeout-ms" },
-  { name: "SERVICE_TAGS_MAX_BYTES", required: false, default: "20971520", example: "31457280", description: "Size cap for a downloaded file (the full Public file is ~4.5 MB).", flag: "--source-max-bytes" },
-  { name: "SERVICE_TAGS_RETRIES", required: false, default: "2", example: "3", description: "Retries per source for transient failures (network, 5xx, 429, timeout).", flag: "--source-retries" },
-  { name: "SERVICE_TAGS_MIN_ACR_TAGS", required: false, default: "3", example: "20", description: "Sanity bound: a file with fewer AzureContainerRegistry.* tags is refused.", flag: "--min-acr-tags" },
-  { name: "SYNC_SCHEDULE", required: false, default: "0 0 3 * * *", example: "0 30 */6 * * *", description: "NCRONTAB schedule (with seconds) of the timer function, in UTC unless WEBSITE_TIME_ZONE says otherwise." },
-  { name: "SYNC_REGIONS", required: false, example: "eastus,westeurope", description: "Regions whose AzureContainerRegistry.<Region> tags to allow (default: the registry's own location).", flag: "--regions" },
-  { name: "SYNC_INCLUDE_REPLICAS", required: false, default: "false", example: "true", description: "Also allow the tags of the registry's geo-replica locations.", flag: "--include-replicas" },
-  { name: "SYNC_PINNED_RULES", required: false, example: "203.0.113.10,198.51.100.0/24", description: "IPv4 rules the service always keeps present (and owns).", flag: "--pinned-rules" },
-  { name: "SYNC_HEADROOM", required: false, default: "5", example: "10", description: "Rules kept free below the limit, so people can still add rules by hand.", flag: "--headroom" },
-  { name: "SYNC_MIN_PREFIX_LENGTH", required: false, default: "16", example: "12", description: "Aggregation never emits a prefix shorter than this (/16 = 65,536 addresses).", flag: "--min-prefix-length" },
-  { name: "SYNC_MAX_EXTRA_ADDRESSES", required: false, example: "1048576", description: "Cap on addresses admitted beyond the published ranges; the run stops with a guard error above it.", flag: "--max-extra-addresses" },
-  { name: "SYNC_MAX_EXTRA_RATIO", required: false, example: "4", description: "Cap on extra addresses as a multiple of the published address count.", flag: "--max-extra-ratio" },
-  { name: "SYNC_MAX_REMOVAL_SHARE", required: false, default: "0.25", example: "0.5", description: "A plan that revokes more than this share of the owned rules (at least one rule is always allowed) stops unless forced.", flag: "--max-removal-share" },
-  { name: "SYNC_WRITE_WHEN_DEFAULT_ALLOW", required: false, default: "false", example: "true", description: "Write rules even while defaultAction is Allow (they have no effect until the firewall is turned on).", flag: "--write-when-default-allow" },
-  { name: "SYNC_OPERATION_TIMEOUT_MS", required: false, default: "600000", example: "900000", description: "Deadline for the registry's long-running update.", flag: "--operation-timeout-ms" },
-  { name: "SYNC_LOCK_WAIT_MS", required: false, default: "30000", example: "60000", description: "How long a run waits for another run's lock on the same registry.", flag: "--lock-wait-ms" },
-  { name: "ARM_ENDPOINT", required: false, example: "https://management.chinacloudapi.cn", description: "Azure Resource Manager endpoint (default: the cloud's).", flag: "--arm-endpoint" },
-  { name: "LEDGER_CONTAINER", required: false, default: "acr-allowlist-sync", example: "allowlist-ledger", description: "Blob container (in AzureWebJobsStorage) that holds ledgers, audit entries and locks." },
-  { name: "AzureWebJobsStorage", required: false, example: "UseDevelopmentStorage=true", description: "Storage connection string (local runs with Azurite). In Azure the identity-based AzureWebJobsStorage__blobServiceUri is used instead.", setByInfra: false },
-  { name: "AzureWebJobsStorage__blobServiceUri", required: false, example: "https://mystorage.blob.core.windows.net", description: "Blob endpoint for identity-based storage access (set by the infra)." },
-  { name: "AZURE_CLIENT_ID", required: false, example: "00000000-0000-0000-0000-000000000000", description: "Client ID of the user-assigned managed identity used for ARM, storage and telemetry." },
-  { name: "APPLICATIONINSIGHTS_CONNECTION_STRING", required: false, example: "InstrumentationKey=...;IngestionEndpoint=https://...", description: "Application Insights connection string; without it nothing is sent." },
+  {
+    name: "SERVICE_TAGS_CLOUD",
+    required: false,
+    default: "Public",
+    example: "China",
+    description:
+      "Cloud of the service-tags file: Public, AzureGovernment or China. Also picks the default ARM endpoint.",
+    flag: "--cloud",
+  },
+  {
+    name: "SERVICE_TAGS_URL",
+    required: false,
+    example: "https://download.microsoft.com/.../ServiceTags_Public_20251020.json",
+    description:
+      "Explicit service-tags source (https URL or local file path), tried before the Download Center page and the _Latest alias.",
+    flag: "--service-tags",
+  },
+  {
+    name: "SERVICE_TAGS_DETAILS_URL",
+    required: false,
+    example: "https://www.microsoft.com/en-us/download/details.aspx?id=56519",
+    description: "Download Center details page to find the weekly file on (default: the page of the configured cloud).",
+    flag: "--details-page",
+  },
+  {
+    name: "SERVICE_TAGS_LATEST_URL",
+    required: false,
+    example:
+      "https://download.microsoft.com/download/7/1/D/71D86715-5596-4529-9B13-DA13A5DE5B63/ServiceTags_Public_Latest.json",
+    description: "The undocumented _Latest alias, tried last (default: the Public alias; none for other clouds).",
+    flag: "--latest-url",
+  },
+  {
+    name: "SERVICE_TAGS_TIMEOUT_MS",
+    required: false,
+    default: "30000",
+    example: "60000",
+    description: "Time limit for one download, body included.",
+    flag: "--source-timeout-ms",
+  },
+  {
+    name: "SERVICE_TAGS_MAX_BYTES",
+    required: false,
+    default: "20971520",
+    example: "31457280",
+    description: "Size cap for a downloaded file (the full Public file is ~4.5 MB).",
+    flag: "--source-max-bytes",
+  },
+  {
+    name: "SERVICE_TAGS_RETRIES",
+    required: false,
+    default: "2",
+    example: "3",
+    description: "Retries per source for transient failures (network, 5xx, 429, timeout).",
+    flag: "--source-retries",
+  },
+  {
+    name: "SERVICE_TAGS_MIN_ACR_TAGS",
+    required: false,
+    default: "3",
+    example: "20",
+    description: "Sanity bound: a file with fewer AzureContainerRegistry.* tags is refused.",
+    flag: "--min-acr-tags",
+  },
+  {
+    name: "SYNC_SCHEDULE",
+    required: false,
+    default: "0 0 3 * * *",
+    example: "0 30 */6 * * *",
+    description:
+      "NCRONTAB schedule (with seconds) of the timer function, in UTC unless WEBSITE_TIME_ZONE says otherwise.",
+  },
+  {
+    name: "SYNC_REGIONS",
+    required: false,
+    example: "eastus,westeurope",
+    description: "Regions whose AzureContainerRegistry.<Region> tags to allow (default: the registry's own location).",
+    flag: "--regions",
+  },
+  {
+    name: "SYNC_INCLUDE_REPLICAS",
+    required: false,
+    default: "false",
+    example: "true",
+    description: "Also allow the tags of the registry's geo-replica locations.",
+    flag: "--include-replicas",
+  },
+  {
+    name: "SYNC_PINNED_RULES",
+    required: false,
+    example: "203.0.113.10,198.51.100.0/24",
+    description: "IPv4 rules the service always keeps present (and owns).",
+    flag: "--pinned-rules",
+  },
+  {
+    name: "SYNC_HEADROOM",
+    required: false,
+    default: "5",
+    example: "10",
+    description: "Rules kept free below the limit, so people can still add rules by hand.",
+    flag: "--headroom",
+  },
+  {
+    name: "SYNC_MIN_PREFIX_LENGTH",
+    required: false,
+    default: "16",
+    example: "12",
+    description: "Aggregation never emits a prefix shorter than this (/16 = 65,536 addresses).",
+    flag: "--min-prefix-length",
+  },
+  {
+    name: "SYNC_MAX_EXTRA_ADDRESSES",
+    required: false,
+    example: "1048576",
+    description: "Cap on addresses admitted beyond the published ranges; the run stops with a guard error above it.",
+    flag: "--max-extra-addresses",
+  },
+  {
+    name: "SYNC_MAX_EXTRA_RATIO",
+    required: false,
+    example: "4",
+    description: "Cap on extra addresses as a multiple of the published address count.",
+    flag: "--max-extra-ratio",
+  },
+  {
+    name: "SYNC_MAX_REMOVAL_SHARE",
+    required: false,
+    default: "0.25",
+    example: "0.5",
+    description:
+      "A plan that revokes more than this share of the owned rules (at least one rule is always allowed) stops unless forced.",
+    flag: "--max-removal-share",
+  },
+  {
+    name: "SYNC_WRITE_WHEN_DEFAULT_ALLOW",
+    required: false,
+    default: "false",
+    example: "true",
+    description: "Write rules even while defaultAction is Allow (they have no effect until the firewall is turned on).",
+    flag: "--write-when-default-allow",
+  },
+  {
+    name: "SYNC_OPERATION_TIMEOUT_MS",
+    required: false,
+    default: "600000",
+    example: "900000",
+    description: "Deadline for the registry's long-running update.",
+    flag: "--operation-timeout-ms",
+  },
+  {
+    name: "SYNC_LOCK_WAIT_MS",
+    required: false,
+    default: "30000",
+    example: "60000",
+    description: "How long a run waits for another run's lock on the same registry.",
+    flag: "--lock-wait-ms",
+  },
+  {
+    name: "ARM_ENDPOINT",
+    required: false,
+    example: "https://management.chinacloudapi.cn",
+    description: "Azure Resource Manager endpoint (default: the cloud's).",
+    flag: "--arm-endpoint",
+  },
+  {
+    name: "LEDGER_CONTAINER",
+    required: false,
+    default: "acr-allowlist-sync",
+    example: "allowlist-ledger",
+    description: "Blob container (in AzureWebJobsStorage) that holds ledgers, audit entries and locks.",
+  },
+  {
+    name: "AzureWebJobsStorage",
+    required: false,
+    example: "UseDevelopmentStorage=true",
+    description:
+      "Storage connection string (local runs with Azurite). In Azure the identity-based AzureWebJobsStorage__blobServiceUri is used instead.",
+    setByInfra: false,
+  },
+  {
+    name: "AzureWebJobsStorage__blobServiceUri",
+    required: false,
+    example: "https://mystorage.blob.core.windows.net",
+    description: "Blob endpoint for identity-based storage access (set by the infra).",
+  },
+  {
+    name: "AZURE_CLIENT_ID",
+    required: false,
+    example: "00000000-0000-0000-0000-000000000000",
+    description: "Client ID of the user-assigned managed identity used for ARM, storage and telemetry.",
+  },
+  {
+    name: "APPLICATIONINSIGHTS_CONNECTION_STRING",
+    required: false,
+    example: "InstrumentationKey=...;IngestionEndpoint=https://...",
+    description: "Application Insights connection string; without it nothing is sent.",
+  },
 ];
 
 export interface SyncPolicy {
@@ -105,21 +276,30 @@ export type SettingsSource = Readonly<Record<string, string | undefined>>;
 const blankToUndefined = (value: unknown): unknown =>
   typeof value === "string" && value.trim() === "" ? undefined : typeof value === "string" ? value.trim() : value;
 
-const intSetting = (min: number, max: number) => z.preprocess(blankToUndefined, z.coerce.number({ message: "expected a whole number" }).int().min(min).max(max));
-const numberSetting = (min: number, max: number) => z.preprocess(blankToUndefined, z.coerce.number({ message: "expected a number" }).min(min).max(max));
+const intSetting = (min: number, max: number) =>
+  z.preprocess(blankToUndefined, z.coerce.number({ message: "expected a whole number" }).int().min(min).max(max));
+const numberSetting = (min: number, max: number) =>
+  z.preprocess(blankToUndefined, z.coerce.number({ message: "expected a number" }).min(min).max(max));
 const boolSetting = z.preprocess(
   blankToUndefined,
-  z.enum(["true", "false", "1", "0", "yes", "no"], { message: "expected true or false" }).transform((v) => v === "true" || v === "1" || v === "yes"),
+  z
+    .enum(["true", "false", "1", "0", "yes", "no"], { message: "expected true or false" })
+    .transform((v) => v === "true" || v === "1" || v === "yes"),
 );
 const httpsUrl = z.url({ protocol: /^https$/, message: "expected an https URL" });
 const listSetting = z.preprocess(
   blankToUndefined,
-  z
-    .string()
-    .transform((v) => v.split(",").map((item) => item.trim()).filter((item) => item !== "")),
+  z.string().transform((v) =>
+    v
+      .split(",")
+      .map((item) => item.trim())
+      .filter((item) => item !== ""),
+  ),
 );
 const regionName = z.string().regex(/^[a-z0-9]{2,40}$/i, "expected an ARM location like eastus");
-const ruleText = z.string().regex(/^\d{1,3}(\.\d{1,3}){3}(\/\d{1,2})?$/, "expected an IPv4 address or CIDR like 203.0.113.0/24");
+const ruleText = z
+  .string()
+  .regex(/^\d{1,3}(\.\d{1,3}){3}(\/\d{1,2})?$/, "expected an IPv4 address or CIDR like 203.0.113.0/24");
 
 const policyOverridesSchema = z.strictObject({
   id: z.string(),
@@ -144,7 +324,13 @@ const settingsSchema = z.object({
   SERVICE_TAGS_MAX_BYTES: intSetting(1024, 512 * 1024 * 1024).default(20 * 1024 * 1024),
   SERVICE_TAGS_RETRIES: intSetting(0, 10).default(2),
   SERVICE_TAGS_MIN_ACR_TAGS: intSetting(0, 10_000).default(3),
-  SYNC_SCHEDULE: z.preprocess(blankToUndefined, z.string().regex(/^(\S+\s+){5}\S+$/, "expected an NCRONTAB expression with six fields (seconds first)").default("0 0 3 * * *")),
+  SYNC_SCHEDULE: z.preprocess(
+    blankToUndefined,
+    z
+      .string()
+      .regex(/^(\S+\s+){5}\S+$/, "expected an NCRONTAB expression with six fields (seconds first)")
+      .default("0 0 3 * * *"),
+  ),
   SYNC_REGIONS: listSetting.pipe(z.array(regionName)).optional(),
   SYNC_INCLUDE_REPLICAS: boolSetting.default(false),
   SYNC_PINNED_RULES: listSetting.pipe(z.array(ruleText)).optional(),
@@ -156,8 +342,20 @@ const settingsSchema = z.object({
   SYNC_WRITE_WHEN_DEFAULT_ALLOW: boolSetting.default(false),
   SYNC_OPERATION_TIMEOUT_MS: intSetting(1_000, 3_600_000).default(600_000),
   SYNC_LOCK_WAIT_MS: intSetting(0, 600_000).default(30_000),
-  ARM_ENDPOINT: z.preprocess(blankToUndefined, z.url({ protocol: /^https$/, message: "expected an https URL (the SDK refuses tokens over http)" }).optional()),
-  LEDGER_CONTAINER: z.preprocess(blankToUndefined, z.string().regex(/^[a-z0-9](?!.*--)[a-z0-9-]{1,61}[a-z0-9]$/, "expected a blob container name (3-63 lowercase letters, digits, single hyphens)").default("acr-allowlist-sync")),
+  ARM_ENDPOINT: z.preprocess(
+    blankToUndefined,
+    z.url({ protocol: /^https$/, message: "expected an https URL (the SDK refuses tokens over http)" }).optional(),
+  ),
+  LEDGER_CONTAINER: z.preprocess(
+    blankToUndefined,
+    z
+      .string()
+      .regex(
+        /^[a-z0-9](?!.*--)[a-z0-9-]{1,61}[a-z0-9]$/,
+        "expected a blob container name (3-63 lowercase letters, digits, single hyphens)",
+      )
+      .default("acr-allowlist-sync"),
+  ),
   AzureWebJobsStorage: z.preprocess(blankToUndefined, z.string().optional()),
   AzureWebJobsStorage__blobServiceUri: z.preprocess(blankToUndefined, z.url().optional()),
   AZURE_CLIENT_ID: z.preprocess(blankToUndefined, z.string().optional()),
@@ -168,7 +366,10 @@ function configErrorFor(setting: string, problem: string, value: string | undefi
   const info = APP_SETTINGS.find((s) => s.name === setting);
   const where = info?.flag === undefined ? setting : `${setting} (${info.flag})`;
   return new ConfigError(`Setting ${where} is invalid: ${problem}.`, {
-    details: { setting, ...(value === undefined || /CONNECTION_STRING|^AzureWebJobsStorage/.test(setting) ? {} : { value }) },
+    details: {
+      setting,
+      ...(value === undefined || /CONNECTION_STRING|^AzureWebJobsStorage/.test(setting) ? {} : { value }),
+    },
     remedy: info === undefined ? "Fix the setting." : `Example: ${info.example}.`,
   });
 }
@@ -238,11 +439,16 @@ export function loadSettings(source: SettingsSource): Settings {
 
 function parseTargets(raw: string | undefined): TargetOverrides[] {
   const text = raw?.trim() ?? "";
-  if (text === "") throw configErrorFor("TARGET_REGISTRIES", "it is empty; at least one registry resource ID is required", raw);
+  if (text === "")
+    throw configErrorFor("TARGET_REGISTRIES", "it is empty; at least one registry resource ID is required", raw);
   if (!text.startsWith("[")) {
-    const ids = text.split(",").map((id) => id.trim()).filter((id) => id !== "");
+    const ids = text
+      .split(",")
+      .map((id) => id.trim())
+      .filter((id) => id !== "");
     // "," or " , " would otherwise configure no registry at all, and every run would succeed doing nothing.
-    if (ids.length === 0) throw configErrorFor("TARGET_REGISTRIES", "it lists no registry resource ID; at least one is required", raw);
+    if (ids.length === 0)
+      throw configErrorFor("TARGET_REGISTRIES", "it lists no registry resource ID; at least one is required", raw);
     return ids.map((id) => ({ id }));
   }
   let json: unknown;
@@ -251,10 +457,17 @@ function parseTargets(raw: string | undefined): TargetOverrides[] {
   } catch {
     throw configErrorFor("TARGET_REGISTRIES", "it starts with '[' but is not valid JSON", raw);
   }
-  const parsed = z.array(z.union([z.string(), policyOverridesSchema])).min(1).safeParse(json);
+  const parsed = z
+    .array(z.union([z.string(), policyOverridesSchema]))
+    .min(1)
+    .safeParse(json);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
-    throw configErrorFor("TARGET_REGISTRIES", `entry ${issue?.path.join(".") ?? ""}: ${issue?.message ?? "invalid"}`, raw);
+    throw configErrorFor(
+      "TARGET_REGISTRIES",
+      `entry ${issue?.path.join(".") ?? ""}: ${issue?.message ?? "invalid"}`,
+      raw,
+    );
   }
   return parsed.data.map((entry) => (typeof entry === "string" ? { id: entry } : entry));
 }

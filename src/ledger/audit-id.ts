@@ -4,11 +4,15 @@ import { randomBytes } from "node:crypto";
 export const AUDIT_ID_PATTERN = /^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})(\d{3})Z-[0-9a-f]{6}$/;
 
 /** A new audit id for `at` (default now). The random suffix keeps two entries of one millisecond apart. */
-export function createAuditId(at: Date = new Date(), random: () => string = () => randomBytes(3).toString("hex")): string {
+export function createAuditId(
+  at: Date = new Date(),
+  random: () => string = () => randomBytes(3).toString("hex"),
+): string {
   const iso = at.toISOString(); // 2025-10-20T03:15:00.123Z
   const stamp = `${iso.slice(0, 4)}${iso.slice(5, 7)}${iso.slice(8, 10)}T${iso.slice(11, 13)}${iso.slice(14, 16)}${iso.slice(17, 19)}${iso.slice(20, 23)}Z`;
   const suffix = random();
-  if (!/^[0-9a-f]{6}$/.test(suffix)) throw new RangeError(`An audit id suffix must be 6 lower-case hex digits, not '${suffix}'.`);
+  if (!/^[0-9a-f]{6}$/.test(suffix))
+    throw new RangeError(`An audit id suffix must be 6 lower-case hex digits, not '${suffix}'.`);
   return `${stamp}-${suffix}`;
 }
 

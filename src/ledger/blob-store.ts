@@ -1,7 +1,12 @@
 import { hostname } from "node:os";
 import { setTimeout as delay } from "node:timers/promises";
 import type { TokenCredential } from "@azure/identity";
-import { BlobServiceClient, type BlobLeaseClient, type ContainerClient, type StoragePipelineOptions } from "@azure/storage-blob";
+import {
+  BlobServiceClient,
+  type BlobLeaseClient,
+  type ContainerClient,
+  type StoragePipelineOptions,
+} from "@azure/storage-blob";
 import { ConfigError, LedgerCorruptError, LedgerError, LockHeldError } from "../errors.js";
 import { registryKey, sameRegistry } from "./keys.js";
 import {
@@ -43,7 +48,9 @@ export function createBlobLedgerStore(options: BlobLedgerStoreOptions): LedgerSt
   const prefix = normalizePrefix(options.prefix);
   const leaseSeconds = options.leaseSeconds ?? 60;
   if (!(leaseSeconds === -1 || (Number.isInteger(leaseSeconds) && leaseSeconds >= 15 && leaseSeconds <= 60))) {
-    throw new ConfigError(`The lock lease must last 15 to 60 seconds, not ${leaseSeconds}.`, { details: { leaseSeconds } });
+    throw new ConfigError(`The lock lease must last 15 to 60 seconds, not ${leaseSeconds}.`, {
+      details: { leaseSeconds },
+    });
   }
   const renewEveryMs = options.renewEveryMs ?? Math.max(1000, Math.floor((leaseSeconds * 1000) / 3));
   const pollMs = options.pollMs ?? 1000;
@@ -64,7 +71,10 @@ export function createBlobLedgerStore(options: BlobLedgerStoreOptions): LedgerSt
   const ledgerBlob = (registryId: string): string => `${prefix}ledgers/${key(registryId)}.json`;
   const auditFolder = (registryId: string): string => `${prefix}audit/${key(registryId)}/`;
   const lockBlob = (registryId: string): string => `${prefix}locks/${key(registryId)}.lock`;
-  const where = (blob: string): DocumentLocation => ({ description: `blob '${containerName}/${blob}'`, details: { container: containerName, blob } });
+  const where = (blob: string): DocumentLocation => ({
+    description: `blob '${containerName}/${blob}'`,
+    details: { container: containerName, blob },
+  });
 
   const download = async (blob: string, operation: string): Promise<string | undefined> => {
     try {
@@ -111,11 +121,14 @@ export function createBlobLedgerStore(options: BlobLedgerStoreOptions): LedgerSt
         });
       } catch (error) {
         if (statusOf(error) === 409 || statusOf(error) === 412) {
-          throw new LedgerError(`Audit entry ${entry.id} of ${entry.registryId} exists already in '${containerName}/${blob}'; audit entries are never overwritten.`, {
-            details: { registryId: entry.registryId, auditId: entry.id, container: containerName, blob },
-            remedy: "Create the entry with a new id (createAuditId).",
-            cause: error,
-          });
+          throw new LedgerError(
+            `Audit entry ${entry.id} of ${entry.registryId} exists already in '${containerName}/${blob}'; audit entries are never overwritten.`,
+            {
+              details: { registryId: entry.registryId, auditId: entry.id, container: containerName, blob },
+              remedy: "Create the entry with a new id (createAuditId).",
+              cause: error,
+            },
+          );
         }
         throw storageError("Appending an audit entry", containerName, blob, error);
       }
@@ -143,10 +156,13 @@ export function createBlobLedgerStore(options: BlobLedgerStoreOptions): LedgerSt
           if (text === undefined) return; // deleted between listing and reading
           const entry = parseAuditEntry(text, where(name));
           if (!sameRegistry(entry.registryId, registryId)) {
-            throw new LedgerCorruptError(`The audit entry blob '${containerName}/${name}' belongs to ${entry.registryId}, not to ${registryId}.`, {
-              details: { container: containerName, blob: name, registryId, entryRegistryId: entry.registryId },
-              remedy: "Inspect the audit entry and move it to the folder of its registry, or delete it.",
-            });
+            throw new LedgerCorruptError(
+              `The audit entry blob '${containerName}/${name}' belongs to ${entry.registryId}, not to ${registryId}.`,
+              {
+                details: { container: containerName, blob: name, registryId, entryRegistryId: entry.registryId },
+                remedy: "Inspect the audit entry and move it to the folder of its registry, or delete it.",
+              },
+            );
           }
           entries.push(entry);
         });
@@ -162,7 +178,8 @@ export function createBlobLedgerStore(options: BlobLedgerStoreOptions): LedgerSt
         await blobClient.upload("", 0, { conditions: { ifNoneMatch: "*" } });
       } catch (error) {
         // 409/412: the lock blob exists (and may be leased by another run): that is the normal case.
-        if (statusOf(error) !== 409 && statusOf(error) !== 412) throw storageError("Creating the lock blob", containerName, blob, error);
+        if (statusOf(error) !== 409 && statusOf(error) !== 412)
+          throw storageError("Creating the lock blob", containerName, blob, error);
       }
       const lease = blobClient.getBlobLeaseClient();
       const deadline = Date.now() + Math.max(0, waitMs);
@@ -171,14 +188,18 @@ export function createBlobLedgerStore(options: BlobLedgerStoreOptions): LedgerSt
           await lease.acquireLease(leaseSeconds);
           break;
         } catch (error) {
-          if (statusOf(error) !== 409) throw storageError("Taking the lease on the lock blob", containerName, blob, error);
+          if (statusOf(error) !== 409)
+            throw storageError("Taking the lease on the lock blob", containerName, blob, error);
           const remaining = deadline - Date.now();
           if (remaining <= 0) throw await lockHeld(registryId, blob, waitMs);
           await delay(Math.min(pollMs, remaining));
         }
       }
       try {
-        await blobClient.setMetadata({ owner, acquiredat: new Date().toISOString() }, { conditions: { leaseId: lease.leaseId } });
+        await blobClient.setMetadata(
+          { owner, acquiredat: new Date().toISOString() },
+          { conditions: { leaseId: lease.leaseId } },
+        );
       } catch {
         // The holder's name is only a courtesy for the messages of waiting runs.
       }
@@ -197,10 +218,20 @@ export function createBlobLedgerStore(options: BlobLedgerStoreOptions): LedgerSt
       // Best effort, as above.
     }
     const by = holder === "" ? "another run" : `${holder}${since === "" ? "" : ` (since ${since})`}`;
-    return new LockHeldError(`Registry ${registryId} is locked by ${by}: the lease on '${containerName}/${blob}' was still held after waiting ${waitMs} ms.`, {
-      details: { registryId, container: containerName, blob, waitedMs: waitMs, holder: holder || undefined, since: since || undefined },
-      remedy: `Another sync of this registry is running; retry later. A crashed run's lease expires by itself within ${leaseSeconds === -1 ? "never (infinite lease: break it manually)" : `${leaseSeconds} s`}.`,
-    });
+    return new LockHeldError(
+      `Registry ${registryId} is locked by ${by}: the lease on '${containerName}/${blob}' was still held after waiting ${waitMs} ms.`,
+      {
+        details: {
+          registryId,
+          container: containerName,
+          blob,
+          waitedMs: waitMs,
+          holder: holder || undefined,
+          since: since || undefined,
+        },
+        remedy: `Another sync of this registry is running; retry later. A crashed run's lease expires by itself within ${leaseSeconds === -1 ? "never (infinite lease: break it manually)" : `${leaseSeconds} s`}.`,
+      },
+    );
   }
 }
 
@@ -266,7 +297,8 @@ export function blobContainerFromSettings(settings: BlobContainerSettings): Cont
       service = BlobServiceClient.fromConnectionString(connectionString, settings.clientOptions);
     } catch {
       throw new ConfigError("The storage connection string (AzureWebJobsStorage) cannot be parsed.", {
-        remedy: "Set AzureWebJobsStorage to a storage account connection string, or use AzureWebJobsStorage__blobServiceUri with a managed identity.",
+        remedy:
+          "Set AzureWebJobsStorage to a storage account connection string, or use AzureWebJobsStorage__blobServiceUri with a managed identity.",
       });
     }
     return service.getContainerClient(name);
@@ -274,15 +306,24 @@ export function blobContainerFromSettings(settings: BlobContainerSettings): Cont
   const uri = settings.blobServiceUri?.trim();
   if (uri !== undefined && uri !== "") {
     if (settings.credential === undefined) {
-      throw new ConfigError("A blob service URI needs a credential.", { remedy: "Pass the managed identity credential with AzureWebJobsStorage__blobServiceUri." });
+      throw new ConfigError("A blob service URI needs a credential.", {
+        remedy: "Pass the managed identity credential with AzureWebJobsStorage__blobServiceUri.",
+      });
     }
     let url: URL;
     try {
       url = new URL(uri);
     } catch {
-      throw new ConfigError(`The blob service URI '${uri}' is not a valid URL.`, { details: { blobServiceUri: uri }, remedy: "Set AzureWebJobsStorage__blobServiceUri to https://<account>.blob.core.windows.net." });
+      throw new ConfigError(`The blob service URI '${uri}' is not a valid URL.`, {
+        details: { blobServiceUri: uri },
+        remedy: "Set AzureWebJobsStorage__blobServiceUri to https://<account>.blob.core.windows.net.",
+      });
     }
-    return new BlobServiceClient(url.toString().replace(/\/$/, ""), settings.credential, settings.clientOptions).getContainerClient(name);
+    return new BlobServiceClient(
+      url.toString().replace(/\/$/, ""),
+      settings.credential,
+      settings.clientOptions,
+    ).getContainerClient(name);
   }
   throw new ConfigError("No ledger storage is configured.", {
     remedy: "Set AzureWebJobsStorage (connection string) or AzureWebJobsStorage__blobServiceUri (identity-based).",

@@ -37,7 +37,8 @@ const lockFileSchema = z.object({
 });
 type LockFile = z.infer<typeof lockFileSchema>;
 
-const FILE_REMEDY = "Check the ledger path (--state) and that this user may create, write and rename files in its folder.";
+const FILE_REMEDY =
+  "Check the ledger path (--state) and that this user may create, write and rename files in its folder.";
 
 /**
  * The ledger store of the CLI: one JSON file holding every registry's ledger (replaced atomically:
@@ -64,9 +65,14 @@ export function createFileLedgerStore(options: FileLedgerStoreOptions): LedgerSt
       // An editor may have saved it with a BOM; the blob documents accept one too (parseJson).
       raw = JSON.parse(text.charCodeAt(0) === 0xfeff ? text.slice(1) : text);
     } catch (error) {
-      throw corruptFile(`The ledger file '${path}' is not valid JSON (${error instanceof Error ? error.message : String(error)}).`, path, error);
+      throw corruptFile(
+        `The ledger file '${path}' is not valid JSON (${error instanceof Error ? error.message : String(error)}).`,
+        path,
+        error,
+      );
     }
-    if (typeof raw !== "object" || raw === null || Array.isArray(raw)) throw corruptFile(`The ledger file '${path}' is not a JSON object.`, path);
+    if (typeof raw !== "object" || raw === null || Array.isArray(raw))
+      throw corruptFile(`The ledger file '${path}' is not a JSON object.`, path);
     const document = raw as { schemaVersion?: unknown; ledgers?: unknown };
     if (document.schemaVersion !== LEDGER_SCHEMA_VERSION) {
       throw corruptFile(
@@ -100,13 +106,20 @@ export function createFileLedgerStore(options: FileLedgerStoreOptions): LedgerSt
       checkWritable("audit entry", json, entry.registryId);
       const text = (await readText(auditPath, "Reading the audit file")) ?? "";
       if (text.length > 0 && !text.endsWith("\n")) {
-        throw corruptAudit(`The audit file '${auditPath}' ends in an incomplete line; appending would merge two entries.`, auditPath, undefined);
+        throw corruptAudit(
+          `The audit file '${auditPath}' ends in an incomplete line; appending would merge two entries.`,
+          auditPath,
+          undefined,
+        );
       }
       if (parseAuditLines(text, auditPath).some((existing) => existing.id === entry.id)) {
-        throw new LedgerError(`Audit entry ${entry.id} exists already in '${auditPath}'; audit entries are never overwritten.`, {
-          details: { registryId: entry.registryId, auditId: entry.id, path: auditPath },
-          remedy: "Create the entry with a new id (createAuditId).",
-        });
+        throw new LedgerError(
+          `Audit entry ${entry.id} exists already in '${auditPath}'; audit entries are never overwritten.`,
+          {
+            details: { registryId: entry.registryId, auditId: entry.id, path: auditPath },
+            remedy: "Create the entry with a new id (createAuditId).",
+          },
+        );
       }
       try {
         await mkdir(dirname(auditPath), { recursive: true });
@@ -158,7 +171,10 @@ export function createFileLedgerStore(options: FileLedgerStoreOptions): LedgerSt
  * The other registries' entries are carried over as read, unvalidated; `JSON.stringify` overflows
  * the stack on one nested thousands deep (JSON.parse reads it fine), so name the entry instead.
  */
-function serializeDocument(document: { schemaVersion: number; ledgers: Record<string, unknown> }, path: string): string {
+function serializeDocument(
+  document: { schemaVersion: number; ledgers: Record<string, unknown> },
+  path: string,
+): string {
   try {
     return `${JSON.stringify(document, null, 2)}\n`;
   } catch (error) {
@@ -170,14 +186,22 @@ function serializeDocument(document: { schemaVersion: number; ledgers: Record<st
         return true;
       }
     });
-    const entry = culprit === undefined ? "an entry" : `the entry '${culprit.length > 300 ? `${culprit.slice(0, 300)}…` : culprit}'`;
-    throw corruptFile(`The ledger file '${path}' cannot be written back: ${entry} is nested too deeply to serialise.`, path, error);
+    const entry =
+      culprit === undefined
+        ? "an entry"
+        : `the entry '${culprit.length > 300 ? `${culprit.slice(0, 300)}…` : culprit}'`;
+    throw corruptFile(
+      `The ledger file '${path}' cannot be written back: ${entry} is nested too deeply to serialise.`,
+      path,
+      error,
+    );
   }
 }
 
 function fileKey(registryId: string): string {
   const key = registryId.trim().toLowerCase();
-  if (key === "") throw new LedgerError("A registry id is empty; the ledger cannot name its entry.", { details: { registryId } });
+  if (key === "")
+    throw new LedgerError("A registry id is empty; the ledger cannot name its entry.", { details: { registryId } });
   return key;
 }
 
@@ -212,7 +236,12 @@ function parseAuditLines(text: string, auditPath: string): AuditEntry[] {
   const entries: AuditEntry[] = [];
   text.split("\n").forEach((line, index) => {
     if (line.trim() === "") return;
-    entries.push(parseAuditEntry(line, { description: `at line ${index + 1} of file '${auditPath}'`, details: { path: auditPath, line: String(index + 1) } }));
+    entries.push(
+      parseAuditEntry(line, {
+        description: `at line ${index + 1} of file '${auditPath}'`,
+        details: { path: auditPath, line: String(index + 1) },
+      }),
+    );
   });
   return entries;
 }
@@ -280,17 +309,33 @@ function lockHandle(lockPath: string, token: string): LockHandle {
   };
 }
 
-function lockHeld(registryId: string, lockPath: string, waitMs: number, holder: LockFile | "unreadable" | undefined): LockHeldError {
+function lockHeld(
+  registryId: string,
+  lockPath: string,
+  waitMs: number,
+  holder: LockFile | "unreadable" | undefined,
+): LockHeldError {
   if (holder === undefined || holder === "unreadable") {
-    return new LockHeldError(`The ledger is locked by '${lockPath}', whose content cannot be read, after waiting ${waitMs} ms (for ${registryId}).`, {
-      details: { registryId, path: lockPath, waitedMs: waitMs },
-      remedy: "If no other acr-allowlist-sync run is active, delete the lock file and retry.",
-    });
+    return new LockHeldError(
+      `The ledger is locked by '${lockPath}', whose content cannot be read, after waiting ${waitMs} ms (for ${registryId}).`,
+      {
+        details: { registryId, path: lockPath, waitedMs: waitMs },
+        remedy: "If no other acr-allowlist-sync run is active, delete the lock file and retry.",
+      },
+    );
   }
   return new LockHeldError(
     `The ledger is locked by ${holder.owner} (pid ${holder.pid} on ${holder.host}, since ${holder.acquiredAt}, for ${holder.registryId}); still held after waiting ${waitMs} ms (for ${registryId}).`,
     {
-      details: { registryId, path: lockPath, waitedMs: waitMs, holderPid: holder.pid, holderHost: holder.host, holderRegistryId: holder.registryId, since: holder.acquiredAt },
+      details: {
+        registryId,
+        path: lockPath,
+        waitedMs: waitMs,
+        holderPid: holder.pid,
+        holderHost: holder.host,
+        holderRegistryId: holder.registryId,
+        since: holder.acquiredAt,
+      },
       remedy:
         holder.host === hostname()
           ? "Wait for the other run to finish and retry."
@@ -301,11 +346,14 @@ function lockHeld(registryId: string, lockPath: string, waitMs: number, holder: 
 
 function fileError(operation: string, path: string, error: unknown): LedgerError {
   const code = (error as { code?: unknown } | null)?.code;
-  return new LedgerError(`${operation} '${path}' failed (${typeof code === "string" ? code : error instanceof Error ? error.message : String(error)}).`, {
-    details: { operation, path, errorCode: typeof code === "string" ? code : undefined },
-    remedy: FILE_REMEDY,
-    cause: error,
-  });
+  return new LedgerError(
+    `${operation} '${path}' failed (${typeof code === "string" ? code : error instanceof Error ? error.message : String(error)}).`,
+    {
+      details: { operation, path, errorCode: typeof code === "string" ? code : undefined },
+      remedy: FILE_REMEDY,
+      cause: error,
+    },
+  );
 }
 
 function corruptFile(message: string, path: string, cause?: unknown): LedgerCorruptError {
@@ -320,7 +368,8 @@ function corruptFile(message: string, path: string, cause?: unknown): LedgerCorr
 function corruptAudit(message: string, path: string, cause: unknown): LedgerCorruptError {
   return new LedgerCorruptError(message, {
     details: { path, document: "audit entry" },
-    remedy: "Inspect the audit file and remove or complete its last line; the audit trail is history for rollbacks and is not needed to sync.",
+    remedy:
+      "Inspect the audit file and remove or complete its last line; the audit trail is history for rollbacks and is not needed to sync.",
     ...(cause === undefined ? {} : { cause }),
   });
 }

@@ -4,10 +4,16 @@
  * (`subscriptions/<sub>/resourcegroups/<rg>/providers/microsoft.containerregistry/registries/<name>`).
  */
 export function registryKey(registryId: string): string {
-  const segments = registryId.trim().toLowerCase().split("/").filter((segment) => segment.length > 0);
+  const segments = registryId
+    .trim()
+    .toLowerCase()
+    .split("/")
+    .filter((segment) => segment.length > 0);
   if (segments.length === 0) throw new RangeError("A registry id must not be empty.");
   // "." and ".." would be collapsed by URL parsing; encode their dots too.
-  return segments.map((segment) => (/^\.+$/.test(segment) ? segment.replace(/\./g, "%2E") : encodeURIComponent(segment))).join("/");
+  return segments
+    .map((segment) => (/^\.+$/.test(segment) ? segment.replace(/\./g, "%2E") : encodeURIComponent(segment)))
+    .join("/");
 }
 
 /** Registry IDs compare case-insensitively, as ARM does. */

@@ -10,7 +10,9 @@ const ipv4 = String.raw`(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(?:\.(?:25[0-5]|2[0-4
 /** Canonical `a.b.c.d/n`, as the service writes owned rules. */
 const ownedRuleSchema = z.string().regex(new RegExp(`^${ipv4}/(?:3[0-2]|[12]?\\d)$`), "not an IPv4 prefix a.b.c.d/n");
 /** A registry rule as ARM returned it (`1.2.3.4` or `1.2.3.4/32`). */
-const ipRuleSchema = z.string().regex(new RegExp(`^${ipv4}(?:/(?:3[0-2]|[12]?\\d))?$`), "not an IPv4 address or prefix");
+const ipRuleSchema = z
+  .string()
+  .regex(new RegExp(`^${ipv4}(?:/(?:3[0-2]|[12]?\\d))?$`), "not an IPv4 address or prefix");
 const timestampSchema = z.iso.datetime({ offset: true });
 const auditIdSchema = z.string().regex(AUDIT_ID_PATTERN, "not an audit id YYYYMMDDTHHMMSSmmmZ-xxxxxx");
 
@@ -58,8 +60,10 @@ const MAX_SHOWN_CHARS = 64;
  * deeply nested arrays, both of which a hand-edited or damaged document can hold.
  */
 export function showStoredValue(value: unknown): string {
-  if (typeof value === "string") return JSON.stringify(value.length > MAX_SHOWN_CHARS ? `${value.slice(0, MAX_SHOWN_CHARS)}…` : value);
-  if (value === null || value === undefined || typeof value === "number" || typeof value === "boolean") return String(value);
+  if (typeof value === "string")
+    return JSON.stringify(value.length > MAX_SHOWN_CHARS ? `${value.slice(0, MAX_SHOWN_CHARS)}…` : value);
+  if (value === null || value === undefined || typeof value === "number" || typeof value === "boolean")
+    return String(value);
   return Array.isArray(value) ? "(an array)" : "(an object)";
 }
 
@@ -123,7 +127,12 @@ function parseJson(text: string, where: DocumentLocation, what: string): unknown
   try {
     return JSON.parse(text.charCodeAt(0) === 0xfeff ? text.slice(1) : text);
   } catch (error) {
-    throw corrupt(`The ${what} ${where.description} is not valid JSON (${error instanceof Error ? error.message : String(error)}).`, where, what, error);
+    throw corrupt(
+      `The ${what} ${where.description} is not valid JSON (${error instanceof Error ? error.message : String(error)}).`,
+      where,
+      what,
+      error,
+    );
   }
 }
 
@@ -145,9 +154,16 @@ function checkDocument<T>(schema: z.ZodType<T>, raw: unknown, where: DocumentLoc
   const parsed = schema.safeParse(raw);
   if (!parsed.success) {
     // A path can hold a stored key of any length: shorten each part so the message stays one readable line.
-    const pathText = (path: readonly PropertyKey[]) => path.map((part) => showPathPart(String(part))).join(".") || "(root)";
+    const pathText = (path: readonly PropertyKey[]) =>
+      path.map((part) => showPathPart(String(part))).join(".") || "(root)";
     const issues = parsed.error.issues.slice(0, 3).map((issue) => `${pathText(issue.path)}: ${issue.message}`);
-    throw corrupt(`The ${what} ${where.description} does not have the expected shape: ${issues.join("; ")}.`, where, what, undefined, { issues: issues.join("; ") });
+    throw corrupt(
+      `The ${what} ${where.description} does not have the expected shape: ${issues.join("; ")}.`,
+      where,
+      what,
+      undefined,
+      { issues: issues.join("; ") },
+    );
   }
   return parsed.data;
 }
@@ -173,11 +189,16 @@ function corrupt(
 }
 
 /** Refuses to store what could not be read back (a bug upstream, caught before it corrupts the store). */
-export function checkWritable(kind: "ledger" | "audit entry", value: Record<string, unknown>, registryId: string): void {
+export function checkWritable(
+  kind: "ledger" | "audit entry",
+  value: Record<string, unknown>,
+  registryId: string,
+): void {
   const parsed = (kind === "ledger" ? ledgerStateSchema : auditEntrySchema).safeParse(value);
   if (!parsed.success) {
     // A path can hold a stored key of any length: shorten each part so the message stays one readable line.
-    const pathText = (path: readonly PropertyKey[]) => path.map((part) => showPathPart(String(part))).join(".") || "(root)";
+    const pathText = (path: readonly PropertyKey[]) =>
+      path.map((part) => showPathPart(String(part))).join(".") || "(root)";
     const issues = parsed.error.issues.slice(0, 3).map((issue) => `${pathText(issue.path)}: ${issue.message}`);
     throw new LedgerError(`Refusing to store an invalid ${kind} for ${registryId}: ${issues.join("; ")}.`, {
       details: { registryId, document: kind, issues: issues.join("; ") },

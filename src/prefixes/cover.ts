@@ -55,9 +55,12 @@ function preferredKey(base: number, length: number): number {
 function checkOptions(options: CoverOptions): { budget: number; floor: number } {
   const { maxPrefixes, minPrefixLength = 0, maxExtraAddresses, maxExtraRatio } = options;
   if (!Number.isInteger(maxPrefixes) || maxPrefixes < 0 || maxPrefixes > MAX_COVER_BUDGET) {
-    throw new UsageError(`The prefix budget must be an integer from 0 to ${MAX_COVER_BUDGET}, not ${String(maxPrefixes)}.`, {
-      details: { maxPrefixes: String(maxPrefixes) },
-    });
+    throw new UsageError(
+      `The prefix budget must be an integer from 0 to ${MAX_COVER_BUDGET}, not ${String(maxPrefixes)}.`,
+      {
+        details: { maxPrefixes: String(maxPrefixes) },
+      },
+    );
   }
   if (!Number.isInteger(minPrefixLength) || minPrefixLength < 0 || minPrefixLength > IPV4_BITS) {
     throw new UsageError(`The minimum prefix length must be an integer from 0 to 32, not ${String(minPrefixLength)}.`, {
@@ -68,7 +71,9 @@ function checkOptions(options: CoverOptions): { budget: number; floor: number } 
     throw new UsageError(`The cap on extra addresses must be a non-negative number, not ${String(maxExtraAddresses)}.`);
   }
   if (maxExtraRatio !== undefined && !(maxExtraRatio >= 0)) {
-    throw new UsageError(`The cap on the extra-address ratio must be a non-negative number, not ${String(maxExtraRatio)}.`);
+    throw new UsageError(
+      `The cap on the extra-address ratio must be a non-negative number, not ${String(maxExtraRatio)}.`,
+    );
   }
   return { budget: maxPrefixes, floor: minPrefixLength };
 }
@@ -300,7 +305,10 @@ export function optimalCover(targets: readonly Prefix[], options: CoverOptions):
 
   const { maxExtraAddresses, maxExtraRatio } = options;
   const ratio = targetAddresses === 0 ? 0 : extraAddresses / targetAddresses;
-  if ((maxExtraAddresses !== undefined && extraAddresses > maxExtraAddresses) || (maxExtraRatio !== undefined && ratio > maxExtraRatio)) {
+  if (
+    (maxExtraAddresses !== undefined && extraAddresses > maxExtraAddresses) ||
+    (maxExtraRatio !== undefined && ratio > maxExtraRatio)
+  ) {
     const caps = [
       maxExtraAddresses === undefined ? undefined : `${maxExtraAddresses} addresses`,
       maxExtraRatio === undefined ? undefined : `a ratio of ${maxExtraRatio}`,

@@ -133,11 +133,13 @@ export function parsePrefix(text: string, options: ParsePrefixOptions): ParsedPr
     if (digits === 0 || digits > 3) throw notFourOctets(text);
     // IPv6 text can start with 1-3 decimal digits too (`2a01:111::/48`, `100::/64`): checked below.
     if (octet === 0 && position < end && text.charCodeAt(position) !== DOT) throw notFourOctets(text);
-    if (digits > 1 && text.charCodeAt(start) === ZERO) throw invalid(text, "octets must not have leading zeros", "syntax");
+    if (digits > 1 && text.charCodeAt(start) === ZERO)
+      throw invalid(text, "octets must not have leading zeros", "syntax");
     if (value > 255) throw invalid(text, `octet ${value} is greater than 255`, "syntax");
     address = address * 256 + value;
     if (octet < 3) {
-      if (position >= end || text.charCodeAt(position) !== DOT) throw invalid(text, "expected four decimal octets", "syntax");
+      if (position >= end || text.charCodeAt(position) !== DOT)
+        throw invalid(text, "expected four decimal octets", "syntax");
       position += 1;
     }
   }
@@ -166,7 +168,8 @@ export function parsePrefix(text: string, options: ParsePrefixOptions): ParsedPr
       `'${shown(text)}' has host bits set: the network of that length is ${formatAddress(base)}/${length}.`,
       {
         details: { input: shown(text), reason: "host-bits", network: `${formatAddress(base)}/${length}` },
-        remedy: "Fix the source: a prefix with host bits set is usually a typo, and guessing which part is wrong could widen the allowlist.",
+        remedy:
+          "Fix the source: a prefix with host bits set is usually a typo, and guessing which part is wrong could widen the allowlist.",
       },
     );
   }

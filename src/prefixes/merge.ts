@@ -34,11 +34,22 @@ export function mergePrefixes(prefixes: readonly Prefix[]): Prefix[] {
   for (let index = 0; index < count; index += 1) {
     const { base, length } = prefixes[index] as Prefix;
     // A non-canonical prefix here is a caller's bug; merging it anyway would move addresses.
-    if (!(Number.isInteger(length) && length >= 0 && length <= IPV4_BITS && Number.isInteger(base) && base >= 0 && base < IPV4_SPACE && base % 2 ** (IPV4_BITS - length) === 0)) {
-      throw new InvalidPrefixError(`{ base: ${String(base)}, length: ${String(length)} } is not a canonical IPv4 prefix.`, {
-        details: { base: String(base), length: String(length), reason: "not-canonical" },
-        remedy: "Build prefixes with parsePrefix.",
-      });
+    if (!(
+      Number.isInteger(length) &&
+      length >= 0 &&
+      length <= IPV4_BITS &&
+      Number.isInteger(base) &&
+      base >= 0 &&
+      base < IPV4_SPACE &&
+      base % 2 ** (IPV4_BITS - length) === 0
+    )) {
+      throw new InvalidPrefixError(
+        `{ base: ${String(base)}, length: ${String(length)} } is not a canonical IPv4 prefix.`,
+        {
+          details: { base: String(base), length: String(length), reason: "not-canonical" },
+          remedy: "Build prefixes with parsePrefix.",
+        },
+      );
     }
     packed[index] = base * LENGTH_SLOTS + length;
   }

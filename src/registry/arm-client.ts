@@ -1,4 +1,7 @@
-import { ContainerRegistryManagementClient, type ContainerRegistryManagementClientOptionalParams } from "@azure/arm-containerregistry";
+import {
+  ContainerRegistryManagementClient,
+  type ContainerRegistryManagementClientOptionalParams,
+} from "@azure/arm-containerregistry";
 import type { TokenCredential } from "@azure/identity";
 import type { Cloud } from "../servicetags/schema.js";
 import { ARM_ENDPOINTS } from "./clouds.js";
@@ -54,7 +57,9 @@ export function createArmClient(subscriptionId: string, options: ArmClientOption
         position: "perRetry",
       },
     ],
-    ...(options.userAgentPrefix === undefined ? {} : { userAgentOptions: { userAgentPrefix: options.userAgentPrefix } }),
+    ...(options.userAgentPrefix === undefined
+      ? {}
+      : { userAgentOptions: { userAgentPrefix: options.userAgentPrefix } }),
     ...(options.trustedCa === undefined ? {} : { tlsOptions: { ca: options.trustedCa } }),
   };
   return new ContainerRegistryManagementClient(options.credential, subscriptionId, clientOptions);

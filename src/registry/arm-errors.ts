@@ -42,7 +42,8 @@ const DOING: Readonly<Record<ArmOperation, string>> = {
   update: "Updating the network rules of registry",
 };
 
-const MAY_HAVE_APPLIED = "The update may or may not have been applied; the next run re-reads the registry before writing.";
+const MAY_HAVE_APPLIED =
+  "The update may or may not have been applied; the next run re-reads the registry before writing.";
 
 /**
  * The SDK's errors, in the named errors of src/errors.ts. Raw SDK errors are never attached as
@@ -57,7 +58,11 @@ export function toRegistryError(error: unknown, context: ErrorContext): Allowlis
   if (context.deadlineSignal?.aborted === true) {
     return new RegistryOperationError(
       `${what} did not finish within ${context.operationTimeoutMs ?? "the"} ms; the operation may still complete.`,
-      { details: { ...base, reason: "deadline", timeoutMs: context.operationTimeoutMs }, remedy: "Nothing to do now: the next run re-reads the registry. If it keeps happening, raise SYNC_OPERATION_TIMEOUT_MS." },
+      {
+        details: { ...base, reason: "deadline", timeoutMs: context.operationTimeoutMs },
+        remedy:
+          "Nothing to do now: the next run re-reads the registry. If it keeps happening, raise SYNC_OPERATION_TIMEOUT_MS.",
+      },
     );
   }
   if (context.callerSignal?.aborted === true) {
@@ -70,21 +75,29 @@ export function toRegistryError(error: unknown, context: ErrorContext): Allowlis
   if (error instanceof Error && CREDENTIAL_ERRORS.has(error.name)) {
     return new RegistryAccessDeniedError(`${what} failed: no token for Azure Resource Manager (${error.name}).`, {
       details: { ...base, reason: "credential" },
-      remedy: "Check that the Function App's managed identity is enabled, and AZURE_CLIENT_ID when it is user-assigned; locally, sign in with az login.",
+      remedy:
+        "Check that the Function App's managed identity is enabled, and AZURE_CLIENT_ID when it is user-assigned; locally, sign in with az login.",
     });
   }
   const rest = asRestError(error);
-  if (rest !== undefined && rest.statusCode !== undefined) return fromStatus(rest.statusCode, rest, what, base, operation);
+  if (rest !== undefined && rest.statusCode !== undefined)
+    return fromStatus(rest.statusCode, rest, what, base, operation);
   if (rest !== undefined) {
     return new RegistryRequestError(
       `${what} failed: could not reach ARM at ${context.endpoint} (${rest.code ?? "network error"}: ${rest.message}).${operation === "update" ? ` ${MAY_HAVE_APPLIED}` : ""}`,
-      { details: { ...base, reason: "network", errorCode: rest.code }, remedy: "Check outbound HTTPS to the ARM endpoint; the next run retries." },
+      {
+        details: { ...base, reason: "network", errorCode: rest.code },
+        remedy: "Check outbound HTTPS to the ARM endpoint; the next run retries.",
+      },
     );
   }
   if (error instanceof Error && error.name === "AbortError") {
     return new RegistryRequestError(
       `${what} failed: ARM did not answer within ${context.requestTimeoutMs} ms.${operation === "update" ? ` ${MAY_HAVE_APPLIED}` : ""}`,
-      { details: { ...base, reason: "timeout", timeoutMs: context.requestTimeoutMs }, remedy: "The next run retries; if ARM is slow for long, check https://status.azure.com." },
+      {
+        details: { ...base, reason: "timeout", timeoutMs: context.requestTimeoutMs },
+        remedy: "The next run retries; if ARM is slow for long, check https://status.azure.com.",
+      },
     );
   }
   const failed = error instanceof Error ? LRO_FAILED.exec(error.message) : null;
@@ -95,7 +108,8 @@ export function toRegistryError(error: unknown, context: ErrorContext): Allowlis
       `${what} failed: ARM reports the operation as ${failed === null ? "not succeeded" : "Failed"}${armCode === undefined ? "" : ` (${armCode}: ${armMessage ?? ""})`}.`,
       {
         details: { ...base, reason: "operation-failed", armCode, armMessage },
-        remedy: "The next run re-reads the registry and tries again; if it keeps failing, check the registry's activity log in the portal.",
+        remedy:
+          "The next run re-reads the registry and tries again; if it keeps failing, check the registry's activity log in the portal.",
         cause: error,
       },
     );
@@ -108,11 +122,19 @@ export function toRegistryError(error: unknown, context: ErrorContext): Allowlis
     });
   }
   const message = error instanceof Error ? error.message : String(error);
-  return new RegistryRequestError(`${what} failed: ${message}`, { details: { ...base, reason: "unknown" }, cause: error });
+  return new RegistryRequestError(`${what} failed: ${message}`, {
+    details: { ...base, reason: "unknown" },
+    cause: error,
+  });
 }
 
 // @azure/identity's errors: their messages can be long diagnostics, so only the name is used.
-const CREDENTIAL_ERRORS = new Set(["CredentialUnavailableError", "AuthenticationError", "AggregateAuthenticationError", "AuthenticationRequiredError"]);
+const CREDENTIAL_ERRORS = new Set([
+  "CredentialUnavailableError",
+  "AuthenticationError",
+  "AggregateAuthenticationError",
+  "AuthenticationRequiredError",
+]);
 
 // "The long-running operation has failed. CODE. message" (@azure/core-lro).
 const LRO_FAILED = /^The long-running operation has failed(?:\. ([^.]+)\. ([\s\S]*))?$/;
@@ -149,13 +171,15 @@ function fromStatus(
   if (status === 404) {
     return new RegistryNotFoundError(`${what} failed: ${answered}`, {
       details,
-      remedy: "Check the registry's resource ID (az acr show --ids <id>) and that it is in the subscription the identity can see.",
+      remedy:
+        "Check the registry's resource ID (az acr show --ids <id>) and that it is in the subscription the identity can see.",
     });
   }
   if (status === 401) {
     return new RegistryAccessDeniedError(`${what} was refused: ${answered}`, {
       details,
-      remedy: "ARM did not accept the managed identity's token: check that the identity belongs to the registry's tenant and, for a user-assigned identity, that AZURE_CLIENT_ID is its client ID.",
+      remedy:
+        "ARM did not accept the managed identity's token: check that the identity belongs to the registry's tenant and, for a user-assigned identity, that AZURE_CLIENT_ID is its client ID.",
     });
   }
   if (status === 403) {
@@ -174,7 +198,8 @@ function fromStatus(
   if (status === 400 && (/quota/i.test(armCode ?? "") || /exceeds allowed quota/i.test(armMessage))) {
     return new RuleQuotaExceededError(`${what} failed: ${answered}`, {
       details,
-      remedy: "Plan fewer rules than the limit: remove hand-made rules, select fewer regions, or allow shorter prefixes (SYNC_MIN_PREFIX_LENGTH). The limit is re-read from listUsages at every run.",
+      remedy:
+        "Plan fewer rules than the limit: remove hand-made rules, select fewer regions, or allow shorter prefixes (SYNC_MIN_PREFIX_LENGTH). The limit is re-read from listUsages at every run.",
     });
   }
   const uncertain = operation === "update" && status >= 500 ? ` ${MAY_HAVE_APPLIED}` : "";

@@ -2,7 +2,14 @@ import type { ContainerRegistryManagementClient } from "@azure/arm-containerregi
 import { DEFAULT_REQUEST_TIMEOUT_MS, createArmClient, type ArmClientOptions } from "./arm-client.js";
 import { ARM_ENDPOINTS } from "./clouds.js";
 import { toRegistryError, type ArmOperation, type ErrorContext } from "./arm-errors.js";
-import { parseArm, registryDocumentSchema, replicationSchema, ruleLimitFrom, toSnapshot, usageListSchema } from "./arm-schema.js";
+import {
+  parseArm,
+  registryDocumentSchema,
+  replicationSchema,
+  ruleLimitFrom,
+  toSnapshot,
+  usageListSchema,
+} from "./arm-schema.js";
 import type { RegistryGateway, RegistryRef, RegistrySnapshot, ReplaceIpRulesRequest } from "./types.js";
 
 export interface ArmRegistryGatewayOptions extends ArmClientOptions {
@@ -37,23 +44,42 @@ export function createArmRegistryGateway(options: ArmRegistryGatewayOptions): Re
     return client;
   };
 
-  async function call<T>(ref: RegistryRef, operation: ArmOperation, signals: Pick<ErrorContext, "callerSignal" | "deadlineSignal">, run: () => Promise<T>): Promise<T> {
+  async function call<T>(
+    ref: RegistryRef,
+    operation: ArmOperation,
+    signals: Pick<ErrorContext, "callerSignal" | "deadlineSignal">,
+    run: () => Promise<T>,
+  ): Promise<T> {
     try {
       return await run();
     } catch (error) {
-      throw toRegistryError(error, { ref, operation, endpoint, requestTimeoutMs, operationTimeoutMs: options.operationTimeoutMs, ...signals });
+      throw toRegistryError(error, {
+        ref,
+        operation,
+        endpoint,
+        requestTimeoutMs,
+        operationTimeoutMs: options.operationTimeoutMs,
+        ...signals,
+      });
     }
   }
 
   return {
-    async read(ref: RegistryRef, readOptions: { signal?: AbortSignal; includeReplicas?: boolean } = {}): Promise<RegistrySnapshot> {
+    async read(
+      ref: RegistryRef,
+      readOptions: { signal?: AbortSignal; includeReplicas?: boolean } = {},
+    ): Promise<RegistrySnapshot> {
       const client = clientFor(ref);
       const abortSignal = readOptions.signal;
       const signals = { callerSignal: abortSignal };
       // One call after the other: a missing registry or a refused read stops at the first.
-      const registry = await call(ref, "get", signals, () => client.registries.get(ref.resourceGroup, ref.name, { abortSignal }));
+      const registry = await call(ref, "get", signals, () =>
+        client.registries.get(ref.resourceGroup, ref.name, { abortSignal }),
+      );
       const document = parseArm(registryDocumentSchema, registry, ref, "get");
-      const usages = await call(ref, "listUsages", signals, () => client.registries.listUsages(ref.resourceGroup, ref.name, { abortSignal }));
+      const usages = await call(ref, "listUsages", signals, () =>
+        client.registries.listUsages(ref.resourceGroup, ref.name, { abortSignal }),
+      );
       const limit = ruleLimitFrom(parseArm(usageListSchema, usages, ref, "listUsages"), ref);
       // Geo-replication is a Premium feature; other SKUs have none to list. Replicas are read only
       // when asked for, so the least-privilege role needs replications/read only then.
@@ -70,7 +96,11 @@ export function createArmRegistryGateway(options: ArmRegistryGatewayOptions): Re
       return toSnapshot(ref, document, limit, replicas);
     },
 
-    async replaceIpRules(ref: RegistryRef, request: ReplaceIpRulesRequest, writeOptions: { signal?: AbortSignal } = {}): Promise<void> {
+    async replaceIpRules(
+      ref: RegistryRef,
+      request: ReplaceIpRulesRequest,
+      writeOptions: { signal?: AbortSignal } = {},
+    ): Promise<void> {
       const client = clientFor(ref);
       const deadlineSignal = AbortSignal.timeout(options.operationTimeoutMs);
       const callerSignal = writeOptions.signal;
@@ -87,7 +117,10 @@ export function createArmRegistryGateway(options: ArmRegistryGatewayOptions): Re
               ipRules: request.ipRules.map((iPAddressOrRange) => ({ action: "Allow", iPAddressOrRange })),
             },
           },
-          { abortSignal, ...(options.pollIntervalMs === undefined ? {} : { updateIntervalInMs: options.pollIntervalMs }) },
+          {
+            abortSignal,
+            ...(options.pollIntervalMs === undefined ? {} : { updateIntervalInMs: options.pollIntervalMs }),
+          },
         );
         // The signal must reach pollUntilDone too: the poller's waits between polls ignore the request's.
         await poller.pollUntilDone({ abortSignal });

@@ -44,23 +44,35 @@ export const DEFAULT_RULE_LIMIT = 100;
 export function parseArm<T>(schema: z.ZodType<T>, value: unknown, ref: RegistryRef, operation: ArmOperation): T {
   const parsed = schema.safeParse(value);
   if (parsed.success) return parsed.data;
-  const issues = parsed.error.issues.slice(0, 3).map((issue) => `${issue.path.join(".") || "(root)"}: ${issue.message}`);
-  throw new RegistryStateInvalidError(`ARM's answer to ${operation} for registry ${ref.name} does not have the expected shape: ${issues.join("; ")}.`, {
-    details: { registryId: ref.id, registry: ref.name, operation, reason: "schema", issues },
-    remedy: "Nothing was written. Check ARM_ENDPOINT; if it is Azure Resource Manager, the registry API may have changed: report it.",
-  });
+  const issues = parsed.error.issues
+    .slice(0, 3)
+    .map((issue) => `${issue.path.join(".") || "(root)"}: ${issue.message}`);
+  throw new RegistryStateInvalidError(
+    `ARM's answer to ${operation} for registry ${ref.name} does not have the expected shape: ${issues.join("; ")}.`,
+    {
+      details: { registryId: ref.id, registry: ref.name, operation, reason: "schema", issues },
+      remedy:
+        "Nothing was written. Check ARM_ENDPOINT; if it is Azure Resource Manager, the registry API may have changed: report it.",
+    },
+  );
 }
 
 /** The `IPRules` limit, or the documented default when ARM does not list one. */
-export function ruleLimitFrom(usages: z.infer<typeof usageListSchema>, ref: RegistryRef): Pick<RegistrySnapshot, "ruleLimit" | "ruleLimitSource"> {
+export function ruleLimitFrom(
+  usages: z.infer<typeof usageListSchema>,
+  ref: RegistryRef,
+): Pick<RegistrySnapshot, "ruleLimit" | "ruleLimitSource"> {
   const entry = (usages.value ?? []).find((usage) => usage.name?.toLowerCase() === "iprules");
   if (entry === undefined) return { ruleLimit: DEFAULT_RULE_LIMIT, ruleLimitSource: "default" };
   const limit = entry.limit;
   if (limit === null || limit === undefined || !Number.isInteger(limit) || limit < 0) {
-    throw new RegistryStateInvalidError(`ARM lists an IPRules usage for registry ${ref.name} without a usable limit (${String(limit)}).`, {
-      details: { registryId: ref.id, registry: ref.name, operation: "listUsages", reason: "limit" },
-      remedy: "Nothing was written. Report it: the rule limit is needed to plan within the quota.",
-    });
+    throw new RegistryStateInvalidError(
+      `ARM lists an IPRules usage for registry ${ref.name} without a usable limit (${String(limit)}).`,
+      {
+        details: { registryId: ref.id, registry: ref.name, operation: "listUsages", reason: "limit" },
+        remedy: "Nothing was written. Report it: the rule limit is needed to plan within the quota.",
+      },
+    );
   }
   return { ruleLimit: limit, ruleLimitSource: "listUsages" };
 }

@@ -16,7 +16,8 @@ export function parseRegistryId(text: string, settingName = "registry"): Registr
     const shown = text.length > 300 ? `${text.slice(0, 300)}…` : text;
     throw new ConfigError(`${settingName} '${shown}' is not a container registry resource ID.`, {
       details: { setting: settingName, value: shown },
-      remedy: "Use /subscriptions/<subscription-id>/resourceGroups/<group>/providers/Microsoft.ContainerRegistry/registries/<name> (az acr show --query id).",
+      remedy:
+        "Use /subscriptions/<subscription-id>/resourceGroups/<group>/providers/Microsoft.ContainerRegistry/registries/<name> (az acr show --query id).",
     });
   }
   const [, subscriptionId = "", resourceGroup = "", name = ""] = match;

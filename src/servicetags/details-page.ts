@@ -38,13 +38,19 @@ export function findServiceTagsDownloadLink(
   const hrefs = [...html.matchAll(/href\s*=\s*(["'])([^"'<>]+?)\1/gi)].map((m) => m[2] ?? "");
   const fromHref = newest(hrefs, fileName, options.pageUrl);
   if (fromHref !== undefined) return { ...fromHref, form: "href" };
-  const quoted = [...html.matchAll(/(["'])(https?:(?:\\?\/){2}[^"'<>\s]+?)\1/g)].map((m) => (m[2] ?? "").replace(/\\\//g, "/"));
+  const quoted = [...html.matchAll(/(["'])(https?:(?:\\?\/){2}[^"'<>\s]+?)\1/g)].map((m) =>
+    (m[2] ?? "").replace(/\\\//g, "/"),
+  );
   const embedded = newest(quoted, fileName, options.pageUrl);
   if (embedded !== undefined) return { ...embedded, form: "embedded" };
   return undefined;
 }
 
-function newest(candidates: readonly string[], fileName: RegExp, pageUrl: string): { url: string; fileDate: string } | undefined {
+function newest(
+  candidates: readonly string[],
+  fileName: RegExp,
+  pageUrl: string,
+): { url: string; fileDate: string } | undefined {
   let best: { url: string; fileDate: string } | undefined;
   for (const candidate of candidates) {
     const url = resolve(candidate, pageUrl);

@@ -56,7 +56,9 @@ export async function httpGet(url: string, options: HttpGetOptions): Promise<Htt
       if (response.status >= 300 && response.status < 400 && location !== null) {
         await response.body?.cancel().catch(() => undefined);
         if (hop >= MAX_REDIRECTS) {
-          throw new ServiceTagsFetchError("http-status", `${url} redirected more than ${MAX_REDIRECTS} times.`, { status: response.status });
+          throw new ServiceTagsFetchError("http-status", `${url} redirected more than ${MAX_REDIRECTS} times.`, {
+            status: response.status,
+          });
         }
         current = new URL(location, current).toString();
         continue;
@@ -73,7 +75,10 @@ export async function httpGet(url: string, options: HttpGetOptions): Promise<Htt
   } catch (error) {
     if (error instanceof ServiceTagsFetchError) throw error;
     if (timedOut) {
-      throw new ServiceTagsFetchError("timeout", `${url} did not answer completely within ${options.timeoutMs} ms.`, { transient: true, cause: error });
+      throw new ServiceTagsFetchError("timeout", `${url} did not answer completely within ${options.timeoutMs} ms.`, {
+        transient: true,
+        cause: error,
+      });
     }
     if (options.signal?.aborted === true) throw options.signal.reason;
     throw transportError(url, error);
@@ -91,11 +96,19 @@ export function requireHttps(url: string, what: string): void {
     throw new ServiceTagsFetchError("not-https", `${what} '${url}' is not a valid URL.`);
   }
   if (protocol !== "https:") {
-    throw new ServiceTagsFetchError("not-https", `${what} '${url}' is not https; the service-tags file is only fetched over https.`);
+    throw new ServiceTagsFetchError(
+      "not-https",
+      `${what} '${url}' is not https; the service-tags file is only fetched over https.`,
+    );
   }
 }
 
-async function readLimited(response: Response, url: string, maxBytes: number, controller: AbortController): Promise<Buffer> {
+async function readLimited(
+  response: Response,
+  url: string,
+  maxBytes: number,
+  controller: AbortController,
+): Promise<Buffer> {
   const tooLarge = (): ServiceTagsFetchError =>
     new ServiceTagsFetchError("too-large", `${url} sent more than ${maxBytes} bytes; the download was stopped.`, {
       status: response.status,
@@ -131,13 +144,24 @@ function parseRetryAfter(value: string | null): number | undefined {
   return Number.isFinite(seconds) && seconds >= 0 ? seconds : undefined;
 }
 
-const UNREACHABLE_CODES = new Set(["ECONNREFUSED", "ENOTFOUND", "EAI_AGAIN", "EHOSTUNREACH", "ENETUNREACH", "EADDRNOTAVAIL"]);
+const UNREACHABLE_CODES = new Set([
+  "ECONNREFUSED",
+  "ENOTFOUND",
+  "EAI_AGAIN",
+  "EHOSTUNREACH",
+  "ENETUNREACH",
+  "EADDRNOTAVAIL",
+]);
 
 /** fetch reports transport failures as `TypeError("fetch failed")` with the system error as `cause`. */
 function transportError(url: string, error: unknown): ServiceTagsFetchError {
   const code = errorCode(error);
   if (code !== undefined && UNREACHABLE_CODES.has(code)) {
-    return new ServiceTagsFetchError("unreachable", `${new URL(url).host} is unreachable (${code}).`, { transient: true, cause: error, details: { errorCode: code } });
+    return new ServiceTagsFetchError("unreachable", `${new URL(url).host} is unreachable (${code}).`, {
+      transient: true,
+      cause: error,
+      details: { errorCode: code },
+    });
   }
   const text = code ?? describeCause(error);
   return new ServiceTagsFetchError("network", `The connection to ${new URL(url).host} failed (${text}).`, {

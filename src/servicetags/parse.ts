@@ -19,7 +19,8 @@ export function parseServiceTags(text: string, options: ParseServiceTagsOptions)
   if (head === "<") {
     throw new ServiceTagsValidationError(`${options.location} returned HTML, not a service-tags JSON file.`, {
       details: { location: options.location, reason: "html" },
-      remedy: "The download site may be blocking automated clients or the URL may point at a page; set SERVICE_TAGS_URL to the JSON file.",
+      remedy:
+        "The download site may be blocking automated clients or the URL may point at a page; set SERVICE_TAGS_URL to the JSON file.",
     });
   }
   let raw: unknown;
@@ -28,7 +29,11 @@ export function parseServiceTags(text: string, options: ParseServiceTagsOptions)
   } catch (error) {
     throw new ServiceTagsValidationError(
       `${options.location} is not valid JSON (${error instanceof Error ? error.message : String(error)}); the download may be truncated.`,
-      { details: { location: options.location, reason: "json", bytes: body.length }, remedy: "Retry later or point SERVICE_TAGS_URL at a complete file.", cause: error },
+      {
+        details: { location: options.location, reason: "json", bytes: body.length },
+        remedy: "Retry later or point SERVICE_TAGS_URL at a complete file.",
+        cause: error,
+      },
     );
   }
   const parsed = serviceTagsFileSchema.safeParse(raw);
@@ -38,13 +43,24 @@ export function parseServiceTags(text: string, options: ParseServiceTagsOptions)
       .map((issue) => `${issue.path.join(".") || "(root)"}: ${issue.message}`);
     throw new ServiceTagsValidationError(
       `${options.location} does not have the service-tags schema: ${issues.join("; ")}.`,
-      { details: { location: options.location, reason: "schema", issues }, remedy: "Check that the source serves Microsoft's 'Azure IP Ranges and Service Tags' JSON." },
+      {
+        details: { location: options.location, reason: "schema", issues },
+        remedy: "Check that the source serves Microsoft's 'Azure IP Ranges and Service Tags' JSON.",
+      },
     );
   }
   if (options.expectedCloud !== undefined && parsed.data.cloud !== options.expectedCloud) {
     throw new ServiceTagsValidationError(
       `${options.location} is the service-tags file of cloud '${parsed.data.cloud}', but '${options.expectedCloud}' is configured.`,
-      { details: { location: options.location, reason: "cloud", cloud: parsed.data.cloud, expectedCloud: options.expectedCloud }, remedy: "Fix SERVICE_TAGS_CLOUD or the source URL so that they name the same cloud." },
+      {
+        details: {
+          location: options.location,
+          reason: "cloud",
+          cloud: parsed.data.cloud,
+          expectedCloud: options.expectedCloud,
+        },
+        remedy: "Fix SERVICE_TAGS_CLOUD or the source URL so that they name the same cloud.",
+      },
     );
   }
   return parsed.data;

@@ -38,7 +38,8 @@ export interface TagSelection {
  */
 export function acrTagNameForRegion(region: string): string {
   const location = region.replace(/\s+/g, "");
-  if (location === "") throw new UsageError("A region name is empty.", { remedy: "Give ARM locations such as 'eastus,westeurope'." });
+  if (location === "")
+    throw new UsageError("A region name is empty.", { remedy: "Give ARM locations such as 'eastus,westeurope'." });
   return `${ACR_TAG}.${location}`;
 }
 
@@ -65,7 +66,10 @@ export function selectTags(file: ServiceTagsFile, selector: TagSelector): TagSel
   for (const region of selector.regions ?? []) wanted.push(acrTagNameForRegion(region));
   for (const name of selector.tagNames ?? []) {
     const trimmed = name.trim();
-    if (trimmed === "") throw new UsageError("A tag name is empty.", { remedy: "Give tag names such as 'AzureContainerRegistry.EastUS'." });
+    if (trimmed === "")
+      throw new UsageError("A tag name is empty.", {
+        remedy: "Give tag names such as 'AzureContainerRegistry.EastUS'.",
+      });
     wanted.push(trimmed);
   }
   if (wanted.length === 0) {
@@ -99,9 +103,10 @@ export function selectTags(file: ServiceTagsFile, selector: TagSelector): TagSel
       `Service tag${missing.length > 1 ? "s" : ""} ${missing.join(", ")} not found in the ${file.cloud} service-tags file (changeNumber ${file.changeNumber}).`,
       {
         details: { missing, cloud: file.cloud, changeNumber: file.changeNumber, availableRegions: regions },
-        remedy: regions.length === 0
-          ? "The file has no AzureContainerRegistry.<Region> tags: check that it is the right file."
-          : `Check the region names (ARM locations); regions with an ACR tag include: ${shown}. A tag that vanished from Microsoft's file must be dropped from the configuration on purpose.`,
+        remedy:
+          regions.length === 0
+            ? "The file has no AzureContainerRegistry.<Region> tags: check that it is the right file."
+            : `Check the region names (ARM locations); regions with an ACR tag include: ${shown}. A tag that vanished from Microsoft's file must be dropped from the configuration on purpose.`,
       },
     );
   }
@@ -132,5 +137,12 @@ function readTag(tag: ServiceTagsFile["values"][number]): SelectedTag {
       throw error;
     }
   }
-  return { name: tag.name, changeNumber: tag.properties.changeNumber, region: tag.properties.region, ipv4, prefixes, ipv6Count };
+  return {
+    name: tag.name,
+    changeNumber: tag.properties.changeNumber,
+    region: tag.properties.region,
+    ipv4,
+    prefixes,
+    ipv6Count,
+  };
 }

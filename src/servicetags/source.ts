@@ -7,7 +7,13 @@ import { ConfigError, ServiceTagsValidationError } from "../errors.js";
 import { DETAILS_PAGE_URLS, findServiceTagsDownloadLink } from "./details-page.js";
 import { DEFAULT_USER_AGENT, httpGet, type HttpGetResult } from "./http.js";
 import { parseServiceTags } from "./parse.js";
-import { CLOUDS, type Cloud, type ServiceTagsDocument, type ServiceTagsFile, type ServiceTagsOrigin } from "./schema.js";
+import {
+  CLOUDS,
+  type Cloud,
+  type ServiceTagsDocument,
+  type ServiceTagsFile,
+  type ServiceTagsOrigin,
+} from "./schema.js";
 import {
   ServiceTagsFetchError,
   ServiceTagsUnavailableError,
@@ -21,7 +27,8 @@ import {
  * what it returns is validated like everything else. No alias is known for the sovereign clouds.
  */
 export const LATEST_ALIAS_URLS: Readonly<Partial<Record<Cloud, string>>> = {
-  Public: "https://download.microsoft.com/download/7/1/D/71D86715-5596-4529-9B13-DA13A5DE5B63/ServiceTags_Public_Latest.json",
+  Public:
+    "https://download.microsoft.com/download/7/1/D/71D86715-5596-4529-9B13-DA13A5DE5B63/ServiceTags_Public_Latest.json",
 };
 
 /** Hosts a details-page link may point to, besides the host of the details page itself. */
@@ -142,9 +149,11 @@ export function createServiceTagsSource(options: ServiceTagsSourceOptions): Serv
   const steps: Step[] = [];
   const explicit = checked.data.serviceTagsUrl;
   if (explicit !== undefined) steps.push(explicitStep(explicit, settings));
-  const page = checked.data.detailsPageUrl === undefined ? DETAILS_PAGE_URLS[settings.cloud] : checked.data.detailsPageUrl;
+  const page =
+    checked.data.detailsPageUrl === undefined ? DETAILS_PAGE_URLS[settings.cloud] : checked.data.detailsPageUrl;
   if (page !== undefined && page !== null) steps.push(detailsPageStep(page, settings));
-  const alias = checked.data.latestAliasUrl === undefined ? LATEST_ALIAS_URLS[settings.cloud] : checked.data.latestAliasUrl;
+  const alias =
+    checked.data.latestAliasUrl === undefined ? LATEST_ALIAS_URLS[settings.cloud] : checked.data.latestAliasUrl;
   if (alias !== undefined && alias !== null) steps.push(urlStep("latest-alias", alias, settings));
 
   return {
@@ -194,7 +203,10 @@ function explicitStep(value: string, settings: Settings): Step {
     location: value,
     run: async () => {
       throw new StepFailure(
-        new ServiceTagsFetchError("not-https", `'${value}' is neither an https URL nor a local path; plain http and other schemes are refused.`),
+        new ServiceTagsFetchError(
+          "not-https",
+          `'${value}' is neither an https URL nor a local path; plain http and other schemes are refused.`,
+        ),
         value,
         0,
       );
@@ -224,12 +236,19 @@ function detailsPageStep(pageUrl: string, settings: Settings): Step {
       const { value: page } = await withRetries(pageUrl, settings, signal, () =>
         download(pageUrl, settings, "text/html,application/xhtml+xml", signal),
       );
-      const link = findServiceTagsDownloadLink(page.body.toString("utf8"), { cloud: settings.cloud, pageUrl: page.url });
+      const link = findServiceTagsDownloadLink(page.body.toString("utf8"), {
+        cloud: settings.cloud,
+        pageUrl: page.url,
+      });
       if (link === undefined) {
         throw new StepFailure(
-          new ServiceTagsFetchError("no-link", `The details page has no link to a ServiceTags_${settings.cloud}_YYYYMMDD.json file; its layout may have changed.`, {
-            status: page.status,
-          }),
+          new ServiceTagsFetchError(
+            "no-link",
+            `The details page has no link to a ServiceTags_${settings.cloud}_YYYYMMDD.json file; its layout may have changed.`,
+            {
+              status: page.status,
+            },
+          ),
           pageUrl,
           1,
         );
@@ -238,7 +257,10 @@ function detailsPageStep(pageUrl: string, settings: Settings): Step {
       const linkUrl = new URL(link.url);
       if (linkUrl.protocol !== "https:" || !trusted.includes(linkUrl.hostname)) {
         throw new StepFailure(
-          new ServiceTagsFetchError("not-https", `The details page links to '${link.url}', which is not an https URL on ${trusted.join(" or ")}.`),
+          new ServiceTagsFetchError(
+            "not-https",
+            `The details page links to '${link.url}', which is not an https URL on ${trusted.join(" or ")}.`,
+          ),
           link.url,
           1,
         );
@@ -267,7 +289,9 @@ async function withRetries<T>(
       if (!error.transient || attempt >= settings.retries) throw new StepFailure(error, location, attempt + 1);
       const backoff = settings.retryDelayMs * 2 ** attempt;
       const wait =
-        error.retryAfterSeconds === undefined ? backoff : Math.min(error.retryAfterSeconds * 1000, SOURCE_DEFAULTS.maxRetryAfterMs);
+        error.retryAfterSeconds === undefined
+          ? backoff
+          : Math.min(error.retryAfterSeconds * 1000, SOURCE_DEFAULTS.maxRetryAfterMs);
       try {
         await settings.sleep(wait, signal);
       } catch (sleepError) {
@@ -279,15 +303,30 @@ async function withRetries<T>(
   }
 }
 
-async function download(url: string, settings: Settings, accept: string, signal: AbortSignal | undefined): Promise<HttpGetResult> {
-  const result = await httpGet(url, { timeoutMs: settings.timeoutMs, maxBytes: settings.maxBytes, userAgent: settings.userAgent, accept, signal });
+async function download(
+  url: string,
+  settings: Settings,
+  accept: string,
+  signal: AbortSignal | undefined,
+): Promise<HttpGetResult> {
+  const result = await httpGet(url, {
+    timeoutMs: settings.timeoutMs,
+    maxBytes: settings.maxBytes,
+    userAgent: settings.userAgent,
+    accept,
+    signal,
+  });
   if (result.status >= 200 && result.status < 300) return result;
   const status = result.status;
   if (status === 403 && looksLikeHtml(result)) {
-    throw new ServiceTagsFetchError("bot-page", `${url} answered 403 with an HTML page (bot protection or access denied).`, {
-      status,
-      remedy: "Keep a browser-like User-Agent, or set SERVICE_TAGS_URL to a copy of the file you can reach.",
-    });
+    throw new ServiceTagsFetchError(
+      "bot-page",
+      `${url} answered 403 with an HTML page (bot protection or access denied).`,
+      {
+        status,
+        remedy: "Keep a browser-like User-Agent, or set SERVICE_TAGS_URL to a copy of the file you can reach.",
+      },
+    );
   }
   const transient = status === 429 || status === 408 || status >= 500;
   throw new ServiceTagsFetchError("http-status", `${url} answered HTTP ${status}.`, {
@@ -299,7 +338,12 @@ async function download(url: string, settings: Settings, accept: string, signal:
 
 function looksLikeHtml(result: HttpGetResult): boolean {
   if (/html/i.test(result.contentType)) return true;
-  return /^\s*</.test(result.body.subarray(0, 512).toString("utf8").replace(/^\uFEFF/, ""));
+  return /^\s*</.test(
+    result.body
+      .subarray(0, 512)
+      .toString("utf8")
+      .replace(/^\uFEFF/, ""),
+  );
 }
 
 function toDocument(kind: ServiceTagsSourceKind, result: HttpGetResult, settings: Settings): ServiceTagsDocument {
@@ -312,16 +356,24 @@ async function readLocalFile(path: string, settings: Settings): Promise<ServiceT
   try {
     const info = await stat(path);
     if (info.size > settings.maxBytes) {
-      throw new ServiceTagsFetchError("too-large", `${path} has ${info.size} bytes, more than the ${settings.maxBytes} allowed.`, { details: { maxBytes: settings.maxBytes } });
+      throw new ServiceTagsFetchError(
+        "too-large",
+        `${path} has ${info.size} bytes, more than the ${settings.maxBytes} allowed.`,
+        { details: { maxBytes: settings.maxBytes } },
+      );
     }
     body = await readFile(path);
   } catch (error) {
     if (error instanceof ServiceTagsFetchError) throw error;
     const code = (error as { code?: unknown }).code;
-    throw new ServiceTagsFetchError("file-unreadable", `${path} cannot be read (${typeof code === "string" ? code : String(error)}).`, {
-      cause: error,
-      remedy: "Check the path in SERVICE_TAGS_URL and the file's permissions.",
-    });
+    throw new ServiceTagsFetchError(
+      "file-unreadable",
+      `${path} cannot be read (${typeof code === "string" ? code : String(error)}).`,
+      {
+        cause: error,
+        remedy: "Check the path in SERVICE_TAGS_URL and the file's permissions.",
+      },
+    );
   }
   const file = validate(body.toString("utf8"), path, settings);
   return { file, origin: origin("file", path, basename(path), file, body.byteLength, settings) };
@@ -341,9 +393,14 @@ function validate(text: string, location: string, settings: Settings): ServiceTa
   } catch (error) {
     if (!(error instanceof ServiceTagsValidationError)) throw error;
     const reason = PARSE_REASONS[String(error.details.reason)] ?? "schema";
-    throw new ServiceTagsFetchError(reason, error.message, { cause: error, ...(error.remedy === undefined ? {} : { remedy: error.remedy }) });
+    throw new ServiceTagsFetchError(reason, error.message, {
+      cause: error,
+      ...(error.remedy === undefined ? {} : { remedy: error.remedy }),
+    });
   }
-  const acrTags = file.values.filter((tag) => tag.name === "AzureContainerRegistry" || tag.name.startsWith("AzureContainerRegistry.")).length;
+  const acrTags = file.values.filter(
+    (tag) => tag.name === "AzureContainerRegistry" || tag.name.startsWith("AzureContainerRegistry."),
+  ).length;
   if (acrTags < settings.minAcrTags) {
     throw new ServiceTagsFetchError(
       "too-few-acr-tags",
@@ -354,8 +411,23 @@ function validate(text: string, location: string, settings: Settings): ServiceTa
   return file;
 }
 
-function origin(kind: ServiceTagsSourceKind, location: string, fileName: string, file: ServiceTagsFile, bytes: number, settings: Settings): ServiceTagsOrigin {
-  return { kind, location, fileName, changeNumber: file.changeNumber, cloud: file.cloud, retrievedAt: settings.now().toISOString(), bytes };
+function origin(
+  kind: ServiceTagsSourceKind,
+  location: string,
+  fileName: string,
+  file: ServiceTagsFile,
+  bytes: number,
+  settings: Settings,
+): ServiceTagsOrigin {
+  return {
+    kind,
+    location,
+    fileName,
+    changeNumber: file.changeNumber,
+    cloud: file.cloud,
+    retrievedAt: settings.now().toISOString(),
+    bytes,
+  };
 }
 
 function fileNameOf(url: string): string {
@@ -367,4 +439,3 @@ function fileNameOf(url: string): string {
     return last;
   }
 }
-

@@ -18,13 +18,22 @@ export function evaluateGuards(plan: Plan, options: GuardOptions): GuardFinding[
   const { registry } = plan;
 
   if (registry.sku !== "Premium") {
-    findings.push({ guard: "sku", message: `Registry ${registry.name} is ${registry.sku}: IP rules need the Premium SKU.` });
+    findings.push({
+      guard: "sku",
+      message: `Registry ${registry.name} is ${registry.sku}: IP rules need the Premium SKU.`,
+    });
   }
   if (registry.provisioningState !== "Succeeded") {
-    findings.push({ guard: "provisioning-state", message: `Registry ${registry.name} is '${registry.provisioningState}', not 'Succeeded': wait for the running operation to finish.` });
+    findings.push({
+      guard: "provisioning-state",
+      message: `Registry ${registry.name} is '${registry.provisioningState}', not 'Succeeded': wait for the running operation to finish.`,
+    });
   }
   if (registry.publicNetworkAccess === "Disabled") {
-    findings.push({ guard: "public-network-disabled", message: `Registry ${registry.name} has publicNetworkAccess Disabled: IP rules are pointless, nothing is written.` });
+    findings.push({
+      guard: "public-network-disabled",
+      message: `Registry ${registry.name} has publicNetworkAccess Disabled: IP rules are pointless, nothing is written.`,
+    });
   }
   if (registry.defaultAction === "Allow" && !options.policy.writeWhenDefaultAllow) {
     findings.push({
@@ -40,20 +49,31 @@ export function evaluateGuards(plan: Plan, options: GuardOptions): GuardFinding[
     });
   }
   if (plan.staleTags.length > 0 && !options.force) {
-    const tags = plan.staleTags.map((t) => `${t.name} changeNumber ${t.changeNumber} < ${t.appliedChangeNumber}`).join(", ");
+    const tags = plan.staleTags
+      .map((t) => `${t.name} changeNumber ${t.changeNumber} < ${t.appliedChangeNumber}`)
+      .join(", ");
     findings.push({
       guard: "stale-source",
       message: `The service-tags file is older than the one applied before (${tags}): a stale alias or cached copy would revoke current ranges. If Microsoft re-created the tag, check it and re-run with --force.`,
     });
   }
   if (plan.source.kind === "service-tags" && plan.aggregation.targetAddresses === 0) {
-    findings.push({ guard: "source-too-small", message: "The selected tags hold no IPv4 prefix: refusing to revoke access." });
+    findings.push({
+      guard: "source-too-small",
+      message: "The selected tags hold no IPv4 prefix: refusing to revoke access.",
+    });
   }
   if (registry.defaultAction === "Deny" && plan.ipRulesAfter.length === 0) {
-    findings.push({ guard: "empty-deny-list", message: "The plan would leave no IP rule while defaultAction is Deny: refusing to close the registry." });
+    findings.push({
+      guard: "empty-deny-list",
+      message: "The plan would leave no IP rule while defaultAction is Deny: refusing to close the registry.",
+    });
   }
   if (plan.counts.after > plan.counts.limit) {
-    findings.push({ guard: "budget", message: `The plan needs ${plan.counts.after} rules but the limit is ${plan.counts.limit}.` });
+    findings.push({
+      guard: "budget",
+      message: `The plan needs ${plan.counts.after} rules but the limit is ${plan.counts.limit}.`,
+    });
   }
   return findings;
 }
@@ -64,6 +84,12 @@ export function guardErrorFor(plan: Plan, findings: readonly GuardFinding[]): Gu
   if (first === undefined) throw new Error("guardErrorFor needs at least one finding");
   return new GuardError(first.guard as GuardName, `Nothing written to ${plan.registry.name}: ${first.message}`, {
     details: { registry: plan.registry.id, guards: findings.map((f) => f.guard) },
-    remedy: findings.length > 1 ? `${findings.length - 1} more guard(s) also tripped: ${findings.slice(1).map((f) => f.guard).join(", ")}.` : undefined,
+    remedy:
+      findings.length > 1
+        ? `${findings.length - 1} more guard(s) also tripped: ${findings
+            .slice(1)
+            .map((f) => f.guard)
+            .join(", ")}.`
+        : undefined,
   });
 }

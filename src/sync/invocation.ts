@@ -33,7 +33,11 @@ export type TargetOutcome =
  * own (one failing registry never stops the others), every outcome is reported to telemetry,
  * and telemetry is flushed before returning.
  */
-export async function runInvocation(settings: Settings, ports: InvocationPorts, options: InvocationOptions): Promise<TargetOutcome[]> {
+export async function runInvocation(
+  settings: Settings,
+  ports: InvocationPorts,
+  options: InvocationOptions,
+): Promise<TargetOutcome[]> {
   const targets = options.targets ?? settings.targets;
   const outcomes: TargetOutcome[] = [];
   const dryRun = options.mode === "plan";
@@ -90,7 +94,8 @@ function report(telemetry: TelemetrySink, outcome: TargetOutcome, trigger: strin
   if (outcome.ok) {
     const { plan } = outcome.result;
     if (plan.drift.length > 0) telemetry.driftDetected({ registry, missingOwnedRules: plan.drift, trigger });
-    for (const finding of plan.guards) telemetry.guardTripped({ registry, dryRun, guard: finding.guard, message: finding.message, trigger });
+    for (const finding of plan.guards)
+      telemetry.guardTripped({ registry, dryRun, guard: finding.guard, message: finding.message, trigger });
     telemetry.syncCompleted({
       registry,
       dryRun,
@@ -99,7 +104,10 @@ function report(telemetry: TelemetrySink, outcome: TargetOutcome, trigger: strin
       rulesUsed: dryRun ? plan.counts.before : plan.counts.after,
       ruleLimit: plan.counts.limit,
       extraAddresses: plan.aggregation.extraAddresses,
-      tagChangeNumbers: plan.source.kind === "service-tags" ? plan.source.tags.map((tag) => `${tag.name}=${tag.changeNumber}`).join(";") : "",
+      tagChangeNumbers:
+        plan.source.kind === "service-tags"
+          ? plan.source.tags.map((tag) => `${tag.name}=${tag.changeNumber}`).join(";")
+          : "",
       sourceFile: plan.source.kind === "service-tags" ? plan.source.origin.fileName : `rollback:${plan.source.auditId}`,
       durationMs: outcome.durationMs,
       trigger,

@@ -76,7 +76,17 @@ export interface Plan {
     readonly networkRuleBypassAllowedForTasks: boolean | undefined;
   };
   readonly source:
-    | { readonly kind: "service-tags"; readonly origin: ServiceTagsOrigin; readonly regions: readonly string[]; readonly tags: readonly { readonly name: string; readonly changeNumber: number; readonly ipv4Prefixes: number; readonly ipv6Skipped: number }[] }
+    | {
+        readonly kind: "service-tags";
+        readonly origin: ServiceTagsOrigin;
+        readonly regions: readonly string[];
+        readonly tags: readonly {
+          readonly name: string;
+          readonly changeNumber: number;
+          readonly ipv4Prefixes: number;
+          readonly ipv6Skipped: number;
+        }[];
+      }
     | { readonly kind: "rollback"; readonly auditId: string };
   /** `ledger`: ownership from the ledger; `adopted`: no ledger, rules inside current ACR tags adopted. */
   readonly ownership: "ledger" | "adopted";
@@ -111,7 +121,11 @@ export interface Plan {
   /** Owned rules from the ledger that are no longer on the registry (someone removed them). */
   readonly drift: readonly string[];
   /** Selected tags whose changeNumber is lower than the one applied last time: the file is older. */
-  readonly staleTags: readonly { readonly name: string; readonly changeNumber: number; readonly appliedChangeNumber: number }[];
+  readonly staleTags: readonly {
+    readonly name: string;
+    readonly changeNumber: number;
+    readonly appliedChangeNumber: number;
+  }[];
   /** Owned rules this plan revokes: removed and not covered by any rule that remains. */
   readonly revokedRules: readonly string[];
   readonly changed: boolean;
@@ -141,12 +155,20 @@ export function planAllowlist(input: PlanInput): Plan {
     ownedBefore = new Set([...onRegistry].filter((rule) => claimed.has(rule)));
     drift = ledger.ownedRules.filter((rule) => !onRegistry.has(rule));
     if (drift.length > 0) {
-      warnings.push({ code: "drift", message: `${drift.length} rule(s) this service applied were removed by someone else: ${drift.join(", ")}.` });
+      warnings.push({
+        code: "drift",
+        message: `${drift.length} rule(s) this service applied were removed by someone else: ${drift.join(", ")}.`,
+      });
     }
   } else {
-    const adoptable = desired.kind === "service-tags" ? mergePrefixes(desired.adoptablePrefixes.map((p) => parsePrefix(p, { mode: "lenient" }).prefix)) : [];
+    const adoptable =
+      desired.kind === "service-tags"
+        ? mergePrefixes(desired.adoptablePrefixes.map((p) => parsePrefix(p, { mode: "lenient" }).prefix))
+        : [];
     ownedBefore = new Set(
-      registryRules.flatMap((r) => (r.prefix !== undefined && r.canonical !== undefined && isInside(r.prefix, adoptable) ? [r.canonical] : [])),
+      registryRules.flatMap((r) =>
+        r.prefix !== undefined && r.canonical !== undefined && isInside(r.prefix, adoptable) ? [r.canonical] : [],
+      ),
     );
     warnings.push({
       code: "adopted-without-ledger",
@@ -172,7 +194,15 @@ export function planAllowlist(input: PlanInput): Plan {
       throw new CoverInfeasibleError(
         `Registry ${snapshot.ref.name} has no room for service rules: limit ${snapshot.ruleLimit}, people's rules ${peopleRules.length}, pinned ${pinnedNeedingSlot.length}, headroom ${policy.headroom}.`,
         {
-          details: { registry: snapshot.ref.id, limit: snapshot.ruleLimit, peopleRules: peopleRules.length, pinnedRules: pinnedNeedingSlot.length, headroom: policy.headroom, budget, minimumBudget: 1 },
+          details: {
+            registry: snapshot.ref.id,
+            limit: snapshot.ruleLimit,
+            peopleRules: peopleRules.length,
+            pinnedRules: pinnedNeedingSlot.length,
+            headroom: policy.headroom,
+            budget,
+            minimumBudget: 1,
+          },
           remedy: "Remove some hand-made rules, lower SYNC_HEADROOM, or unpin rules.",
         },
       );
@@ -197,7 +227,14 @@ export function planAllowlist(input: PlanInput): Plan {
   } else {
     desiredCover = uniqueCanonical(desired.ownedRules);
     const size = desiredCover.reduce((sum, rule) => sum + prefixSize(parsePrefix(rule, { mode: "strict" }).prefix), 0);
-    aggregation = { publishedPrefixes: desiredCover.length, mergedPrefixes: desiredCover.length, targetAddresses: size, coveredAddresses: size, extraAddresses: 0, minPrefixLength: policy.minPrefixLength };
+    aggregation = {
+      publishedPrefixes: desiredCover.length,
+      mergedPrefixes: desiredCover.length,
+      targetAddresses: size,
+      coveredAddresses: size,
+      extraAddresses: 0,
+      minPrefixLength: policy.minPrefixLength,
+    };
     for (const rule of desiredCover) reasons.set(rule, `restored from audit entry ${desired.auditId}`);
   }
 
@@ -217,11 +254,19 @@ export function planAllowlist(input: PlanInput): Plan {
     else adds.push({ rule, owner, reason: driftSet.has(rule) ? `${reason} (re-added: someone removed it)` : reason });
   }
   for (const rule of sortRules(ownedBefore)) {
-    if (!ownedAfterSet.has(rule)) removes.push({ rule, owner: "service", reason: removalReason(rule, desired, ownedAfterSet) });
+    if (!ownedAfterSet.has(rule))
+      removes.push({ rule, owner: "service", reason: removalReason(rule, desired, ownedAfterSet) });
   }
   for (const r of peopleRules) {
     const rule = r.canonical ?? r.raw;
-    kept.push({ rule, owner: "people", reason: peopleCanonical.has(rule) && ownedAfterSet.has(rule) ? "held by people" : "added by people: never changed by this service" });
+    kept.push({
+      rule,
+      owner: "people",
+      reason:
+        peopleCanonical.has(rule) && ownedAfterSet.has(rule)
+          ? "held by people"
+          : "added by people: never changed by this service",
+    });
   }
 
   // The list to send: every existing value that stays, untouched and in place, then the additions.
@@ -231,10 +276,15 @@ export function planAllowlist(input: PlanInput): Plan {
     ...adds.map((r) => r.rule),
   ];
 
-  const finalPrefixes = mergePrefixes(
-    [...registryRules.filter((r) => r.canonical === undefined || !removeSet.has(r.canonical)).flatMap((r) => (r.prefix === undefined ? [] : [r.prefix])), ...adds.map((a) => parsePrefix(a.rule, { mode: "strict" }).prefix)],
-  );
-  const revokedRules = removes.map((r) => r.rule).filter((rule) => !isInside(parsePrefix(rule, { mode: "strict" }).prefix, finalPrefixes));
+  const finalPrefixes = mergePrefixes([
+    ...registryRules
+      .filter((r) => r.canonical === undefined || !removeSet.has(r.canonical))
+      .flatMap((r) => (r.prefix === undefined ? [] : [r.prefix])),
+    ...adds.map((a) => parsePrefix(a.rule, { mode: "strict" }).prefix),
+  ]);
+  const revokedRules = removes
+    .map((r) => r.rule)
+    .filter((rule) => !isInside(parsePrefix(rule, { mode: "strict" }).prefix, finalPrefixes));
 
   if (snapshot.networkRuleBypassAllowedForTasks !== true) {
     warnings.push({
@@ -244,17 +294,28 @@ export function planAllowlist(input: PlanInput): Plan {
     });
   }
   if (snapshot.defaultAction === "Allow") {
-    warnings.push({ code: "default-action-allow", message: "defaultAction is Allow: the firewall is off and IP rules have no effect. This service never changes defaultAction." });
+    warnings.push({
+      code: "default-action-allow",
+      message:
+        "defaultAction is Allow: the firewall is off and IP rules have no effect. This service never changes defaultAction.",
+    });
   }
   if (snapshot.publicNetworkAccess === "Disabled") {
-    warnings.push({ code: "public-network-disabled", message: "publicNetworkAccess is Disabled: IP rules have no effect while public access is off." });
+    warnings.push({
+      code: "public-network-disabled",
+      message: "publicNetworkAccess is Disabled: IP rules have no effect while public access is off.",
+    });
   }
   if (snapshot.ruleLimitSource === "default") {
-    warnings.push({ code: "limit-defaulted", message: `listUsages did not report an IPRules limit; assuming ${snapshot.ruleLimit}.` });
+    warnings.push({
+      code: "limit-defaulted",
+      message: `listUsages did not report an IPRules limit; assuming ${snapshot.ruleLimit}.`,
+    });
   }
   if (desired.kind === "service-tags") {
     const ipv6 = desired.tags.reduce((sum, tag) => sum + tag.ipv6Count, 0);
-    if (ipv6 > 0) warnings.push({ code: "ipv6-skipped", message: `${ipv6} IPv6 prefix(es) skipped: ACR IP rules are IPv4 only.` });
+    if (ipv6 > 0)
+      warnings.push({ code: "ipv6-skipped", message: `${ipv6} IPv6 prefix(es) skipped: ACR IP rules are IPv4 only.` });
   }
 
   return {
@@ -276,7 +337,12 @@ export function planAllowlist(input: PlanInput): Plan {
             kind: "service-tags",
             origin: desired.origin,
             regions: desired.regions,
-            tags: desired.tags.map((tag) => ({ name: tag.name, changeNumber: tag.changeNumber, ipv4Prefixes: tag.ipv4.length, ipv6Skipped: tag.ipv6Count })),
+            tags: desired.tags.map((tag) => ({
+              name: tag.name,
+              changeNumber: tag.changeNumber,
+              ipv4Prefixes: tag.ipv4.length,
+              ipv6Skipped: tag.ipv6Count,
+            })),
           }
         : { kind: "rollback", auditId: desired.auditId },
     ownership: ledger === undefined ? "adopted" : "ledger",
@@ -303,7 +369,9 @@ export function planAllowlist(input: PlanInput): Plan {
       desired.kind === "service-tags" && ledger !== undefined
         ? desired.tags.flatMap((tag) => {
             const applied = ledger.appliedTagChangeNumbers[tag.name];
-            return applied !== undefined && applied > tag.changeNumber ? [{ name: tag.name, changeNumber: tag.changeNumber, appliedChangeNumber: applied }] : [];
+            return applied !== undefined && applied > tag.changeNumber
+              ? [{ name: tag.name, changeNumber: tag.changeNumber, appliedChangeNumber: applied }]
+              : [];
           })
         : [],
     revokedRules,
@@ -318,11 +386,17 @@ function readRegistryRule(raw: string, warnings: PlanWarning[]): RegistryRule {
     const { prefix, hostBitsCleared } = parsePrefix(raw, { mode: "lenient" });
     const canonical = formatPrefix(prefix);
     if (hostBitsCleared) {
-      warnings.push({ code: "host-bits-canonicalised", message: `Registry rule '${raw}' has host bits set; it is compared as ${canonical} and left as it is.` });
+      warnings.push({
+        code: "host-bits-canonicalised",
+        message: `Registry rule '${raw}' has host bits set; it is compared as ${canonical} and left as it is.`,
+      });
     }
     return { raw, canonical, prefix };
   } catch {
-    warnings.push({ code: "unparseable-rule", message: `Registry rule '${raw}' is not an IPv4 address or CIDR; it is treated as a person's rule and left as it is.` });
+    warnings.push({
+      code: "unparseable-rule",
+      message: `Registry rule '${raw}' is not an IPv4 address or CIDR; it is treated as a person's rule and left as it is.`,
+    });
     return { raw, canonical: undefined, prefix: undefined };
   }
 }
@@ -360,8 +434,12 @@ function overlaps(a: Prefix, b: Prefix): boolean {
 
 function describeCoverRule(rule: string, tags: readonly SelectedTag[]): string {
   const prefix = parsePrefix(rule, { mode: "strict" }).prefix;
-  const names = tags.filter((tag) => tag.prefixes.some((published) => overlaps(prefix, published))).map((tag) => tag.name);
-  const exact = tags.some((tag) => tag.prefixes.some((published) => published.base === prefix.base && published.length === prefix.length));
+  const names = tags
+    .filter((tag) => tag.prefixes.some((published) => overlaps(prefix, published)))
+    .map((tag) => tag.name);
+  const exact = tags.some((tag) =>
+    tag.prefixes.some((published) => published.base === prefix.base && published.length === prefix.length),
+  );
   return exact ? `published in ${names.join(", ")}` : `aggregate covering ranges of ${names.join(", ")}`;
 }
 

@@ -50,13 +50,16 @@ export function syncTarget(
   ports: SyncPorts,
   options: RunOptions,
 ): Promise<RunResult> {
-  return execute(target, ports, options, (snapshot) =>
-    desiredFromServiceTags(document, snapshot, target),
-  );
+  return execute(target, ports, options, (snapshot) => desiredFromServiceTags(document, snapshot, target));
 }
 
 /** Restores the owned rules recorded by audit entry `auditId` (people's rules untouched, same guards). */
-export async function rollbackTarget(target: TargetConfig, auditId: string, ports: SyncPorts, options: RunOptions): Promise<RunResult> {
+export async function rollbackTarget(
+  target: TargetConfig,
+  auditId: string,
+  ports: SyncPorts,
+  options: RunOptions,
+): Promise<RunResult> {
   const entries = await ports.ledger.listAudit(target.ref.id);
   const entry = entries.find((candidate) => candidate.id === auditId);
   if (entry === undefined) {
@@ -112,7 +115,17 @@ async function execute(
       if (!plan.changed) {
         const tagNumbers = tagNumbersAfter(ledger, plan, options.force === true);
         if (attempt === 1 && !ledgerMatches(ledger, plan, tagNumbers)) {
-          ledger = await writeLedger(ports.ledger, ref, { ownedRules: plan.ownedAfter, pendingRules: [], appliedTagChangeNumbers: tagNumbers, lastAuditId: ledger?.lastAuditId }, now);
+          ledger = await writeLedger(
+            ports.ledger,
+            ref,
+            {
+              ownedRules: plan.ownedAfter,
+              pendingRules: [],
+              appliedTagChangeNumbers: tagNumbers,
+              lastAuditId: ledger?.lastAuditId,
+            },
+            now,
+          );
         }
         if (attempt === 1) return { plan, outcome: "unchanged", auditId: undefined, attempts: attempt };
       } else {
@@ -120,7 +133,12 @@ async function execute(
         ledger = await writeLedger(
           ports.ledger,
           ref,
-          { ownedRules: ledger?.ownedRules ?? plan.ownedBefore, pendingRules: plan.adds.map((add) => add.rule), appliedTagChangeNumbers: ledger?.appliedTagChangeNumbers ?? {}, lastAuditId: ledger?.lastAuditId },
+          {
+            ownedRules: ledger?.ownedRules ?? plan.ownedBefore,
+            pendingRules: plan.adds.map((add) => add.rule),
+            appliedTagChangeNumbers: ledger?.appliedTagChangeNumbers ?? {},
+            lastAuditId: ledger?.lastAuditId,
+          },
           now,
         );
         // ARM has no ETag and a PATCH replaces the whole list: a rule someone added since our read would be
@@ -139,7 +157,17 @@ async function execute(
       if (sameRules(after.ipRules, plan.ipRulesAfter)) {
         const entry = auditEntryFor(plan, firstSnapshot, after);
         await ports.ledger.appendAudit(entry);
-        await writeLedger(ports.ledger, ref, { ownedRules: plan.ownedAfter, pendingRules: [], appliedTagChangeNumbers: tagNumbersAfter(ledger, plan, options.force === true), lastAuditId: entry.id }, now);
+        await writeLedger(
+          ports.ledger,
+          ref,
+          {
+            ownedRules: plan.ownedAfter,
+            pendingRules: [],
+            appliedTagChangeNumbers: tagNumbersAfter(ledger, plan, options.force === true),
+            lastAuditId: entry.id,
+          },
+          now,
+        );
         return { plan, outcome: "applied", auditId: entry.id, attempts: attempt };
       }
       if (attempt >= 2) {
@@ -157,10 +185,14 @@ async function execute(
 }
 
 function notConverged(ref: RegistryRef, plan: Plan, actual: RegistrySnapshot): ConvergenceError {
-  return new ConvergenceError(`Registry ${ref.name} does not hold the planned rules after a re-plan: someone else keeps changing its network rules.`, {
-    details: { registry: ref.id, expected: plan.ipRulesAfter.length, actual: actual.ipRules.length },
-    remedy: "Find the other writer (az monitor activity-log list --resource-id <registry>) and run again once it is done.",
-  });
+  return new ConvergenceError(
+    `Registry ${ref.name} does not hold the planned rules after a re-plan: someone else keeps changing its network rules.`,
+    {
+      details: { registry: ref.id, expected: plan.ipRulesAfter.length, actual: actual.ipRules.length },
+      remedy:
+        "Find the other writer (az monitor activity-log list --resource-id <registry>) and run again once it is done.",
+    },
+  );
 }
 
 async function writeLedger(
@@ -182,15 +214,24 @@ async function writeLedger(
 function tagNumbersAfter(ledger: LedgerState | undefined, plan: Plan, force: boolean): Record<string, number> {
   const next: Record<string, number> = { ...ledger?.appliedTagChangeNumbers };
   if (plan.source.kind !== "service-tags") return next;
-  for (const tag of plan.source.tags) next[tag.name] = force ? tag.changeNumber : Math.max(next[tag.name] ?? 0, tag.changeNumber);
+  for (const tag of plan.source.tags)
+    next[tag.name] = force ? tag.changeNumber : Math.max(next[tag.name] ?? 0, tag.changeNumber);
   return next;
 }
 
-function ledgerMatches(ledger: LedgerState | undefined, plan: Plan, tagNumbers: Readonly<Record<string, number>>): boolean {
+function ledgerMatches(
+  ledger: LedgerState | undefined,
+  plan: Plan,
+  tagNumbers: Readonly<Record<string, number>>,
+): boolean {
   if (ledger === undefined) return false;
   if (ledger.pendingRules.length > 0) return false;
   const recorded = Object.entries(ledger.appliedTagChangeNumbers);
-  if (recorded.length !== Object.keys(tagNumbers).length || recorded.some(([name, number]) => tagNumbers[name] !== number)) return false;
+  if (
+    recorded.length !== Object.keys(tagNumbers).length ||
+    recorded.some(([name, number]) => tagNumbers[name] !== number)
+  )
+    return false;
   return sameSet(ledger.ownedRules, plan.ownedAfter);
 }
 

@@ -18,12 +18,15 @@ export function desiredFromServiceTags(
   target: TargetConfig,
 ): Extract<DesiredSource, { kind: "service-tags" }> {
   const acrTags = document.file.values.filter((value) => ACR_TAG.test(value.name));
-  const regions = unique([
-    ...(target.regions ?? [snapshot.location]),
-    ...(target.includeReplicas ? snapshot.replicaLocations : []),
-  ].map((region) => region.toLowerCase()));
+  const regions = unique(
+    [...(target.regions ?? [snapshot.location]), ...(target.includeReplicas ? snapshot.replicaLocations : [])].map(
+      (region) => region.toLowerCase(),
+    ),
+  );
   const { tags } = selectTags(document.file, { regions });
-  const adoptablePrefixes = acrTags.flatMap((tag) => tag.properties.addressPrefixes.filter((text) => !isIPv6Text(text)));
+  const adoptablePrefixes = acrTags.flatMap((tag) =>
+    tag.properties.addressPrefixes.filter((text) => !isIPv6Text(text)),
+  );
   return { kind: "service-tags", origin: document.origin, regions, tags, adoptablePrefixes };
 }
 

@@ -1,5 +1,9 @@
 import type { TokenCredential } from "@azure/identity";
-import { AzureMonitorLogExporter, AzureMonitorMetricExporter, type AzureMonitorExporterOptions } from "@azure/monitor-opentelemetry-exporter";
+import {
+  AzureMonitorLogExporter,
+  AzureMonitorMetricExporter,
+  type AzureMonitorExporterOptions,
+} from "@azure/monitor-opentelemetry-exporter";
 import type { Counter, Gauge } from "@opentelemetry/api";
 import { SeverityNumber, type Logger } from "@opentelemetry/api-logs";
 import { BatchLogRecordProcessor, LoggerProvider } from "@opentelemetry/sdk-logs";
@@ -114,10 +118,10 @@ function startPipeline(connectionString: string, options: TelemetryOptions): Pip
     ...(options.credential === undefined ? {} : { credential: options.credential }),
     disableOfflineStorage: options.offlineStorage === false,
   };
-  const [logExporter, metricExporter] = withStatsbeat(options.sdkStats === true, () => [
-    new AzureMonitorLogExporter(exporterOptions),
-    new AzureMonitorMetricExporter(exporterOptions),
-  ] as const);
+  const [logExporter, metricExporter] = withStatsbeat(
+    options.sdkStats === true,
+    () => [new AzureMonitorLogExporter(exporterOptions), new AzureMonitorMetricExporter(exporterOptions)] as const,
+  );
 
   const resource = telemetryResource(options);
   // Batched: one request per flush for all events of an invocation. Nothing is sampled: an alert
@@ -125,7 +129,10 @@ function startPipeline(connectionString: string, options: TelemetryOptions): Pip
   const loggerProvider = new LoggerProvider({ resource, processors: [new BatchLogRecordProcessor(logExporter)] });
   // The reader also exports on its own every minute, but only when points were recorded since the
   // last export; each invocation flushes before it ends anyway.
-  const meterProvider = new MeterProvider({ resource, readers: [new PeriodicExportingMetricReader({ exporter: metricExporter })] });
+  const meterProvider = new MeterProvider({
+    resource,
+    readers: [new PeriodicExportingMetricReader({ exporter: metricExporter })],
+  });
 
   const meter = meterProvider.getMeter(INSTRUMENTATION_SCOPE);
   // Gauges for levels (rules in use, the limit, extra addresses): a sum across runs means
@@ -133,11 +140,32 @@ function startPipeline(connectionString: string, options: TelemetryOptions): Pip
   // ("changes per day"). The Azure exporter asks for delta temporality for both, so each flush
   // sends only what this invocation recorded and a quiet process repeats nothing.
   const gauges = new Map<MetricPoint["name"], Gauge>([
-    [METRIC_NAMES.rulesUsed, meter.createGauge(METRIC_NAMES.rulesUsed, { description: "IP rules on the registry after the run (planned, for dry runs).", unit: "{rule}" })],
-    [METRIC_NAMES.rulesLimit, meter.createGauge(METRIC_NAMES.rulesLimit, { description: "IP rule limit of the registry (listUsages).", unit: "{rule}" })],
-    [METRIC_NAMES.extraAddresses, meter.createGauge(METRIC_NAMES.extraAddresses, { description: "Addresses allowed beyond the published ranges by aggregation.", unit: "{address}" })],
+    [
+      METRIC_NAMES.rulesUsed,
+      meter.createGauge(METRIC_NAMES.rulesUsed, {
+        description: "IP rules on the registry after the run (planned, for dry runs).",
+        unit: "{rule}",
+      }),
+    ],
+    [
+      METRIC_NAMES.rulesLimit,
+      meter.createGauge(METRIC_NAMES.rulesLimit, {
+        description: "IP rule limit of the registry (listUsages).",
+        unit: "{rule}",
+      }),
+    ],
+    [
+      METRIC_NAMES.extraAddresses,
+      meter.createGauge(METRIC_NAMES.extraAddresses, {
+        description: "Addresses allowed beyond the published ranges by aggregation.",
+        unit: "{address}",
+      }),
+    ],
   ]);
-  const changes = meter.createCounter(METRIC_NAMES.changes, { description: "IP rules added plus removed (planned, for dry runs).", unit: "{rule}" });
+  const changes = meter.createCounter(METRIC_NAMES.changes, {
+    description: "IP rules added plus removed (planned, for dry runs).",
+    unit: "{rule}",
+  });
 
   return { loggerProvider, meterProvider, logger: loggerProvider.getLogger(INSTRUMENTATION_SCOPE), gauges, changes };
 }
@@ -192,7 +220,10 @@ class AzureMonitorTelemetry implements Telemetry {
   async flush(): Promise<void> {
     const p = this.#pipeline;
     if (p === undefined) return;
-    await withDeadline(Promise.allSettled([p.loggerProvider.forceFlush(), p.meterProvider.forceFlush()]), this.flushTimeoutMs);
+    await withDeadline(
+      Promise.allSettled([p.loggerProvider.forceFlush(), p.meterProvider.forceFlush()]),
+      this.flushTimeoutMs,
+    );
   }
 
   async shutdown(): Promise<void> {
@@ -200,7 +231,10 @@ class AzureMonitorTelemetry implements Telemetry {
     if (p === undefined) return;
     await this.flush();
     this.#pipeline = undefined;
-    await withDeadline(Promise.allSettled([p.loggerProvider.shutdown(), p.meterProvider.shutdown()]), this.flushTimeoutMs);
+    await withDeadline(
+      Promise.allSettled([p.loggerProvider.shutdown(), p.meterProvider.shutdown()]),
+      this.flushTimeoutMs,
+    );
   }
 
   #safely(action: (p: Pipeline) => void): void {

@@ -42,6 +42,7 @@ function invalid(problem: string): ConfigError {
   // The value itself stays out of the message: it names the resource and, in old formats, a key.
   return new ConfigError(`Setting ${SETTING} is invalid: ${problem}.`, {
     details: { setting: SETTING },
-    remedy: "Copy the connection string from the Application Insights resource's Overview page (InstrumentationKey=...;IngestionEndpoint=https://...).",
+    remedy:
+      "Copy the connection string from the Application Insights resource's Overview page (InstrumentationKey=...;IngestionEndpoint=https://...).",
   });
 }

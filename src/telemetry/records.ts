@@ -118,7 +118,10 @@ export function driftDetectedRecord(event: DriftDetectedEvent): CustomEventRecor
  * workbook filter on `dryRun == "false"`.
  */
 export function completedMetricPoints(event: SyncCompletedEvent): MetricPoint[] {
-  const dimensions = { [METRIC_DIMENSIONS.registry]: text(event.registry), [METRIC_DIMENSIONS.dryRun]: String(event.dryRun) };
+  const dimensions = {
+    [METRIC_DIMENSIONS.registry]: text(event.registry),
+    [METRIC_DIMENSIONS.dryRun]: String(event.dryRun),
+  };
   return [
     { name: METRIC_NAMES.rulesUsed, value: finite(event.rulesUsed), dimensions },
     { name: METRIC_NAMES.rulesLimit, value: finite(event.ruleLimit), dimensions },

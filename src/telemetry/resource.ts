@@ -23,7 +23,10 @@ export interface CloudRoleOptions {
 }
 
 /** Configured name, else the Functions app's name, else `acr-allowlist-sync`. */
-export function cloudRoleName(options: CloudRoleOptions, env: Readonly<Record<string, string | undefined>> = process.env): string {
+export function cloudRoleName(
+  options: CloudRoleOptions,
+  env: Readonly<Record<string, string | undefined>> = process.env,
+): string {
   const configured = options.cloudRoleName?.trim();
   if (configured !== undefined && configured !== "") return configured;
   const site = env[PLATFORM_SITE_NAME]?.trim();
@@ -31,7 +34,10 @@ export function cloudRoleName(options: CloudRoleOptions, env: Readonly<Record<st
   return DEFAULT_CLOUD_ROLE_NAME;
 }
 
-export function telemetryResource(options: CloudRoleOptions, env?: Readonly<Record<string, string | undefined>>): Resource {
+export function telemetryResource(
+  options: CloudRoleOptions,
+  env?: Readonly<Record<string, string | undefined>>,
+): Resource {
   // defaultResource() carries telemetry.sdk.*; service.name from it is `unknown_service:node`, replaced here.
   return defaultResource().merge(resourceFromAttributes({ "service.name": cloudRoleName(options, env) }));
 }

@@ -22,7 +22,11 @@ const RULES: readonly Rule[] = [
   // Storage, Service Bus, Event Hubs, SignalR connection strings.
   { pattern: /\b(AccountKey|SharedAccessKey|SharedAccessSignature|AccessKey)=[^;\s"']+/gi, replace: `$1=${REDACTED}` },
   // OAuth and form fields that hold secrets, as `k=v` or JSON `"k":"v"`.
-  { pattern: /\b(client_secret|client_assertion|access_token|refresh_token|password|x-ms-identity-header|X-IDENTITY-HEADER)(["']?\s*[:=]\s*["']?)[^\s"'&,;}]+/gi, replace: `$1$2${REDACTED}` },
+  {
+    pattern:
+      /\b(client_secret|client_assertion|access_token|refresh_token|password|x-ms-identity-header|X-IDENTITY-HEADER)(["']?\s*[:=]\s*["']?)[^\s"'&,;}]+/gi,
+    replace: `$1$2${REDACTED}`,
+  },
 ];
 
 /** Returns `text` with anything that looks like a credential replaced by `[REDACTED]`. */

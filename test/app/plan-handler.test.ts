@@ -63,7 +63,12 @@ async function get(query: string, on: Runtime = runtime): Promise<Answer> {
   });
   const request = new HttpRequest({ method: "GET", url: `https://func.example/api/plan${query}` });
   const response = new HttpResponse(await createPlanHandler(on)(request, context));
-  return { status: response.status, contentType: response.headers.get("content-type"), text: await response.text(), logs };
+  return {
+    status: response.status,
+    contentType: response.headers.get("content-type"),
+    text: await response.text(),
+    logs,
+  };
 }
 
 function json(answer: Answer): Record<string, unknown> {
@@ -91,7 +96,12 @@ describe("GET /api/plan", () => {
   it("answers the plan of the named registry as JSON by default", async () => {
     const answer = await get(`?registry=${NAME_A}`);
     expect(answer.status).toBe(200);
-    const plan = json(answer) as { registry: { name: string }; adds: unknown[]; kept: { rule: string; owner: string }[]; source: { kind: string } };
+    const plan = json(answer) as {
+      registry: { name: string };
+      adds: unknown[];
+      kept: { rule: string; owner: string }[];
+      source: { kind: string };
+    };
     expect(plan.registry.name).toBe(NAME_A);
     expect(plan.adds).toHaveLength(JAPAN_EAST_IPV4);
     expect(plan.kept.map((rule) => rule.rule)).toEqual(expect.arrayContaining(["203.0.113.10/32", "198.51.100.0/24"]));
@@ -110,7 +120,13 @@ describe("GET /api/plan", () => {
   it("finds the registry by name or resource ID, in any case and with a trailing slash", async () => {
     const reference = json(await get(`?registry=${NAME_B}`)) as { registry: { id: string }; adds: unknown[] };
     expect(reference.adds.length).toBeGreaterThan(0);
-    for (const registry of [NAME_B.toUpperCase(), idB, idB.toUpperCase(), `${idB.toLowerCase()}/`, encodeURIComponent(idB)]) {
+    for (const registry of [
+      NAME_B.toUpperCase(),
+      idB,
+      idB.toUpperCase(),
+      `${idB.toLowerCase()}/`,
+      encodeURIComponent(idB),
+    ]) {
       const answer = await get(`?registry=${registry}`);
       expect(answer.status).toBe(200);
       expect((json(answer) as { registry: { id: string } }).registry.id).toBe(reference.registry.id);
@@ -158,7 +174,11 @@ describe("GET /api/plan", () => {
     const audit = await runtime.ports.ledger.listAudit(idA);
     expect(ledger?.ownedRules.length).toBe(JAPAN_EAST_IPV4);
 
-    const plan = json(await get(`?registry=${NAME_A}`)) as { changed: boolean; adds: { rule: string }[]; drift: string[] };
+    const plan = json(await get(`?registry=${NAME_A}`)) as {
+      changed: boolean;
+      adds: { rule: string }[];
+      drift: string[];
+    };
     expect(plan.changed).toBe(true);
     expect(plan.adds.map((add) => add.rule)).toEqual([missing]);
     expect((await get(`?registry=${NAME_A}&format=text`)).status).toBe(200);
@@ -213,9 +233,15 @@ describe("GET /api/plan", () => {
     const httpPlan = json(await get(`?registry=${NAME_B}`));
     const out: string[] = [];
     const state = join(mkdtempSync(join(tmpdir(), "plan-cli-")), "ledger.json");
-    const code = await runCli(["plan", "--json", "--registry", idB, "--state", state], { stdout: { write: (text: string) => out.push(text) }, stderr: { write: () => undefined }, env });
+    const code = await runCli(["plan", "--json", "--registry", idB, "--state", state], {
+      stdout: { write: (text: string) => out.push(text) },
+      stderr: { write: () => undefined },
+      env,
+    });
     expect(code).toBe(0);
-    expect(withoutRetrievedAt(JSON.parse(out.join("")) as Record<string, unknown>)).toEqual(withoutRetrievedAt(httpPlan));
+    expect(withoutRetrievedAt(JSON.parse(out.join("")) as Record<string, unknown>)).toEqual(
+      withoutRetrievedAt(httpPlan),
+    );
   });
 });
 
@@ -225,13 +251,21 @@ describe("GET /api/plan", () => {
  */
 async function driftOnA(): Promise<string> {
   if ((await runtime.ports.ledger.read(idA)) === undefined) {
-    const [applied] = await runInvocation(runtime.settings, runtime.ports, { mode: "apply", trigger: "test", actor: "test", targets: runtime.settings.targets.slice(0, 1) });
+    const [applied] = await runInvocation(runtime.settings, runtime.ports, {
+      mode: "apply",
+      trigger: "test",
+      actor: "test",
+      targets: runtime.settings.targets.slice(0, 1),
+    });
     expect(applied?.ok).toBe(true);
   }
   const owned = (await runtime.ports.ledger.read(idA))?.ownedRules ?? [];
   const missing = owned.at(-1);
   if (missing === undefined) throw new Error("no owned rule on registry A");
-  harness.arm.setIpRules(idA, harness.arm.registry(idA).ipRules.filter((rule) => rule !== missing));
+  harness.arm.setIpRules(
+    idA,
+    harness.arm.registry(idA).ipRules.filter((rule) => rule !== missing),
+  );
   return missing;
 }
 

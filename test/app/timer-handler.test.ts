@@ -27,7 +27,11 @@ function timer(isPastDue = false): Timer {
   return {
     isPastDue,
     schedule: { adjustForDST: false },
-    scheduleStatus: { last: now.toISOString(), next: new Date(now.getTime() + 86_400_000).toISOString(), lastUpdated: now.toISOString() },
+    scheduleStatus: {
+      last: now.toISOString(),
+      next: new Date(now.getTime() + 86_400_000).toISOString(),
+      lastUpdated: now.toISOString(),
+    },
   };
 }
 
@@ -83,7 +87,9 @@ describe("the sync timer", () => {
     expect(harness.arm.registry(idBasic).ipRules).toEqual(PEOPLE);
     expect(await runtime.ports.ledger.read(idBasic)).toBeUndefined();
     expect(logs.filter((line) => line.startsWith("error:"))).toEqual([expect.stringContaining(`${basic}:`)]);
-    expect(logs.filter((line) => line.startsWith("information:")).join("\n")).toMatch(new RegExp(`${east}: applied[^\\n]*\\ninformation: ${europe}: applied`));
+    expect(logs.filter((line) => line.startsWith("information:")).join("\n")).toMatch(
+      new RegExp(`${east}: applied[^\\n]*\\ninformation: ${europe}: applied`),
+    );
   });
 
   it("syncs the others when one configured registry does not exist (404), then fails naming it", async () => {
@@ -95,14 +101,19 @@ describe("the sync timer", () => {
     const idGone = registryResourceId(TEST_SUBSCRIPTION, "rg-acr", gone);
     const runtime = runtimeFor([idFirst, idGone, idSecond]);
 
-    await expect(createTimerHandler(runtime)(timer(), context().context)).rejects.toThrow(new RegExp(`^1 of 3 registries failed: ${gone}: `));
+    await expect(createTimerHandler(runtime)(timer(), context().context)).rejects.toThrow(
+      new RegExp(`^1 of 3 registries failed: ${gone}: `),
+    );
     expect(harness.arm.registry(idFirst).ipRules).toHaveLength(JAPAN_EAST_IPV4);
     expect(harness.arm.registry(idSecond).ipRules).toHaveLength(PEOPLE.length + JAPAN_EAST_IPV4);
     expect((await runtime.ports.ledger.read(idSecond))?.ownedRules).toHaveLength(JAPAN_EAST_IPV4);
   });
 
   it("succeeds when every registry converges, and a second run writes nothing", async () => {
-    const ids = [harness.addRegistry({ name: name("ok"), ipRules: PEOPLE }), harness.addRegistry({ name: name("ok"), location: "westeurope", ipRules: [] })];
+    const ids = [
+      harness.addRegistry({ name: name("ok"), ipRules: PEOPLE }),
+      harness.addRegistry({ name: name("ok"), location: "westeurope", ipRules: [] }),
+    ];
     const runtime = runtimeFor(ids);
     const writes = harness.arm.writes;
     await expect(createTimerHandler(runtime)(timer(), context().context)).resolves.toBeUndefined();

@@ -62,7 +62,16 @@ function scratchFile(name: string, text: string): string {
 
 describe("aggregate (in process)", () => {
   it("prints the exact JSON contract for one region", async () => {
-    const outcome = await cli("aggregate", "--service-tags", SERVICE_TAGS, "--region", "eastus", "--max-rules", "100", "--json");
+    const outcome = await cli(
+      "aggregate",
+      "--service-tags",
+      SERVICE_TAGS,
+      "--region",
+      "eastus",
+      "--max-rules",
+      "100",
+      "--json",
+    );
     expect(outcome).toMatchObject({ code: 0, stderr: "" });
     const json = parseJson(outcome.stdout);
     expect(Object.keys(json)).toEqual(KEYS);
@@ -75,10 +84,28 @@ describe("aggregate (in process)", () => {
 
   it("prints an optimal cover within the budget for several regions", async () => {
     const regions = "eastus,eastus2,westus2,westeurope,northeurope";
-    const outcome = await cli("aggregate", "--service-tags", SERVICE_TAGS, "--region", regions, "--max-rules", "12", "--json");
+    const outcome = await cli(
+      "aggregate",
+      "--service-tags",
+      SERVICE_TAGS,
+      "--region",
+      regions,
+      "--max-rules",
+      "12",
+      "--json",
+    );
     expect(outcome.code).toBe(0);
     const json = parseJson(outcome.stdout);
-    const read = await cli("aggregate", "--service-tags", SERVICE_TAGS, "--region", regions, "--max-rules", "1000", "--json");
+    const read = await cli(
+      "aggregate",
+      "--service-tags",
+      SERVICE_TAGS,
+      "--region",
+      regions,
+      "--max-rules",
+      "1000",
+      "--json",
+    );
     const targets = parseJson(read.stdout).prefixes.map(prefix);
     const cover = json.prefixes.map(prefix);
     expect(cover.length).toBeLessThanOrEqual(12);
@@ -89,7 +116,18 @@ describe("aggregate (in process)", () => {
   });
 
   it("selects tags by name with --tag and respects the floor", async () => {
-    const outcome = await cli("aggregate", "--service-tags", SERVICE_TAGS, "--tag", "AzureContainerRegistry", "--max-rules", "100", "--min-prefix-length", "12", "--json");
+    const outcome = await cli(
+      "aggregate",
+      "--service-tags",
+      SERVICE_TAGS,
+      "--tag",
+      "AzureContainerRegistry",
+      "--max-rules",
+      "100",
+      "--min-prefix-length",
+      "12",
+      "--json",
+    );
     expect(outcome.code).toBe(0);
     const json = parseJson(outcome.stdout);
     expect(json.inputPrefixes).toBe(590);
@@ -101,7 +139,14 @@ describe("aggregate (in process)", () => {
   it("reads a prefixes file, skipping IPv6 lines and comments", async () => {
     const file = scratchFile("prefixes.txt", "# office\n10.0.0.0\n10.0.0.2/32\r\n10.0.1.0\n2603:1030::/48\n\n");
     const json = parseJson((await cli("aggregate", "--prefixes-file", file, "--max-rules", "2", "--json")).stdout);
-    expect(json).toEqual({ prefixes: ["10.0.0.0/30", "10.0.1.0/32"], inputPrefixes: 3, mergedPrefixes: 3, targetAddresses: 3, extraAddresses: 2, skippedIPv6: 1 });
+    expect(json).toEqual({
+      prefixes: ["10.0.0.0/30", "10.0.1.0/32"],
+      inputPrefixes: 3,
+      mergedPrefixes: 3,
+      targetAddresses: 3,
+      extraAddresses: 2,
+      skippedIPv6: 1,
+    });
   });
 
   it("prints a short human summary without --json", async () => {
@@ -121,17 +166,85 @@ describe("aggregate (in process)", () => {
 
   const failures: [string, string[], number, RegExp][] = [
     ["a missing --max-rules", ["--prefixes-file", "/dev/null"], 2, /--max-rules is required/],
-    ["a budget that is not a positive integer", ["--prefixes-file", "/dev/null", "--max-rules", "1e3"], 2, /--max-rules must be an integer/],
-    ["a floor above 32", ["--prefixes-file", "/dev/null", "--max-rules", "5", "--min-prefix-length", "33"], 2, /--min-prefix-length/],
-    ["an unknown flag", ["--prefixes-file", "/dev/null", "--max-rules", "5", "--colour"], 2, /Unknown option '--colour'/],
+    [
+      "a budget that is not a positive integer",
+      ["--prefixes-file", "/dev/null", "--max-rules", "1e3"],
+      2,
+      /--max-rules must be an integer/,
+    ],
+    [
+      "a floor above 32",
+      ["--prefixes-file", "/dev/null", "--max-rules", "5", "--min-prefix-length", "33"],
+      2,
+      /--min-prefix-length/,
+    ],
+    [
+      "an unknown flag",
+      ["--prefixes-file", "/dev/null", "--max-rules", "5", "--colour"],
+      2,
+      /Unknown option '--colour'/,
+    ],
     ["a stray argument", ["eastus", "--max-rules", "5"], 2, /Unexpected argument 'eastus'/],
-    ["both sources", ["--prefixes-file", "/dev/null", "--service-tags", SERVICE_TAGS, "--region", "eastus", "--max-rules", "5"], 2, /either --service-tags or --prefixes-file/],
-    ["service tags without a selection", ["--service-tags", SERVICE_TAGS, "--max-rules", "5"], 2, /needs --region or --tag/],
-    ["an empty region in the list", ["--service-tags", SERVICE_TAGS, "--region", "eastus,,westus", "--max-rules", "5"], 2, /empty item/],
-    ["an unreadable file", ["--prefixes-file", "/nonexistent/prefixes.txt", "--max-rules", "5"], 2, /Cannot read --prefixes-file .*ENOENT/],
-    ["a missing tag", ["--service-tags", SERVICE_TAGS, "--region", "eastus,atlantis", "--max-rules", "5"], 1, /AzureContainerRegistry\.atlantis not found/],
-    ["an infeasible budget under the floor", ["--service-tags", SERVICE_TAGS, "--region", "eastus,westeurope", "--max-rules", "10", "--min-prefix-length", "24"], 1, /at least 27 rules/],
-    ["a cover over the extra-address cap", ["--service-tags", SERVICE_TAGS, "--region", "eastus,westeurope", "--max-rules", "10", "--max-extra-addresses", "1000"], 1, /over the cap of 1000 addresses/],
+    [
+      "both sources",
+      ["--prefixes-file", "/dev/null", "--service-tags", SERVICE_TAGS, "--region", "eastus", "--max-rules", "5"],
+      2,
+      /either --service-tags or --prefixes-file/,
+    ],
+    [
+      "service tags without a selection",
+      ["--service-tags", SERVICE_TAGS, "--max-rules", "5"],
+      2,
+      /needs --region or --tag/,
+    ],
+    [
+      "an empty region in the list",
+      ["--service-tags", SERVICE_TAGS, "--region", "eastus,,westus", "--max-rules", "5"],
+      2,
+      /empty item/,
+    ],
+    [
+      "an unreadable file",
+      ["--prefixes-file", "/nonexistent/prefixes.txt", "--max-rules", "5"],
+      2,
+      /Cannot read --prefixes-file .*ENOENT/,
+    ],
+    [
+      "a missing tag",
+      ["--service-tags", SERVICE_TAGS, "--region", "eastus,atlantis", "--max-rules", "5"],
+      1,
+      /AzureContainerRegistry\.atlantis not found/,
+    ],
+    [
+      "an infeasible budget under the floor",
+      [
+        "--service-tags",
+        SERVICE_TAGS,
+        "--region",
+        "eastus,westeurope",
+        "--max-rules",
+        "10",
+        "--min-prefix-length",
+        "24",
+      ],
+      1,
+      /at least 27 rules/,
+    ],
+    [
+      "a cover over the extra-address cap",
+      [
+        "--service-tags",
+        SERVICE_TAGS,
+        "--region",
+        "eastus,westeurope",
+        "--max-rules",
+        "10",
+        "--max-extra-addresses",
+        "1000",
+      ],
+      1,
+      /over the cap of 1000 addresses/,
+    ],
   ];
   for (const [what, args, code, message] of failures) {
     it(`exits ${code} with one line on stderr for ${what}`, async () => {
@@ -163,7 +276,9 @@ describe("the dispatcher", () => {
   it("exits 2 for an unknown command, naming the known ones", async () => {
     const outcome = await cli("frobnicate");
     expect(outcome.code).toBe(2);
-    expect(outcome.stderr).toMatch(/^acr-allowlist-sync: Unknown command 'frobnicate'\. Commands: plan, apply, history, rollback, aggregate;/);
+    expect(outcome.stderr).toMatch(
+      /^acr-allowlist-sync: Unknown command 'frobnicate'\. Commands: plan, apply, history, rollback, aggregate;/,
+    );
   });
 
   it("exits 2 when no command is given", async () => {
@@ -178,7 +293,20 @@ describe("the dispatcher", () => {
 });
 
 async function targetsOfGlobal(): Promise<Prefix[]> {
-  const json = parseJson((await cli("aggregate", "--service-tags", SERVICE_TAGS, "--tag", "AzureContainerRegistry", "--max-rules", "1000", "--json")).stdout);
+  const json = parseJson(
+    (
+      await cli(
+        "aggregate",
+        "--service-tags",
+        SERVICE_TAGS,
+        "--tag",
+        "AzureContainerRegistry",
+        "--max-rules",
+        "1000",
+        "--json",
+      )
+    ).stdout,
+  );
   return json.prefixes.map(prefix);
 }
 
@@ -199,7 +327,17 @@ describe("the built binary", () => {
   }
 
   it("prints the JSON contract and exits 0", async () => {
-    const outcome = await binary(main, "aggregate", "--service-tags", SERVICE_TAGS, "--region", "eastus,westus3", "--max-rules", "20", "--json");
+    const outcome = await binary(
+      main,
+      "aggregate",
+      "--service-tags",
+      SERVICE_TAGS,
+      "--region",
+      "eastus,westus3",
+      "--max-rules",
+      "20",
+      "--json",
+    );
     expect(outcome.code).toBe(0);
     const json = parseJson(outcome.stdout);
     expect(Object.keys(json)).toEqual(KEYS);
@@ -214,7 +352,18 @@ describe("the built binary", () => {
   });
 
   it("exits 1 with one line on stderr when the budget is infeasible", async () => {
-    const outcome = await binary(main, "aggregate", "--service-tags", SERVICE_TAGS, "--region", "eastus", "--max-rules", "1", "--min-prefix-length", "24");
+    const outcome = await binary(
+      main,
+      "aggregate",
+      "--service-tags",
+      SERVICE_TAGS,
+      "--region",
+      "eastus",
+      "--max-rules",
+      "1",
+      "--min-prefix-length",
+      "24",
+    );
     expect(outcome.code).toBe(1);
     expect(outcome.stderr).toMatch(/^acr-allowlist-sync: No cover .* at least \d+ rules are needed\./);
     expect(outcome.stderr.trimEnd().split("\n")).toHaveLength(1);

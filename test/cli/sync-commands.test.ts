@@ -39,7 +39,12 @@ interface Outcome {
 }
 
 async function cli(args: string[], extraEnv: Record<string, string> = {}): Promise<Outcome> {
-  const env = { PATH: process.env.PATH ?? "", ...harness.settings({ SERVICE_TAGS_URL: SERVICE_TAGS }), NODE_EXTRA_CA_CERTS: tlsPaths.ca, ...extraEnv };
+  const env = {
+    PATH: process.env.PATH ?? "",
+    ...harness.settings({ SERVICE_TAGS_URL: SERVICE_TAGS }),
+    NODE_EXTRA_CA_CERTS: tlsPaths.ca,
+    ...extraEnv,
+  };
   try {
     const { stdout, stderr } = await run(process.execPath, [MAIN, ...args], { env: env as NodeJS.ProcessEnv });
     return { code: 0, stdout, stderr };
@@ -107,7 +112,9 @@ describe("acr-allowlist-sync plan and apply, as a separate process", () => {
 
   it("refuses to fetch when ARM_ENDPOINT is plain http, before sending a token", async () => {
     const { id, state } = registry();
-    const outcome = await cli(["plan", "--registry", id, "--state", state], { ARM_ENDPOINT: harness.arm.url.replace("https:", "http:") });
+    const outcome = await cli(["plan", "--registry", id, "--state", state], {
+      ARM_ENDPOINT: harness.arm.url.replace("https:", "http:"),
+    });
     expect(outcome.code).toBe(2);
     expect(outcome.stderr).toContain("ARM_ENDPOINT");
   });

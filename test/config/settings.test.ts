@@ -2,8 +2,10 @@ import { describe, expect, it } from "vitest";
 import { APP_SETTINGS, loadSettings } from "../../src/config/settings.js";
 import { ConfigError } from "../../src/errors.js";
 
-const ID = "/subscriptions/00000000-0000-0000-0000-000000000001/resourceGroups/rg/providers/Microsoft.ContainerRegistry/registries/myreg";
-const OTHER = "/subscriptions/00000000-0000-0000-0000-000000000002/resourceGroups/rg2/providers/Microsoft.ContainerRegistry/registries/otherreg";
+const ID =
+  "/subscriptions/00000000-0000-0000-0000-000000000001/resourceGroups/rg/providers/Microsoft.ContainerRegistry/registries/myreg";
+const OTHER =
+  "/subscriptions/00000000-0000-0000-0000-000000000002/resourceGroups/rg2/providers/Microsoft.ContainerRegistry/registries/otherreg";
 
 function configError(env: Record<string, string>): ConfigError {
   try {
@@ -22,8 +24,14 @@ describe("loadSettings", () => {
     expect(settings.armEndpoint).toBe("https://management.azure.com");
     expect(settings.schedule).toBe("0 0 3 * * *");
     expect(settings.ledgerContainer).toBe("acr-allowlist-sync");
-    expect(settings.targets[0]).toMatchObject({ regions: undefined, includeReplicas: false, pinnedRules: [], policy: { headroom: 5, minPrefixLength: 16, maxRemovalShare: 0.25, writeWhenDefaultAllow: false } });
-    for (const info of APP_SETTINGS.filter((s) => s.default !== undefined)) expect(info.default, info.name).not.toBe("");
+    expect(settings.targets[0]).toMatchObject({
+      regions: undefined,
+      includeReplicas: false,
+      pinnedRules: [],
+      policy: { headroom: 5, minPrefixLength: 16, maxRemovalShare: 0.25, writeWhenDefaultAllow: false },
+    });
+    for (const info of APP_SETTINGS.filter((s) => s.default !== undefined))
+      expect(info.default, info.name).not.toBe("");
   });
 
   it("reads comma-separated resource IDs and lower-cases regions", () => {
@@ -34,22 +42,36 @@ describe("loadSettings", () => {
 
   it("takes per-registry overrides from the JSON form", () => {
     const settings = loadSettings({
-      TARGET_REGISTRIES: JSON.stringify([{ id: ID, regions: ["eastus"], headroom: 10, pinnedRules: ["203.0.113.10"] }, OTHER]),
+      TARGET_REGISTRIES: JSON.stringify([
+        { id: ID, regions: ["eastus"], headroom: 10, pinnedRules: ["203.0.113.10"] },
+        OTHER,
+      ]),
       SYNC_HEADROOM: "3",
     });
-    expect(settings.targets[0]).toMatchObject({ regions: ["eastus"], pinnedRules: ["203.0.113.10"], policy: { headroom: 10 } });
+    expect(settings.targets[0]).toMatchObject({
+      regions: ["eastus"],
+      pinnedRules: ["203.0.113.10"],
+      policy: { headroom: 10 },
+    });
     expect(settings.targets[1]?.policy.headroom).toBe(3);
   });
 
   it("picks the sovereign ARM endpoint from the cloud unless ARM_ENDPOINT is set", () => {
-    expect(loadSettings({ TARGET_REGISTRIES: ID, SERVICE_TAGS_CLOUD: "China" }).armEndpoint).toBe("https://management.chinacloudapi.cn");
-    expect(loadSettings({ TARGET_REGISTRIES: ID, ARM_ENDPOINT: "https://127.0.0.1:8443/" }).armEndpoint).toBe("https://127.0.0.1:8443");
+    expect(loadSettings({ TARGET_REGISTRIES: ID, SERVICE_TAGS_CLOUD: "China" }).armEndpoint).toBe(
+      "https://management.chinacloudapi.cn",
+    );
+    expect(loadSettings({ TARGET_REGISTRIES: ID, ARM_ENDPOINT: "https://127.0.0.1:8443/" }).armEndpoint).toBe(
+      "https://127.0.0.1:8443",
+    );
   });
 
   it.each([
     [{ TARGET_REGISTRIES: "" }, "TARGET_REGISTRIES"],
     [{ TARGET_REGISTRIES: "/subscriptions/x/registries/y" }, "TARGET_REGISTRIES"],
-    [{ TARGET_REGISTRIES: `${ID},${ID.toUpperCase().replace("/SUBSCRIPTIONS", "/subscriptions")}` }, "TARGET_REGISTRIES"],
+    [
+      { TARGET_REGISTRIES: `${ID},${ID.toUpperCase().replace("/SUBSCRIPTIONS", "/subscriptions")}` },
+      "TARGET_REGISTRIES",
+    ],
     [{ TARGET_REGISTRIES: `[{"id":"${ID}","unknown":1}]` }, "TARGET_REGISTRIES"],
     [{ TARGET_REGISTRIES: "[not json" }, "TARGET_REGISTRIES"],
     [{ TARGET_REGISTRIES: ID, SYNC_HEADROOM: "many" }, "SYNC_HEADROOM"],
@@ -69,7 +91,10 @@ describe("loadSettings", () => {
   });
 
   it("never echoes a connection string in its error", () => {
-    const error = configError({ TARGET_REGISTRIES: ID, AzureWebJobsStorage__blobServiceUri: "not a url AccountKey=c2VjcmV0" });
+    const error = configError({
+      TARGET_REGISTRIES: ID,
+      AzureWebJobsStorage__blobServiceUri: "not a url AccountKey=c2VjcmV0",
+    });
     expect(JSON.stringify(error.toJSON())).not.toContain("c2VjcmV0");
   });
 });

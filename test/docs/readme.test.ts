@@ -4,7 +4,9 @@ import { APP_SETTINGS } from "../../src/config/settings.js";
 import { projectRoot } from "../support/paths.js";
 
 const readme = readFileSync(`${projectRoot()}/README.md`, "utf8");
-const packageJson = JSON.parse(readFileSync(`${projectRoot()}/package.json`, "utf8")) as { scripts: Record<string, string> };
+const packageJson = JSON.parse(readFileSync(`${projectRoot()}/package.json`, "utf8")) as {
+  scripts: Record<string, string>;
+};
 
 describe("the README", () => {
   it("opens with a two-command quick start whose scripts exist", () => {

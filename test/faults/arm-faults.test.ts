@@ -21,8 +21,10 @@ function handWriter(added: string[]) {
   };
 }
 
-const intoLedger = async (row: { runtime: { ports: { ledger: { read(id: string): Promise<{ ownedRules: readonly string[] } | undefined> } } }; id: string }) =>
-  (await row.runtime.ports.ledger.read(row.id))?.ownedRules ?? [];
+const intoLedger = async (row: {
+  runtime: { ports: { ledger: { read(id: string): Promise<{ ownedRules: readonly string[] } | undefined> } } };
+  id: string;
+}) => (await row.runtime.ports.ledger.read(row.id))?.ownedRules ?? [];
 
 const rows: FaultRow[] = [
   {
@@ -31,7 +33,12 @@ const rows: FaultRow[] = [
     test: "converges when ARM throttles the PATCH once with Retry-After: the SDK waits and sends it again",
     expected: "converged",
     patches: "applied",
-    inject: ({ id }) => suite.harness.arm.injectFault({ op: "patch", registryId: id, fault: { kind: "status", status: 429, retryAfterSeconds: 0 } }),
+    inject: ({ id }) =>
+      suite.harness.arm.injectFault({
+        op: "patch",
+        registryId: id,
+        fault: { kind: "status", status: 429, retryAfterSeconds: 0 },
+      }),
     verify: (o) => expect(o.patchesSent).toBe(2),
   },
   {
@@ -41,7 +48,8 @@ const rows: FaultRow[] = [
     expected: "unchanged and reported",
     code: "RegistryRequestFailed(429)",
     patches: "none",
-    inject: ({ id }) => suite.harness.arm.injectFault({ op: "get", registryId: id, fault: { kind: "status", status: 429 } }),
+    inject: ({ id }) =>
+      suite.harness.arm.injectFault({ op: "get", registryId: id, fault: { kind: "status", status: 429 } }),
     verify: (o) => expect(o.requests.map((r) => `${r.op} ${String(r.status)}`)).toEqual(["get 429"]),
   },
   {
@@ -50,7 +58,8 @@ const rows: FaultRow[] = [
     test: "converges when the PATCH fails once with 500: the SDK retries it",
     expected: "converged",
     patches: "applied",
-    inject: ({ id }) => suite.harness.arm.injectFault({ op: "patch", registryId: id, fault: { kind: "status", status: 500 } }),
+    inject: ({ id }) =>
+      suite.harness.arm.injectFault({ op: "patch", registryId: id, fault: { kind: "status", status: 500 } }),
     verify: (o) => expect(o.patchesSent).toBe(2),
   },
   {
@@ -59,7 +68,8 @@ const rows: FaultRow[] = [
     test: "converges when the read fails once with 503: the SDK retries it",
     expected: "converged",
     patches: "applied",
-    inject: ({ id }) => suite.harness.arm.injectFault({ op: "get", registryId: id, fault: { kind: "status", status: 503 } }),
+    inject: ({ id }) =>
+      suite.harness.arm.injectFault({ op: "get", registryId: id, fault: { kind: "status", status: 503 } }),
   },
   {
     row: "500 persisting",
@@ -68,11 +78,19 @@ const rows: FaultRow[] = [
     expected: "unchanged and reported",
     code: "RegistryRequestFailed(500)",
     patches: "refused",
-    inject: ({ id }) => suite.harness.arm.injectFault({ op: "patch", registryId: id, times: Infinity, fault: { kind: "status", status: 500 } }),
+    inject: ({ id }) =>
+      suite.harness.arm.injectFault({
+        op: "patch",
+        registryId: id,
+        times: Infinity,
+        fault: { kind: "status", status: 500 },
+      }),
     verify: (o) => {
       // One try and FAST_TUNING's two retries.
       expect(o.patchesSent).toBe(3);
-      expect(!o.outcome.ok && o.outcome.error instanceof RegistryRequestError && o.outcome.error.message).toMatch(/may or may not have been applied/);
+      expect(!o.outcome.ok && o.outcome.error instanceof RegistryRequestError && o.outcome.error.message).toMatch(
+        /may or may not have been applied/,
+      );
     },
   },
   {
@@ -91,7 +109,8 @@ const rows: FaultRow[] = [
     expected: "unchanged and reported",
     code: "RegistryRequestFailed(network)",
     patches: "none",
-    inject: ({ id }) => suite.harness.arm.injectFault({ op: "get", registryId: id, times: Infinity, fault: { kind: "reset" } }),
+    inject: ({ id }) =>
+      suite.harness.arm.injectFault({ op: "get", registryId: id, times: Infinity, fault: { kind: "reset" } }),
   },
   {
     row: "timeout",
@@ -109,8 +128,16 @@ const rows: FaultRow[] = [
     expected: "unchanged and reported",
     code: "RegistryOperationFailed(operation-failed)",
     patches: "refused",
-    inject: ({ id }) => suite.harness.arm.injectFault({ op: "patch", registryId: id, fault: { kind: "lro-failed", code: "InternalServerError", message: "Update failed." } }),
-    verify: (o) => expect(!o.outcome.ok && o.outcome.error instanceof RegistryOperationError && o.outcome.error.details.armCode).toBe("InternalServerError"),
+    inject: ({ id }) =>
+      suite.harness.arm.injectFault({
+        op: "patch",
+        registryId: id,
+        fault: { kind: "lro-failed", code: "InternalServerError", message: "Update failed." },
+      }),
+    verify: (o) =>
+      expect(
+        !o.outcome.ok && o.outcome.error instanceof RegistryOperationError && o.outcome.error.details.armCode,
+      ).toBe("InternalServerError"),
   },
   {
     row: "LRO stuck",
@@ -135,8 +162,13 @@ const rows: FaultRow[] = [
     settings: { SYNC_OPERATION_TIMEOUT_MS: "1000" },
     inject: ({ id }) => suite.harness.arm.injectFault({ op: "patch", registryId: id, fault: { kind: "lro-stuck" } }),
     heal: ({ id }) => {
-      const sent = suite.harness.arm.patchBodies(id).at(-1) as { properties: { networkRuleSet: { ipRules: { value: string }[] } } };
-      suite.harness.arm.setIpRules(id, sent.properties.networkRuleSet.ipRules.map((rule) => rule.value));
+      const sent = suite.harness.arm.patchBodies(id).at(-1) as {
+        properties: { networkRuleSet: { ipRules: { value: string }[] } };
+      };
+      suite.harness.arm.setIpRules(
+        id,
+        sent.properties.networkRuleSet.ipRules.map((rule) => rule.value),
+      );
     },
     verifyNext: async (o, context) => {
       expect(o.patchesSent).toBe(0);
@@ -151,7 +183,13 @@ const rows: FaultRow[] = [
     expected: "unchanged and reported",
     code: "RegistryAccessDenied(401)",
     patches: "none",
-    inject: ({ id }) => suite.harness.arm.injectFault({ op: "get", registryId: id, times: Infinity, fault: { kind: "status", status: 401 } }),
+    inject: ({ id }) =>
+      suite.harness.arm.injectFault({
+        op: "get",
+        registryId: id,
+        times: Infinity,
+        fault: { kind: "status", status: 401 },
+      }),
   },
   {
     row: "403",
@@ -163,7 +201,10 @@ const rows: FaultRow[] = [
     spec: { deniedActions: [REGISTRY_ACTIONS.patch] },
     inject: () => undefined,
     heal: ({ id }) => suite.harness.arm.updateRegistry(id, { deniedActions: [] }),
-    verify: (o) => expect(!o.outcome.ok && o.outcome.error instanceof Error && (o.outcome.error as RegistryRequestError).remedy).toMatch(/registries\/write/),
+    verify: (o) =>
+      expect(
+        !o.outcome.ok && o.outcome.error instanceof Error && (o.outcome.error as RegistryRequestError).remedy,
+      ).toMatch(/registries\/write/),
   },
   {
     row: "404 registry",
@@ -192,7 +233,11 @@ const rows: FaultRow[] = [
       suite.harness.arm.injectFault({
         op: "patch",
         registryId: id,
-        fault: { kind: "concurrent-writer", when: "before", write: (emulator, registryId) => emulator.updateRegistry(registryId, { sku: "Standard" }) },
+        fault: {
+          kind: "concurrent-writer",
+          when: "before",
+          write: (emulator, registryId) => emulator.updateRegistry(registryId, { sku: "Standard" }),
+        },
       }),
     heal: ({ id }) => suite.harness.arm.updateRegistry(id, { sku: "Premium" }),
   },
@@ -208,7 +253,11 @@ const rows: FaultRow[] = [
       suite.harness.arm.injectFault({
         op: "patch",
         registryId: id,
-        fault: { kind: "concurrent-writer", when: "before", write: (emulator, registryId) => emulator.updateRegistry(registryId, { ruleLimit: 12 }) },
+        fault: {
+          kind: "concurrent-writer",
+          when: "before",
+          write: (emulator, registryId) => emulator.updateRegistry(registryId, { ruleLimit: 12 }),
+        },
       }),
     verifyNext: (o) => {
       expect(o.after).toHaveLength(12);
@@ -224,7 +273,12 @@ const rows: FaultRow[] = [
       expected: "converged",
       patches: "applied",
       addedByPeople: () => added,
-      inject: ({ id }) => suite.harness.arm.injectFault({ op: "get", registryId: id, fault: { kind: "concurrent-writer", when: "after", write: handWriter(added) } }),
+      inject: ({ id }) =>
+        suite.harness.arm.injectFault({
+          op: "get",
+          registryId: id,
+          fault: { kind: "concurrent-writer", when: "after", write: handWriter(added) },
+        }),
       verify: async (o, context) => {
         expect(added).toEqual(["192.0.2.1"]);
         expect(o.after).toContain("192.0.2.1");
@@ -244,7 +298,11 @@ const rows: FaultRow[] = [
       suite.harness.arm.injectFault({
         op: "get",
         registryId: id,
-        fault: { kind: "concurrent-writer", when: "after", write: (emulator, registryId) => emulator.updateRegistry(registryId, { defaultAction: "Allow" }) },
+        fault: {
+          kind: "concurrent-writer",
+          when: "after",
+          write: (emulator, registryId) => emulator.updateRegistry(registryId, { defaultAction: "Allow" }),
+        },
       }),
     verify: ({ outcome, state }) => {
       expect(state.defaultAction).toBe("Allow");
@@ -263,7 +321,12 @@ const rows: FaultRow[] = [
       patches: "applied",
       prior: true,
       addedByPeople: () => added,
-      inject: ({ id }) => suite.harness.arm.injectFault({ op: "patch", registryId: id, fault: { kind: "concurrent-writer", when: "after", write: handWriter(added) } }),
+      inject: ({ id }) =>
+        suite.harness.arm.injectFault({
+          op: "patch",
+          registryId: id,
+          fault: { kind: "concurrent-writer", when: "after", write: handWriter(added) },
+        }),
       verify: async (o, context) => {
         expect(o.after).toEqual([...PEOPLE, ...o.before.slice(PEOPLE.length), DRIFTED_RULE, "192.0.2.1"]);
         expect(o.outcome.ok && o.outcome.result.attempts).toBe(2);

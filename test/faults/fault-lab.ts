@@ -9,7 +9,13 @@ import { ServiceTagsUnavailableError } from "../../src/servicetags/source-errors
 import { guardNameOf, runInvocation, type InvocationPorts, type TargetOutcome } from "../../src/sync/invocation.js";
 import { isInside } from "../../src/sync/plan.js";
 import { sameRules } from "../../src/sync/run.js";
-import type { DriftDetectedEvent, GuardTrippedEvent, SyncCompletedEvent, SyncFailedEvent, TelemetrySink } from "../../src/telemetry/types.js";
+import type {
+  DriftDetectedEvent,
+  GuardTrippedEvent,
+  SyncCompletedEvent,
+  SyncFailedEvent,
+  TelemetrySink,
+} from "../../src/telemetry/types.js";
 import type { ArmRequestRecord, RegistrySpec, RegistryState } from "../support/arm-emulator.js";
 import { startHarness, type Harness } from "../support/harness.js";
 
@@ -110,12 +116,16 @@ export async function observeRun(harness: Harness, spec: RunSpec): Promise<RunOb
   const before = harness.arm.registry(spec.watch).ipRules;
   const firstRequest = harness.arm.requests.length;
   const writesBefore = harness.arm.writes;
-  const outcomes = await runInvocation(spec.runtime.settings, { ...spec.runtime.ports, ...spec.ports, telemetry }, {
-    mode: "apply",
-    trigger: "fault-matrix",
-    actor: "test:fault-matrix",
-    force: spec.force,
-  });
+  const outcomes = await runInvocation(
+    spec.runtime.settings,
+    { ...spec.runtime.ports, ...spec.ports, telemetry },
+    {
+      mode: "apply",
+      trigger: "fault-matrix",
+      actor: "test:fault-matrix",
+      force: spec.force,
+    },
+  );
   const [outcome] = outcomes;
   if (outcome === undefined) throw new Error("the invocation returned no outcome");
   const requests = harness.arm.requests.slice(firstRequest);
@@ -156,7 +166,8 @@ export function errorLabel(outcome: TargetOutcome): string {
     const guards = error.details.guards;
     return `${error.code}(${Array.isArray(guards) ? guards.join("+") : error.guard})`;
   }
-  if (error instanceof ServiceTagsUnavailableError) return `${error.code}(${[...new Set(error.attempts.map((a) => a.reason))].join(",")})`;
+  if (error instanceof ServiceTagsUnavailableError)
+    return `${error.code}(${[...new Set(error.attempts.map((a) => a.reason))].join(",")})`;
   if (error instanceof AllowlistSyncError) {
     const { reason, statusCode } = error.details;
     if (typeof reason === "string") return `${error.code}(${reason})`;
@@ -232,12 +243,23 @@ export class FaultMatrix {
   /** A plain-text table, one line per row. */
   render(): string {
     const header: Record<string, string> = Object.fromEntries(COLUMNS.map((c) => [c.key, c.title]));
-    const lines: Record<string, string>[] = [header, ...this.entries.map(({ matched, ...e }) => ({ ...e, row: `${matched ? " " : "✗"} ${e.row}` }))];
+    const lines: Record<string, string>[] = [
+      header,
+      ...this.entries.map(({ matched, ...e }) => ({ ...e, row: `${matched ? " " : "✗"} ${e.row}` })),
+    ];
     const widths = COLUMNS.map((c) => Math.max(...lines.map((line) => (line[c.key] ?? "").length)));
-    const format = (line: Record<string, string>): string => COLUMNS.map((c, i) => (line[c.key] ?? "").padEnd(widths[i] ?? 0)).join(" | ").trimEnd();
+    const format = (line: Record<string, string>): string =>
+      COLUMNS.map((c, i) => (line[c.key] ?? "").padEnd(widths[i] ?? 0))
+        .join(" | ")
+        .trimEnd();
     const rule = widths.map((w) => "-".repeat(w)).join("-|-");
     const matched = this.entries.filter((e) => e.matched).length;
-    return [`Fault matrix: ${this.title} (${matched}/${this.entries.length} rows as expected)`, format(header), rule, ...lines.slice(1).map(format)].join("\n");
+    return [
+      `Fault matrix: ${this.title} (${matched}/${this.entries.length} rows as expected)`,
+      format(header),
+      rule,
+      ...lines.slice(1).map(format),
+    ].join("\n");
   }
 }
 
@@ -310,7 +332,11 @@ export class FaultLab {
   }
 
   /** The production runtime over a new Azurite container (a blob ledger of its own). */
-  blobRuntime(targets: string, settings: Readonly<Record<string, string | undefined>> = {}, container = this.unique("ledger-")): Runtime {
+  blobRuntime(
+    targets: string,
+    settings: Readonly<Record<string, string | undefined>> = {},
+    container = this.unique("ledger-"),
+  ): Runtime {
     return this.harness.runtime({
       TARGET_REGISTRIES: targets,
       AzureWebJobsStorage: process.env.AZURITE_CONNECTION_STRING,
@@ -330,7 +356,12 @@ export class FaultLab {
   }
 
   run(context: RowContext): Promise<RunObservation> {
-    return observeRun(this.harness, { runtime: context.runtime, watch: context.id, ports: context.ports, force: context.force });
+    return observeRun(this.harness, {
+      runtime: context.runtime,
+      watch: context.id,
+      ports: context.ports,
+      force: context.force,
+    });
   }
 
   /** Runs one row of the matrix end to end, records it, and asserts it matched. */
@@ -389,7 +420,8 @@ export class FaultLab {
       expect({ observed, code }).toEqual({ observed: row.expected, code: row.code ?? "-" });
       expect(faulted.after, "people's rules after the faulted run").toEqual(expect.arrayContaining(everyones));
       expect(next.after, "people's rules after the next run").toEqual(expect.arrayContaining(everyones));
-      if (row.patches === "none") expect({ sent: faulted.patchesSent, applied: faulted.writesApplied }).toEqual({ sent: 0, applied: 0 });
+      if (row.patches === "none")
+        expect({ sent: faulted.patchesSent, applied: faulted.writesApplied }).toEqual({ sent: 0, applied: 0 });
       if (row.patches === "refused") {
         expect(faulted.patchesSent).toBeGreaterThan(0);
         expect(faulted.writesApplied).toBe(0);
@@ -402,7 +434,8 @@ export class FaultLab {
         expectReported(faulted);
       }
       const wanted = row.covers ?? JAPAN_EAST;
-      if (observed === "converged") expect(covers(faulted.after, wanted), "the converged registry covers the tag").toBe(true);
+      if (observed === "converged")
+        expect(covers(faulted.after, wanted), "the converged registry covers the tag").toBe(true);
       if (verifyError !== undefined) throw verifyError;
 
       expect(nextVerdict, `next clean run: ${nextLabel}`).toBe("converged");
@@ -428,7 +461,10 @@ export class FaultLab {
     expect(verdictOf(prior), `prior sync: ${errorLabel(prior.outcome)}`).toBe("converged");
     const rules = this.harness.arm.registry(context.id).ipRules;
     expect(rules).toContain(DRIFTED_RULE);
-    this.harness.arm.setIpRules(context.id, rules.filter((rule) => rule !== DRIFTED_RULE));
+    this.harness.arm.setIpRules(
+      context.id,
+      rules.filter((rule) => rule !== DRIFTED_RULE),
+    );
   }
 }
 

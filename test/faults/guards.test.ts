@@ -42,7 +42,14 @@ function restoreFile(): void {
 function withJapanEast(values: TagValue[], prefixes: (current: string[]) => string[]): TagValue[] {
   return values.map((value) =>
     value.name === "AzureContainerRegistry.JapanEast"
-      ? { ...value, properties: { ...value.properties, changeNumber: value.properties.changeNumber + 1, addressPrefixes: prefixes(value.properties.addressPrefixes) } }
+      ? {
+          ...value,
+          properties: {
+            ...value.properties,
+            changeNumber: value.properties.changeNumber + 1,
+            addressPrefixes: prefixes(value.properties.addressPrefixes),
+          },
+        }
       : value,
   );
 }
@@ -62,7 +69,8 @@ const rows: FaultRow[] = [
     code: "ServiceTagMissing",
     patches: "none",
     prior: true,
-    inject: () => publishNextWeek((values) => values.filter((value) => value.name !== "AzureContainerRegistry.JapanEast")),
+    inject: () =>
+      publishNextWeek((values) => values.filter((value) => value.name !== "AzureContainerRegistry.JapanEast")),
     verify: (o) => {
       expect(errorOf(o)).toBeInstanceOf(TagNotFoundError);
       expect(messageOf(o)).toMatch(/AzureContainerRegistry\.japaneast not found/i);
@@ -77,7 +85,14 @@ const rows: FaultRow[] = [
     code: "ServiceTagsUnavailable(too-few-acr-tags)",
     patches: "none",
     settings: { SERVICE_TAGS_MIN_ACR_TAGS: "3" },
-    inject: () => publishNextWeek((values) => values.filter((v) => v.name === "AzureContainerRegistry.JapanEast" || v.name === "AzureContainerRegistry.JapanWest"), { alias: true }),
+    inject: () =>
+      publishNextWeek(
+        (values) =>
+          values.filter(
+            (v) => v.name === "AzureContainerRegistry.JapanEast" || v.name === "AzureContainerRegistry.JapanWest",
+          ),
+        { alias: true },
+      ),
     verify: (o) => {
       expect(o.requests).toEqual([]);
       expect(messageOf(o)).toMatch(/2 AzureContainerRegistry tag\(s\), fewer than the 3 required/);
@@ -109,7 +124,9 @@ const rows: FaultRow[] = [
     prior: true,
     covers: JAPAN_EAST.slice(0, 2),
     inject: (context) => {
-      publishNextWeek((values) => withJapanEast(values, (prefixes) => [...JAPAN_EAST.slice(0, 2), ...prefixes.filter((p) => p.includes(":"))]));
+      publishNextWeek((values) =>
+        withJapanEast(values, (prefixes) => [...JAPAN_EAST.slice(0, 2), ...prefixes.filter((p) => p.includes(":"))]),
+      );
       context.cleanups.push(restoreFile);
     },
     verify: (o) => expect(messageOf(o)).toMatch(/revokes 8 of 10 owned rules \(at most 2 allowed/),
@@ -196,7 +213,9 @@ const rows: FaultRow[] = [
     verifyNext: (o) => {
       expect(o.state.defaultAction).toBe("Allow");
       expect(o.patchesSent).toBe(1);
-      expect(suite.harness.arm.patchBodies(o.outcome.target.ref.id).at(-1)).toMatchObject({ properties: { networkRuleSet: { defaultAction: "Allow" } } });
+      expect(suite.harness.arm.patchBodies(o.outcome.target.ref.id).at(-1)).toMatchObject({
+        properties: { networkRuleSet: { defaultAction: "Allow" } },
+      });
     },
   },
   {
@@ -232,7 +251,13 @@ const rows: FaultRow[] = [
       setup: (l) => {
         const id = l.addRegistry();
         path = join(mkdtempSync(join(tmpdir(), "faults-ledger-")), "ledger.json");
-        const context = l.context(id, suite.harness.runtime({ TARGET_REGISTRIES: id, SYNC_LOCK_WAIT_MS: "300" }, { ledger: { kind: "file", path } }));
+        const context = l.context(
+          id,
+          suite.harness.runtime(
+            { TARGET_REGISTRIES: id, SYNC_LOCK_WAIT_MS: "300" },
+            { ledger: { kind: "file", path } },
+          ),
+        );
         context.cleanups.push(async () => held?.release());
         return context;
       },
@@ -262,7 +287,11 @@ const rows: FaultRow[] = [
           op: "patch",
           registryId: id,
           times: Infinity,
-          fault: { kind: "concurrent-writer", when: "after", write: (emulator, registryId) => emulator.setIpRules(registryId, theirs) },
+          fault: {
+            kind: "concurrent-writer",
+            when: "after",
+            write: (emulator, registryId) => emulator.setIpRules(registryId, theirs),
+          },
         });
       },
       verify: (o) => {

@@ -25,7 +25,9 @@ async function nothingTouched(o: RunObservation, context: RowContext): Promise<v
 }
 
 function originOf(o: RunObservation): string | undefined {
-  return o.outcome.ok && o.outcome.result.plan.source.kind === "service-tags" ? o.outcome.result.plan.source.origin.kind : undefined;
+  return o.outcome.ok && o.outcome.result.plan.source.kind === "service-tags"
+    ? o.outcome.result.plan.source.origin.kind
+    : undefined;
 }
 
 /** A row whose fault hits both the linked file and the alias, so no source is left. */
@@ -60,7 +62,10 @@ const rows: FaultRow[] = [
     },
     verify: async (o, context) => {
       await nothingTouched(o, context);
-      expect(!o.outcome.ok && (o.outcome.error as ServiceTagsUnavailableError).attempts.map((a) => a.source)).toEqual(["details-page", "latest-alias"]);
+      expect(!o.outcome.ok && (o.outcome.error as ServiceTagsUnavailableError).attempts.map((a) => a.source)).toEqual([
+        "details-page",
+        "latest-alias",
+      ]);
     },
   },
   everywhere("HTML instead of JSON", { kind: "html" }, "ServiceTagsUnavailable(html)"),
@@ -73,18 +78,28 @@ const rows: FaultRow[] = [
     settings: { SERVICE_TAGS_MAX_BYTES: String(1024 * 1024) },
     inject: () => {
       suite.harness.tags.setFault(FILE, { kind: "oversized", bytes: 3 * 1024 * 1024 });
-      suite.harness.tags.setFault(LATEST_ALIAS_PATH, { kind: "oversized", bytes: 3 * 1024 * 1024, declareLength: true });
+      suite.harness.tags.setFault(LATEST_ALIAS_PATH, {
+        kind: "oversized",
+        bytes: 3 * 1024 * 1024,
+        declareLength: true,
+      });
     },
   },
   {
-    ...everywhere("slow body past the timeout", { kind: "slow", intervalMs: 20, chunkBytes: 64 }, "ServiceTagsUnavailable(timeout)"),
+    ...everywhere(
+      "slow body past the timeout",
+      { kind: "slow", intervalMs: 20, chunkBytes: 64 },
+      "ServiceTagsUnavailable(timeout)",
+    ),
     fault: "file and alias: 64 B every 20 ms; SERVICE_TAGS_TIMEOUT_MS=400",
     test: "stops before any ARM call when every source drips its body past the timeout, and reports it",
     settings: { SERVICE_TAGS_TIMEOUT_MS: "400" },
     verify: async (o, context) => {
       await nothingTouched(o, context);
       // Timeouts are transient: each source was tried once more (SERVICE_TAGS_RETRIES=1).
-      expect(!o.outcome.ok && (o.outcome.error as ServiceTagsUnavailableError).attempts.map((a) => a.tries)).toEqual([2, 2]);
+      expect(!o.outcome.ok && (o.outcome.error as ServiceTagsUnavailableError).attempts.map((a) => a.tries)).toEqual([
+        2, 2,
+      ]);
     },
   },
   {

@@ -6,7 +6,14 @@ import { blobContainerFromSettings, createBlobLedgerStore } from "../../src/ledg
 import { registryKey } from "../../src/ledger/keys.js";
 import type { LedgerStore } from "../../src/ledger/types.js";
 import { AZURITE_ACCOUNT, AZURITE_KEY } from "../support/azurite.js";
-import { faultSuite, DRIFTED_RULE, JAPAN_EAST, closedLoopbackPort, type FaultRow, type RowContext } from "./fault-lab.js";
+import {
+  faultSuite,
+  DRIFTED_RULE,
+  JAPAN_EAST,
+  closedLoopbackPort,
+  type FaultRow,
+  type RowContext,
+} from "./fault-lab.js";
 
 /**
  * The storage rows of the fault matrix: the blob ledger on Azurite missing, corrupt, unreachable
@@ -45,7 +52,8 @@ async function unreachableStorage(): Promise<string> {
   return `DefaultEndpointsProtocol=http;AccountName=${AZURITE_ACCOUNT};AccountKey=${AZURITE_KEY};BlobEndpoint=http://127.0.0.1:${port}/${AZURITE_ACCOUNT};`;
 }
 
-const ownedOf = async (context: RowContext): Promise<readonly string[]> => (await context.runtime.ports.ledger.read(context.id))?.ownedRules ?? [];
+const ownedOf = async (context: RowContext): Promise<readonly string[]> =>
+  (await context.runtime.ports.ledger.read(context.id))?.ownedRules ?? [];
 
 const rows: FaultRow[] = [
   {
@@ -81,7 +89,9 @@ const rows: FaultRow[] = [
     },
     verify: (o, { id }) => {
       expect(o.requests).toEqual([]);
-      expect(!o.outcome.ok && o.outcome.error instanceof LedgerCorruptError && o.outcome.error.message).toContain(ledgerBlob(id));
+      expect(!o.outcome.ok && o.outcome.error instanceof LedgerCorruptError && o.outcome.error.message).toContain(
+        ledgerBlob(id),
+      );
     },
     // The remedy the error gives: delete it (the next run adopts).
     heal: async ({ runtime, id }) => {
@@ -150,7 +160,15 @@ const rows: FaultRow[] = [
       const real = context.runtime.ports.ledger;
       const lost = quickStore(suite.lab.blobRuntime(context.id, { AzureWebJobsStorage: await unreachableStorage() }));
       // The real store, except that the account is gone by the time the audit entry is written.
-      context.ports = { ledger: { read: (id) => real.read(id), write: (s) => real.write(s), listAudit: (id) => real.listAudit(id), acquireLock: (id, o) => real.acquireLock(id, o), appendAudit: (e) => lost.appendAudit(e) } };
+      context.ports = {
+        ledger: {
+          read: (id) => real.read(id),
+          write: (s) => real.write(s),
+          listAudit: (id) => real.listAudit(id),
+          acquireLock: (id, o) => real.acquireLock(id, o),
+          appendAudit: (e) => lost.appendAudit(e),
+        },
+      };
     },
     verify: async (o, context) => {
       expect(o.after).toContain(DRIFTED_RULE);

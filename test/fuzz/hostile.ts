@@ -28,7 +28,11 @@ export type Verdict = "valid" | "rejected";
  * `allowed` (never a TypeError, RangeError or other stray error) with a message that is bounded
  * and carries no stack frame.
  */
-export function parsesOrRejects<T>(parse: () => T, allowed: readonly ErrorClass[], validate: (value: T) => void): Verdict {
+export function parsesOrRejects<T>(
+  parse: () => T,
+  allowed: readonly ErrorClass[],
+  validate: (value: T) => void,
+): Verdict {
   const started = performance.now();
   let outcome: { ok: true; value: T } | { ok: false; error: unknown };
   try {
@@ -41,7 +45,11 @@ export function parsesOrRejects<T>(parse: () => T, allowed: readonly ErrorClass[
 }
 
 /** `parsesOrRejects` for an asynchronous reader (the file store). */
-export async function parsesOrRejectsAsync<T>(parse: () => Promise<T>, allowed: readonly ErrorClass[], validate: (value: T) => void): Promise<Verdict> {
+export async function parsesOrRejectsAsync<T>(
+  parse: () => Promise<T>,
+  allowed: readonly ErrorClass[],
+  validate: (value: T) => void,
+): Promise<Verdict> {
   const started = performance.now();
   let outcome: { ok: true; value: T } | { ok: false; error: unknown };
   try {
@@ -55,10 +63,15 @@ export async function parsesOrRejectsAsync<T>(parse: () => Promise<T>, allowed: 
 
 function checkDuration(started: number): void {
   const elapsed = performance.now() - started;
-  if (elapsed > HANG_MS) throw new Error(`One parse took ${Math.round(elapsed)} ms (> ${HANG_MS} ms): treated as a hang.`);
+  if (elapsed > HANG_MS)
+    throw new Error(`One parse took ${Math.round(elapsed)} ms (> ${HANG_MS} ms): treated as a hang.`);
 }
 
-function judge<T>(outcome: { ok: true; value: T } | { ok: false; error: unknown }, allowed: readonly ErrorClass[], validate: (value: T) => void): Verdict {
+function judge<T>(
+  outcome: { ok: true; value: T } | { ok: false; error: unknown },
+  allowed: readonly ErrorClass[],
+  validate: (value: T) => void,
+): Verdict {
   if (outcome.ok) {
     validate(outcome.value);
     return "valid";
@@ -105,7 +118,17 @@ export function expectPrototypeUntouchedAfterAll(): void {
 }
 
 export const PROTOTYPE_KEYS = ["__proto__", "constructor", "prototype"] as const;
-const PROTOTYPE_BAIT = ["polluted", "isAdmin", "changeNumber", "cloud", "values", "schemaVersion", "ledgers", "registry", "format"];
+const PROTOTYPE_BAIT = [
+  "polluted",
+  "isAdmin",
+  "changeNumber",
+  "cloud",
+  "values",
+  "schemaVersion",
+  "ledgers",
+  "registry",
+  "format",
+];
 
 /** An object with an own property named `key` even for `__proto__` (as `JSON.parse` makes it). */
 export function withOwnKey(target: Record<string, unknown>, key: string, value: unknown): Record<string, unknown> {
@@ -117,7 +140,22 @@ export function withOwnKey(target: Record<string, unknown>, key: string, value: 
 
 /** Numbers JSON can carry that break naive code: huge, tiny, negative zero, past 2^53, non-integers. */
 export const hostileNumber: fc.Arbitrary<number> = fc.oneof(
-  fc.constantFrom(0, -0, -1, 1.5, 2 ** 31, 2 ** 32, 2 ** 53, 2 ** 53 + 2, -(2 ** 53), Number.MAX_VALUE, Number.MIN_VALUE, 1e308, -1e308, 1e-300),
+  fc.constantFrom(
+    0,
+    -0,
+    -1,
+    1.5,
+    2 ** 31,
+    2 ** 32,
+    2 ** 53,
+    2 ** 53 + 2,
+    -(2 ** 53),
+    Number.MAX_VALUE,
+    Number.MIN_VALUE,
+    1e308,
+    -1e308,
+    1e-300,
+  ),
   fc.double({ noNaN: true, noDefaultInfinity: true }),
   fc.integer(),
 );
@@ -125,7 +163,21 @@ export const hostileNumber: fc.Arbitrary<number> = fc.oneof(
 /** Strings that are long, odd or markup-shaped. */
 export const hostileString: fc.Arbitrary<string> = fc.oneof(
   fc.string({ unit: "binary", maxLength: 40 }),
-  fc.constantFrom("", " ", "\u0000", "\uFEFF", "\uD800", "<html>", "<!DOCTYPE html>", "../../etc/passwd", "__proto__", "null", "1.2.3.4/33", "Public", "AzureContainerRegistry.JapanEast"),
+  fc.constantFrom(
+    "",
+    " ",
+    "\u0000",
+    "\uFEFF",
+    "\uD800",
+    "<html>",
+    "<!DOCTYPE html>",
+    "../../etc/passwd",
+    "__proto__",
+    "null",
+    "1.2.3.4/33",
+    "Public",
+    "AzureContainerRegistry.JapanEast",
+  ),
   fc.integer({ min: 1_000, max: 200_000 }).map((n) => "a".repeat(n)),
   fc.integer({ min: 1_000, max: 50_000 }).map((n) => "1.".repeat(n)),
 );
@@ -139,7 +191,11 @@ export const hostileValue: fc.Arbitrary<unknown> = fc.letrec<{ value: unknown }>
     hostileNumber,
     hostileString,
     fc.array(tie("value"), { maxLength: 4 }),
-    fc.dictionary(fc.oneof(fc.string({ maxLength: 8 }), fc.constantFrom(...PROTOTYPE_KEYS, "toString", "valueOf")), tie("value"), { maxKeys: 4 }),
+    fc.dictionary(
+      fc.oneof(fc.string({ maxLength: 8 }), fc.constantFrom(...PROTOTYPE_KEYS, "toString", "valueOf")),
+      tie("value"),
+      { maxKeys: 4 },
+    ),
     fc.tuple(fc.constantFrom(...PROTOTYPE_KEYS), tie("value")).map(([key, value]) => withOwnKey({}, key, value)),
     // `String(value)` throws on these: a classic way to turn a validation error into a TypeError.
     fc.constant(null).map(() => ({ toString: 1, valueOf: 1 })),
@@ -169,9 +225,18 @@ const pathArb = fc.array(fc.nat(), { maxLength: 6 });
 
 export const mutationArb: fc.Arbitrary<Mutation> = fc.oneof(
   pathArb.map((path): Mutation => ({ kind: "delete", path })),
-  fc.record({ path: pathArb, value: fc.oneof({ weight: 4, arbitrary: hostileValue }, { weight: 1, arbitrary: deepNesting }) }).map((m): Mutation => ({ kind: "replace", ...m })),
   fc
-    .record({ path: pathArb, key: fc.oneof(fc.constantFrom(...PROTOTYPE_KEYS), fc.string({ maxLength: 12 })), value: hostileValue })
+    .record({
+      path: pathArb,
+      value: fc.oneof({ weight: 4, arbitrary: hostileValue }, { weight: 1, arbitrary: deepNesting }),
+    })
+    .map((m): Mutation => ({ kind: "replace", ...m })),
+  fc
+    .record({
+      path: pathArb,
+      key: fc.oneof(fc.constantFrom(...PROTOTYPE_KEYS), fc.string({ maxLength: 12 })),
+      value: hostileValue,
+    })
     .map((m): Mutation => ({ kind: "add", ...m })),
 );
 
@@ -200,8 +265,14 @@ export function mutate(document: unknown, mutations: readonly Mutation[]): unkno
         break;
       case "add": {
         const target = holder[key];
-        if (typeof target === "object" && target !== null && !Array.isArray(target)) withOwnKey(target as Record<string, unknown>, mutation.key, fresh(mutation.value));
-        else withOwnKey(holder as Record<string, unknown>, String(key), withOwnKey({}, mutation.key, fresh(mutation.value)));
+        if (typeof target === "object" && target !== null && !Array.isArray(target))
+          withOwnKey(target as Record<string, unknown>, mutation.key, fresh(mutation.value));
+        else
+          withOwnKey(
+            holder as Record<string, unknown>,
+            String(key),
+            withOwnKey({}, mutation.key, fresh(mutation.value)),
+          );
         break;
       }
     }
@@ -241,10 +312,19 @@ export type TextDamage =
 export const textDamageArb: fc.Arbitrary<TextDamage> = fc.oneof(
   fc.nat().map((at): TextDamage => ({ kind: "truncate", at })),
   fc
-    .record({ at: fc.nat(), remove: fc.nat({ max: 8 }), insert: fc.oneof(fc.string({ unit: "binary", maxLength: 6 }), fc.constantFrom('"', "{", "]", ",", ":", "1e999", "-", "\\u")) })
+    .record({
+      at: fc.nat(),
+      remove: fc.nat({ max: 8 }),
+      insert: fc.oneof(
+        fc.string({ unit: "binary", maxLength: 6 }),
+        fc.constantFrom('"', "{", "]", ",", ":", "1e999", "-", "\\u"),
+      ),
+    })
     .map((d): TextDamage => ({ kind: "splice", ...d })),
   fc.constant<TextDamage>({ kind: "bom" }),
-  fc.constantFrom("<html><body>Access Denied</body></html>", "  \r\n<!DOCTYPE html>", "<?xml version=\"1.0\"?>").map((html): TextDamage => ({ kind: "html-prefix", html })),
+  fc
+    .constantFrom("<html><body>Access Denied</body></html>", "  \r\n<!DOCTYPE html>", '<?xml version="1.0"?>')
+    .map((html): TextDamage => ({ kind: "html-prefix", html })),
   fc.constant<TextDamage>({ kind: "crlf" }),
 );
 

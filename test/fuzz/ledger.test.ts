@@ -38,8 +38,12 @@ import {
  * again or throw `LedgerCorruptError`, quickly.
  */
 
-const REGISTRY = "/subscriptions/00000000-0000-0000-0000-0000000000f1/resourceGroups/rg-fuzz/providers/Microsoft.ContainerRegistry/registries/fuzzacr";
-const WHERE: DocumentLocation = { description: "blob 'acr-allowlist-sync/ledgers/fuzz.json'", details: { blob: "ledgers/fuzz.json" } };
+const REGISTRY =
+  "/subscriptions/00000000-0000-0000-0000-0000000000f1/resourceGroups/rg-fuzz/providers/Microsoft.ContainerRegistry/registries/fuzzacr";
+const WHERE: DocumentLocation = {
+  description: "blob 'acr-allowlist-sync/ledgers/fuzz.json'",
+  details: { blob: "ledgers/fuzz.json" },
+};
 
 const LEDGER_SEED = {
   schemaVersion: 1,
@@ -92,8 +96,17 @@ function checkBoth(text: string): void {
   verdicts.push(parsesOrRejects(() => parseAuditEntry(text, WHERE), [LedgerCorruptError], expectWritableAudit));
 }
 
-const ruleLike = fc.oneof(fc.ipV4(), fc.ipV4().map((ip) => `${ip}/24`), fc.ipV4Extended(), fc.ipV6(), hostileString);
-const schemaVersionLike = fc.oneof({ weight: 3, arbitrary: fc.constant(1) }, { weight: 1, arbitrary: fc.oneof(hostileNumber, hostileValue, deepNesting) });
+const ruleLike = fc.oneof(
+  fc.ipV4(),
+  fc.ipV4().map((ip) => `${ip}/24`),
+  fc.ipV4Extended(),
+  fc.ipV6(),
+  hostileString,
+);
+const schemaVersionLike = fc.oneof(
+  { weight: 3, arbitrary: fc.constant(1) },
+  { weight: 1, arbitrary: fc.oneof(hostileNumber, hostileValue, deepNesting) },
+);
 
 const ledgerLike = fc.record(
   {
@@ -101,14 +114,30 @@ const ledgerLike = fc.record(
     registryId: fc.oneof(fc.constant(REGISTRY), hostileString, hostileValue),
     ownedRules: fc.oneof(fc.array(ruleLike, { maxLength: 5 }), hostileValue),
     pendingRules: fc.oneof(fc.array(ruleLike, { maxLength: 3 }), hostileValue),
-    appliedTagChangeNumbers: fc.oneof(fc.dictionary(fc.oneof(fc.constant("AzureContainerRegistry.EastUS"), hostileString), fc.oneof(fc.nat(), hostileNumber)), hostileValue),
-    updatedAt: fc.oneof(fc.date({ noInvalidDate: true }).map((d) => d.toISOString()), fc.constantFrom("2025-10-23", "2025-13-45T99:99:99Z", "2025-10-23T03:00:00+02:00"), hostileValue),
+    appliedTagChangeNumbers: fc.oneof(
+      fc.dictionary(
+        fc.oneof(fc.constant("AzureContainerRegistry.EastUS"), hostileString),
+        fc.oneof(fc.nat(), hostileNumber),
+      ),
+      hostileValue,
+    ),
+    updatedAt: fc.oneof(
+      fc.date({ noInvalidDate: true }).map((d) => d.toISOString()),
+      fc.constantFrom("2025-10-23", "2025-13-45T99:99:99Z", "2025-10-23T03:00:00+02:00"),
+      hostileValue,
+    ),
     lastAuditId: fc.oneof(fc.constant(null), fc.constant("20251023T030000000Z-a1b2c3"), hostileString),
   },
   { requiredKeys: [] },
 );
 
-const snapshotLike = fc.oneof(fc.record({ ipRules: fc.array(ruleLike, { maxLength: 4 }), ownedRules: fc.array(ruleLike, { maxLength: 4 }) }, { requiredKeys: [] }), hostileValue);
+const snapshotLike = fc.oneof(
+  fc.record(
+    { ipRules: fc.array(ruleLike, { maxLength: 4 }), ownedRules: fc.array(ruleLike, { maxLength: 4 }) },
+    { requiredKeys: [] },
+  ),
+  hostileValue,
+);
 
 const auditLike = fc.record(
   {
@@ -134,7 +163,9 @@ const documentText = fc.oneof(
   auditLike.map(toJsonText),
   fc.array(mutationArb, { minLength: 1, maxLength: 3 }).map((m) => toJsonText(mutate(LEDGER_SEED, m))),
   fc.array(mutationArb, { minLength: 1, maxLength: 3 }).map((m) => toJsonText(mutate(AUDIT_SEED, m))),
-  fc.tuple(fc.constantFrom(LEDGER_SEED, AUDIT_SEED), fc.array(textDamageArb, { minLength: 1, maxLength: 3 })).map(([seed, changes]) => changes.reduce(damage, JSON.stringify(seed, null, 2))),
+  fc
+    .tuple(fc.constantFrom(LEDGER_SEED, AUDIT_SEED), fc.array(textDamageArb, { minLength: 1, maxLength: 3 }))
+    .map(([seed, changes]) => changes.reduce(damage, JSON.stringify(seed, null, 2))),
 );
 
 describe("ledger and audit parsers on hostile input", () => {
@@ -149,12 +180,16 @@ describe("ledger and audit parsers on hostile input", () => {
 
   it("reject a schemaVersion of any odd type or depth with LedgerCorruptError", () => {
     fc.assert(
-      fc.property(fc.oneof({ weight: 4, arbitrary: hostileValue }, { weight: 1, arbitrary: deepNesting }), fc.constantFrom(LEDGER_SEED, AUDIT_SEED), (version, seed) => {
-        fc.pre(version !== 1);
-        const text = toJsonText({ ...seed, schemaVersion: version });
-        checkBoth(text);
-        expect(() => parseLedgerState(text, WHERE)).toThrow(LedgerCorruptError);
-      }),
+      fc.property(
+        fc.oneof({ weight: 4, arbitrary: hostileValue }, { weight: 1, arbitrary: deepNesting }),
+        fc.constantFrom(LEDGER_SEED, AUDIT_SEED),
+        (version, seed) => {
+          fc.pre(version !== 1);
+          const text = toJsonText({ ...seed, schemaVersion: version });
+          checkBoth(text);
+          expect(() => parseLedgerState(text, WHERE)).toThrow(LedgerCorruptError);
+        },
+      ),
       { numRuns: 100 },
     );
   });
@@ -166,7 +201,13 @@ describe("ledger and audit parsers on hostile input", () => {
   ])("names a schemaVersion that is %s without echoing it in bulk", (_, version) => {
     for (const parse of [parseLedgerState, parseAuditEntry]) {
       const text = `{"schemaVersion":${version},"registryId":"x"}`;
-      verdicts.push(parsesOrRejects(() => parse(text, WHERE), [LedgerCorruptError], () => undefined));
+      verdicts.push(
+        parsesOrRejects(
+          () => parse(text, WHERE),
+          [LedgerCorruptError],
+          () => undefined,
+        ),
+      );
       expect(() => parse(text, WHERE)).toThrow(/schemaVersion/);
     }
   });
@@ -199,32 +240,51 @@ describe("the file ledger store on a hostile ledger file and audit trail", () =>
   });
 
   const ledgersLike = fc.oneof(
-    fc.record(
-      {
-        mine: fc.oneof(ledgerLike, fc.array(mutationArb, { minLength: 1, maxLength: 2 }).map((m) => mutate(LEDGER_SEED, m)), hostileValue),
-        other: fc.oneof(ledgerLike, hostileValue, deepNesting),
-        bait: fc.tuple(fc.constantFrom(...PROTOTYPE_KEYS), hostileValue),
-      },
-      { requiredKeys: [] },
-    ).map(({ mine, other, bait }) => {
-      const ledgers: Record<string, unknown> = {};
-      if (mine !== undefined) ledgers[REGISTRY.toLowerCase()] = mine;
-      if (other !== undefined) ledgers["/subscriptions/other/registries/otheracr"] = other;
-      if (bait !== undefined) withOwnKey(ledgers, bait[0], bait[1]);
-      return ledgers;
-    }),
+    fc
+      .record(
+        {
+          mine: fc.oneof(
+            ledgerLike,
+            fc.array(mutationArb, { minLength: 1, maxLength: 2 }).map((m) => mutate(LEDGER_SEED, m)),
+            hostileValue,
+          ),
+          other: fc.oneof(ledgerLike, hostileValue, deepNesting),
+          bait: fc.tuple(fc.constantFrom(...PROTOTYPE_KEYS), hostileValue),
+        },
+        { requiredKeys: [] },
+      )
+      .map(({ mine, other, bait }) => {
+        const ledgers: Record<string, unknown> = {};
+        if (mine !== undefined) ledgers[REGISTRY.toLowerCase()] = mine;
+        if (other !== undefined) ledgers["/subscriptions/other/registries/otheracr"] = other;
+        if (bait !== undefined) withOwnKey(ledgers, bait[0], bait[1]);
+        return ledgers;
+      }),
     hostileValue,
   );
 
   const ledgerFile = fc.oneof(
     fc.record({ schemaVersion: schemaVersionLike, ledgers: ledgersLike }, { requiredKeys: [] }).map(toJsonText),
-    fc.tuple(fc.record({ schemaVersion: fc.constant(1), ledgers: ledgersLike }).map(toJsonText), fc.array(textDamageArb, { minLength: 1, maxLength: 2 })).map(([text, changes]) => changes.reduce(damage, text)),
+    fc
+      .tuple(
+        fc.record({ schemaVersion: fc.constant(1), ledgers: ledgersLike }).map(toJsonText),
+        fc.array(textDamageArb, { minLength: 1, maxLength: 2 }),
+      )
+      .map(([text, changes]) => changes.reduce(damage, text)),
     documentText,
     fc.constant(undefined),
   );
 
   const auditFile = fc.oneof(
-    fc.array(fc.oneof(fc.constant(JSON.stringify(AUDIT_SEED)), documentText.filter((line) => !line.includes("\n"))), { maxLength: 4 }).map((lines) => lines.join("\n")),
+    fc
+      .array(
+        fc.oneof(
+          fc.constant(JSON.stringify(AUDIT_SEED)),
+          documentText.filter((line) => !line.includes("\n")),
+        ),
+        { maxLength: 4 },
+      )
+      .map((lines) => lines.join("\n")),
     fc.string({ unit: "binary", maxLength: 100 }),
     fc.constant(undefined),
   );
@@ -236,19 +296,49 @@ describe("the file ledger store on a hostile ledger file and audit trail", () =>
         run += 1;
         const path = join(dir, `ledger-${run}.json`);
         if (ledgerText !== undefined) await writeFile(path, ledgerText);
-        if (auditText !== undefined) await writeFile(`${path}.audit.jsonl`, trailingNewline ? `${auditText}\n` : auditText);
+        if (auditText !== undefined)
+          await writeFile(`${path}.audit.jsonl`, trailingNewline ? `${auditText}\n` : auditText);
         const store = createFileLedgerStore({ path });
 
-        verdicts.push(await parsesOrRejectsAsync(() => store.read(REGISTRY), [LedgerCorruptError], (state) => state === undefined || expectWritableLedger(state)));
-        verdicts.push(await parsesOrRejectsAsync(() => store.listAudit(REGISTRY), [LedgerCorruptError], (entries) => entries.forEach(expectWritableAudit)));
+        verdicts.push(
+          await parsesOrRejectsAsync(
+            () => store.read(REGISTRY),
+            [LedgerCorruptError],
+            (state) => state === undefined || expectWritableLedger(state),
+          ),
+        );
+        verdicts.push(
+          await parsesOrRejectsAsync(
+            () => store.listAudit(REGISTRY),
+            [LedgerCorruptError],
+            (entries) => entries.forEach(expectWritableAudit),
+          ),
+        );
 
-        const next: LedgerState = { ...(LEDGER_SEED as LedgerState), lastAuditId: undefined, updatedAt: new Date(0).toISOString() };
-        const wrote = await parsesOrRejectsAsync(() => store.write(next), [LedgerCorruptError], () => undefined);
+        const next: LedgerState = {
+          ...(LEDGER_SEED as LedgerState),
+          lastAuditId: undefined,
+          updatedAt: new Date(0).toISOString(),
+        };
+        const wrote = await parsesOrRejectsAsync(
+          () => store.write(next),
+          [LedgerCorruptError],
+          () => undefined,
+        );
         if (wrote === "valid") expect(await createFileLedgerStore({ path }).read(REGISTRY)).toEqual(next);
 
-        const entry = { ...(AUDIT_SEED as unknown as AuditEntry), id: `20251024T030000000Z-${run.toString(16).padStart(6, "0")}`, rollbackOf: undefined };
-        const appended = await parsesOrRejectsAsync(() => store.appendAudit(entry), [LedgerCorruptError], () => undefined);
-        if (appended === "valid") expect((await createFileLedgerStore({ path }).listAudit(REGISTRY)).map((e) => e.id)).toContain(entry.id);
+        const entry = {
+          ...(AUDIT_SEED as unknown as AuditEntry),
+          id: `20251024T030000000Z-${run.toString(16).padStart(6, "0")}`,
+          rollbackOf: undefined,
+        };
+        const appended = await parsesOrRejectsAsync(
+          () => store.appendAudit(entry),
+          [LedgerCorruptError],
+          () => undefined,
+        );
+        if (appended === "valid")
+          expect((await createFileLedgerStore({ path }).listAudit(REGISTRY)).map((e) => e.id)).toContain(entry.id);
       }),
       { numRuns: 80 },
     );
@@ -279,7 +369,10 @@ describe("the file ledger store on specific hostile files", () => {
 
   it("reads a ledger file that an editor saved with a BOM", async () => {
     const path = join(dir, "bom.json");
-    await writeFile(path, `\uFEFF${JSON.stringify({ schemaVersion: 1, ledgers: { [REGISTRY.toLowerCase()]: LEDGER_SEED } }, null, 2)}`);
+    await writeFile(
+      path,
+      `\uFEFF${JSON.stringify({ schemaVersion: 1, ledgers: { [REGISTRY.toLowerCase()]: LEDGER_SEED } }, null, 2)}`,
+    );
     expect((await createFileLedgerStore({ path }).read(REGISTRY))?.ownedRules).toEqual(LEDGER_SEED.ownedRules);
   });
 

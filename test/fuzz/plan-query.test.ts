@@ -32,7 +32,10 @@ beforeAll(async () => {
   harness = await startHarness();
   ids = NAMES.map((name) => harness.addRegistry({ name, ipRules: ["203.0.113.10"] }));
   dir = mkdtempSync(join(tmpdir(), "fuzz-plan-query-"));
-  runtime = harness.runtime({ TARGET_REGISTRIES: ids.join(",") }, { ledger: { kind: "file", path: join(dir, "ledger.json") } });
+  runtime = harness.runtime(
+    { TARGET_REGISTRIES: ids.join(",") },
+    { ledger: { kind: "file", path: join(dir, "ledger.json") } },
+  );
 });
 afterAll(async () => {
   await harness?.close();
@@ -55,11 +58,28 @@ function expectedStatus(query: URLSearchParams): number {
 
 const key = fc.oneof(
   { weight: 6, arbitrary: fc.constantFrom("registry", "format", "code") },
-  { weight: 2, arbitrary: fc.constantFrom("url", "serviceTagsUrl", "file", "Registry", "FORMAT", "registry ", "", "toString", "hasOwnProperty", ...PROTOTYPE_KEYS) },
+  {
+    weight: 2,
+    arbitrary: fc.constantFrom(
+      "url",
+      "serviceTagsUrl",
+      "file",
+      "Registry",
+      "FORMAT",
+      "registry ",
+      "",
+      "toString",
+      "hasOwnProperty",
+      ...PROTOTYPE_KEYS,
+    ),
+  },
   { weight: 1, arbitrary: fc.string({ unit: "binary", maxLength: 10 }) },
 );
 const value = fc.oneof(
-  { weight: 2, arbitrary: fc.constantFrom(...NAMES, "json", "text", "JSON", "", " ", "/", "..", "https://evil.example/x.json") },
+  {
+    weight: 2,
+    arbitrary: fc.constantFrom(...NAMES, "json", "text", "JSON", "", " ", "/", "..", "https://evil.example/x.json"),
+  },
   { weight: 2, arbitrary: fc.string({ unit: "binary", maxLength: 40 }) },
   { weight: 1, arbitrary: fc.integer({ min: 280, max: 320 }).map((n) => "a".repeat(n)) },
 );
@@ -76,10 +96,20 @@ const query = fc.oneof(
   // Just a registry: mostly one that is not configured.
   value.map((registry): [string, string][] => [["registry", registry]]),
   // A good query plus one more pair: an extra key must spoil it even when everything else is right.
-  fc.tuple(configuredSpelling, key, value).map(([registry, k, v]): [string, string][] => [["registry", registry], [k, v]]),
-  fc.tuple(configuredSpelling, fc.option(fc.constantFrom("json", "text", "xml"), { nil: undefined })).map(([registry, format]): [string, string][] =>
-    format === undefined ? [["registry", registry]] : [["registry", registry], ["format", format]],
-  ),
+  fc.tuple(configuredSpelling, key, value).map(([registry, k, v]): [string, string][] => [
+    ["registry", registry],
+    [k, v],
+  ]),
+  fc
+    .tuple(configuredSpelling, fc.option(fc.constantFrom("json", "text", "xml"), { nil: undefined }))
+    .map(([registry, format]): [string, string][] =>
+      format === undefined
+        ? [["registry", registry]]
+        : [
+            ["registry", registry],
+            ["format", format],
+          ],
+    ),
 );
 
 async function ask(pairs: readonly (readonly [string, string])[]) {
@@ -90,8 +120,14 @@ async function ask(pairs: readonly (readonly [string, string])[]) {
   const started = performance.now();
   const response = new HttpResponse(await createPlanHandler(runtime)(request, context));
   const elapsed = performance.now() - started;
-  if (elapsed > HANG_MS) throw new Error(`One request took ${Math.round(elapsed)} ms (> ${HANG_MS} ms): treated as a hang.`);
-  return { expected: expectedStatus(request.query), status: response.status, contentType: response.headers.get("content-type"), text: await response.text() };
+  if (elapsed > HANG_MS)
+    throw new Error(`One request took ${Math.round(elapsed)} ms (> ${HANG_MS} ms): treated as a hang.`);
+  return {
+    expected: expectedStatus(request.query),
+    status: response.status,
+    contentType: response.headers.get("content-type"),
+    text: await response.text(),
+  };
 }
 
 describe("GET /api/plan on hostile queries", () => {

@@ -1,7 +1,14 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { InvalidPrefixError, IPv6PrefixError } from "../../src/errors.js";
-import { formatPrefix, IPV4_SPACE, parsePrefix, sizeOfLength, type ParseMode, type ParsedPrefix } from "../../src/prefixes/ipv4.js";
+import {
+  formatPrefix,
+  IPV4_SPACE,
+  parsePrefix,
+  sizeOfLength,
+  type ParseMode,
+  type ParsedPrefix,
+} from "../../src/prefixes/ipv4.js";
 import { hostileString, parsesOrRejects, expectPrototypeUntouchedAfterAll, type Verdict } from "./hostile.js";
 
 /**
@@ -14,7 +21,11 @@ const verdicts: Verdict[] = [];
 expectPrototypeUntouchedAfterAll();
 
 function check(text: string, mode: ParseMode): Verdict {
-  const verdict = parsesOrRejects(() => parsePrefix(text, { mode }), [InvalidPrefixError, IPv6PrefixError], (parsed) => expectWellFormedPrefix(text, mode, parsed));
+  const verdict = parsesOrRejects(
+    () => parsePrefix(text, { mode }),
+    [InvalidPrefixError, IPv6PrefixError],
+    (parsed) => expectWellFormedPrefix(text, mode, parsed),
+  );
   verdicts.push(verdict);
   return verdict;
 }
@@ -31,10 +42,21 @@ function expectWellFormedPrefix(text: string, mode: ParseMode, { prefix, hostBit
   }
 }
 
-const octet = fc.oneof(fc.nat({ max: 255 }).map(String), fc.nat({ max: 999 }).map(String), fc.constantFrom("00", "01", "007", "256", "1000", "", "-1", "+1", " 1", "1e2", "0x1", "١"));
-const lengthText = fc.oneof(fc.nat({ max: 32 }).map(String), fc.constantFrom("", "00", "08", "33", "99", "100", "-1", "3 2", "32 ", "0x10"));
+const octet = fc.oneof(
+  fc.nat({ max: 255 }).map(String),
+  fc.nat({ max: 999 }).map(String),
+  fc.constantFrom("00", "01", "007", "256", "1000", "", "-1", "+1", " 1", "1e2", "0x1", "١"),
+);
+const lengthText = fc.oneof(
+  fc.nat({ max: 32 }).map(String),
+  fc.constantFrom("", "00", "08", "33", "99", "100", "-1", "3 2", "32 ", "0x10"),
+);
 const prefixShaped = fc
-  .tuple(fc.array(octet, { minLength: 1, maxLength: 6 }), fc.constantFrom(".", ".", ".", ",", ":", ". "), fc.option(lengthText, { nil: undefined }))
+  .tuple(
+    fc.array(octet, { minLength: 1, maxLength: 6 }),
+    fc.constantFrom(".", ".", ".", ",", ":", ". "),
+    fc.option(lengthText, { nil: undefined }),
+  )
   .map(([octets, separator, length]) => `${octets.join(separator)}${length === undefined ? "" : `/${length}`}`);
 const longSameChars = fc
   .tuple(fc.constantFrom("1", "9", ":", "0:", ".", "1.", "/", "f", "::ffff:"), fc.integer({ min: 1_000, max: 50_000 }))
@@ -44,7 +66,11 @@ describe("parsePrefix on hostile input", () => {
   it("returns a well-formed prefix or throws a typed prefix error for any text", () => {
     fc.assert(
       fc.property(
-        fc.oneof(fc.string({ unit: "binary", maxLength: 60 }), fc.string({ unit: fc.constantFrom(..."0123456789./:abcdef "), maxLength: 40 }), hostileString),
+        fc.oneof(
+          fc.string({ unit: "binary", maxLength: 60 }),
+          fc.string({ unit: fc.constantFrom(..."0123456789./:abcdef "), maxLength: 40 }),
+          hostileString,
+        ),
         fc.constantFrom<ParseMode>("strict", "lenient"),
         (text, mode) => {
           check(text, mode);
@@ -73,9 +99,13 @@ describe("parsePrefix on hostile input", () => {
         // closed, and Microsoft's files do not use that notation).
         const allowed = ip6.includes(".") ? [IPv6PrefixError, InvalidPrefixError] : [IPv6PrefixError];
         for (const text of [ip6, `${ip6}/64`]) {
-          parsesOrRejects(() => parsePrefix(text, { mode: "lenient" }), allowed, () => {
-            throw new Error(`IPv6 text '${text}' was read as an IPv4 prefix`);
-          });
+          parsesOrRejects(
+            () => parsePrefix(text, { mode: "lenient" }),
+            allowed,
+            () => {
+              throw new Error(`IPv6 text '${text}' was read as an IPv4 prefix`);
+            },
+          );
         }
       }),
       { numRuns: 300 },
@@ -98,12 +128,16 @@ describe("parsePrefix on hostile input", () => {
 });
 
 describe("parsePrefix on the IPv6 prefixes of real service-tag files", () => {
-  it.each(["2a01:111:f403:f910::/62", "2a01:111:f100:1000::/62", "100::/64", "2::/16", "20:1::/32", "2603:1030:0:11::/64"])(
-    "reports %s as IPv6 so that it is skipped, not as a damaged prefix",
-    (text) => {
-      expect(() => parsePrefix(text, { mode: "strict" })).toThrow(IPv6PrefixError);
-    },
-  );
+  it.each([
+    "2a01:111:f403:f910::/62",
+    "2a01:111:f100:1000::/62",
+    "100::/64",
+    "2::/16",
+    "20:1::/32",
+    "2603:1030:0:11::/64",
+  ])("reports %s as IPv6 so that it is skipped, not as a damaged prefix", (text) => {
+    expect(() => parsePrefix(text, { mode: "strict" })).toThrow(IPv6PrefixError);
+  });
 
   it.each(["1.2.3.4:80", "12:34", "1a.2.3.4", "1.2.3.4/24:1"])("still reports %s as an invalid IPv4 prefix", (text) => {
     expect(() => parsePrefix(text, { mode: "strict" })).toThrow(InvalidPrefixError);

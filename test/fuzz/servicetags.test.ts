@@ -39,7 +39,11 @@ expectPrototypeUntouchedAfterAll();
 
 function check(text: string, expectedCloud?: Cloud): Verdict {
   const verdict = parsesOrRejects(
-    () => parseServiceTags(text, { location: "https://download.example/ServiceTags_Public_20251020.json", ...(expectedCloud === undefined ? {} : { expectedCloud }) }),
+    () =>
+      parseServiceTags(text, {
+        location: "https://download.example/ServiceTags_Public_20251020.json",
+        ...(expectedCloud === undefined ? {} : { expectedCloud }),
+      }),
     [ServiceTagsValidationError],
     (file) => expectValidFile(file, expectedCloud),
   );
@@ -62,7 +66,11 @@ function expectValidFile(file: ServiceTagsFile, expectedCloud: Cloud | undefined
 /** Tag-shaped values whose fields are sometimes right, sometimes missing, sometimes hostile. */
 const tagLike = fc.record(
   {
-    name: fc.oneof(fc.constantFrom("AzureContainerRegistry.JapanEast", "AzureContainerRegistry"), hostileString, hostileValue),
+    name: fc.oneof(
+      fc.constantFrom("AzureContainerRegistry.JapanEast", "AzureContainerRegistry"),
+      hostileString,
+      hostileValue,
+    ),
     id: fc.oneof(fc.constant("AzureContainerRegistry.JapanEast"), hostileValue),
     properties: fc.oneof(
       fc.record(
@@ -72,8 +80,15 @@ const tagLike = fc.record(
           regionId: fc.oneof(fc.nat(), hostileValue),
           platform: fc.oneof(fc.constant("Azure"), hostileValue),
           systemService: fc.oneof(fc.constant("AzureContainerRegistry"), hostileValue),
-          addressPrefixes: fc.oneof(fc.array(fc.oneof(fc.ipV4(), fc.ipV6(), hostileString), { maxLength: 6 }), hostileValue),
-          networkFeatures: fc.oneof(fc.constant(null), fc.array(fc.string({ maxLength: 8 }), { maxLength: 3 }), hostileValue),
+          addressPrefixes: fc.oneof(
+            fc.array(fc.oneof(fc.ipV4(), fc.ipV6(), hostileString), { maxLength: 6 }),
+            hostileValue,
+          ),
+          networkFeatures: fc.oneof(
+            fc.constant(null),
+            fc.array(fc.string({ maxLength: 8 }), { maxLength: 3 }),
+            hostileValue,
+          ),
         },
         { requiredKeys: [] },
       ),
@@ -95,9 +110,16 @@ const fileLike = fc.record(
 describe("parseServiceTags on hostile input", () => {
   it("returns a valid file or throws ServiceTagsValidationError for arbitrary strings", () => {
     fc.assert(
-      fc.property(fc.oneof(fc.string({ unit: "binary", maxLength: 300 }), fc.string({ unit: "grapheme", maxLength: 300 }), hostileString), (text) => {
-        check(text);
-      }),
+      fc.property(
+        fc.oneof(
+          fc.string({ unit: "binary", maxLength: 300 }),
+          fc.string({ unit: "grapheme", maxLength: 300 }),
+          hostileString,
+        ),
+        (text) => {
+          check(text);
+        },
+      ),
       { numRuns: 200 },
     );
   });
@@ -153,14 +175,17 @@ describe("parseServiceTags on specific hostile documents", () => {
     expect(odd.values.length).toBeGreaterThan(60);
   });
 
-  it.each(PROTOTYPE_KEYS)("drops a top-level '%s' key without touching Object.prototype or the result's prototype", (key) => {
-    const text = toJsonText(withOwnKey({ ...SEED }, key, { polluted: true, changeNumber: -1 }));
-    const file = parseServiceTags(text, { location: "fixture" });
-    expect(Object.getPrototypeOf(file)).toBe(Object.prototype);
-    expect((file as unknown as Record<string, unknown>).polluted).toBeUndefined();
-    expect(({} as Record<string, unknown>).polluted).toBeUndefined();
-    expect(file.changeNumber).toBe(SEED.changeNumber);
-  });
+  it.each(PROTOTYPE_KEYS)(
+    "drops a top-level '%s' key without touching Object.prototype or the result's prototype",
+    (key) => {
+      const text = toJsonText(withOwnKey({ ...SEED }, key, { polluted: true, changeNumber: -1 }));
+      const file = parseServiceTags(text, { location: "fixture" });
+      expect(Object.getPrototypeOf(file)).toBe(Object.prototype);
+      expect((file as unknown as Record<string, unknown>).polluted).toBeUndefined();
+      expect(({} as Record<string, unknown>).polluted).toBeUndefined();
+      expect(file.changeNumber).toBe(SEED.changeNumber);
+    },
+  );
 
   it.each([
     ["an HTML bot page", "<HTML><HEAD><TITLE>Access Denied</TITLE></HEAD></HTML>", /returned HTML/],
@@ -170,8 +195,16 @@ describe("parseServiceTags on specific hostile documents", () => {
     ["a number out of range", '{"changeNumber":1e999,"cloud":"Public","values":[]}', /changeNumber/],
     ["a change number past 2^53", '{"changeNumber":9007199254740993,"cloud":"Public","values":[]}', /changeNumber/],
     ["a negative change number", '{"changeNumber":-1,"cloud":"Public","values":[]}', /changeNumber/],
-    ["a 100,000-deep array as values", `{"changeNumber":1,"cloud":"Public","values":${"[".repeat(100_000)}${"]".repeat(100_000)}}`, /values/],
-    ["a megabyte-long prefix", `{"changeNumber":1,"cloud":"Public","values":[{"name":"A","id":"A","properties":{"changeNumber":1,"region":"","platform":"Azure","systemService":"","addressPrefixes":["${"1".repeat(1_000_000)}"]}}]}`, /addressPrefixes/],
+    [
+      "a 100,000-deep array as values",
+      `{"changeNumber":1,"cloud":"Public","values":${"[".repeat(100_000)}${"]".repeat(100_000)}}`,
+      /values/,
+    ],
+    [
+      "a megabyte-long prefix",
+      `{"changeNumber":1,"cloud":"Public","values":[{"name":"A","id":"A","properties":{"changeNumber":1,"region":"","platform":"Azure","systemService":"","addressPrefixes":["${"1".repeat(1_000_000)}"]}}]}`,
+      /addressPrefixes/,
+    ],
   ])("rejects %s with a ServiceTagsValidationError", (_, text, message) => {
     expect(check(text)).toBe("rejected");
     expect(() => parseServiceTags(text, { location: "x" })).toThrow(message);

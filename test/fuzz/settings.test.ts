@@ -4,7 +4,14 @@ import { APP_SETTINGS, loadSettings, type Settings } from "../../src/config/sett
 import { ConfigError } from "../../src/errors.js";
 import { parseRegistryId } from "../../src/registry/resource-id.js";
 import { CLOUDS } from "../../src/servicetags/schema.js";
-import { hostileString, parsesOrRejects, PROTOTYPE_KEYS, expectPrototypeUntouchedAfterAll, withOwnKey, type Verdict } from "./hostile.js";
+import {
+  hostileString,
+  parsesOrRejects,
+  PROTOTYPE_KEYS,
+  expectPrototypeUntouchedAfterAll,
+  withOwnKey,
+  type Verdict,
+} from "./hostile.js";
 
 /**
  * `loadSettings` reads app settings and CLI flags: whatever the environment holds, it returns
@@ -31,14 +38,24 @@ function expectTrustworthy(settings: Settings): void {
     for (const region of target.regions ?? []) expect(region).toMatch(/^[a-z0-9]{2,40}$/);
     const { policy } = target;
     expect(Number.isInteger(policy.headroom) && policy.headroom >= 0).toBe(true);
-    expect(Number.isInteger(policy.minPrefixLength) && policy.minPrefixLength >= 0 && policy.minPrefixLength <= 32).toBe(true);
+    expect(
+      Number.isInteger(policy.minPrefixLength) && policy.minPrefixLength >= 0 && policy.minPrefixLength <= 32,
+    ).toBe(true);
     expect(policy.maxRemovalShare >= 0 && policy.maxRemovalShare <= 1).toBe(true);
-    for (const value of [policy.maxExtraAddresses, policy.maxExtraRatio]) if (value !== undefined) expect(Number.isFinite(value) && value >= 0).toBe(true);
+    for (const value of [policy.maxExtraAddresses, policy.maxExtraRatio])
+      if (value !== undefined) expect(Number.isFinite(value) && value >= 0).toBe(true);
     expect(typeof policy.writeWhenDefaultAllow).toBe("boolean");
   }
   expect(CLOUDS).toContain(settings.cloud);
   expect(settings.armEndpoint).toMatch(/^https:\/\/[^/]/);
-  for (const value of [settings.serviceTags.timeoutMs, settings.serviceTags.maxBytes, settings.serviceTags.retries, settings.serviceTags.minAcrTags, settings.operationTimeoutMs, settings.lockWaitMs]) {
+  for (const value of [
+    settings.serviceTags.timeoutMs,
+    settings.serviceTags.maxBytes,
+    settings.serviceTags.retries,
+    settings.serviceTags.minAcrTags,
+    settings.operationTimeoutMs,
+    settings.lockWaitMs,
+  ]) {
     expect(Number.isSafeInteger(value) && value >= 0).toBe(true);
   }
   expect(settings.ledgerContainer).toMatch(/^[a-z0-9-]{3,63}$/);
@@ -54,9 +71,14 @@ const registryId = fc
 const overrides = fc.record(
   {
     id: fc.oneof({ weight: 4, arbitrary: registryId }, { weight: 1, arbitrary: hostileString }),
-    regions: fc.oneof(fc.array(fc.constantFrom("eastus", "JapanEast", "x", "", "east us"), { maxLength: 3 }), fc.constant("eastus")),
+    regions: fc.oneof(
+      fc.array(fc.constantFrom("eastus", "JapanEast", "x", "", "east us"), { maxLength: 3 }),
+      fc.constant("eastus"),
+    ),
     includeReplicas: fc.oneof(fc.boolean(), fc.constant("true")),
-    pinnedRules: fc.array(fc.oneof(fc.ipV4(), fc.constantFrom("203.0.113.0/24", "1.2.3.4/99", "::1")), { maxLength: 2 }),
+    pinnedRules: fc.array(fc.oneof(fc.ipV4(), fc.constantFrom("203.0.113.0/24", "1.2.3.4/99", "::1")), {
+      maxLength: 2,
+    }),
     headroom: fc.oneof(fc.nat({ max: 2000 }), fc.double()),
     minPrefixLength: fc.oneof(fc.integer({ min: -2, max: 40 }), fc.constant(null)),
     maxExtraAddresses: fc.oneof(fc.nat(), fc.constant(1e400), fc.constant(-1)),
@@ -83,37 +105,73 @@ const settingValue = (name: string): fc.Arbitrary<string | undefined> => {
   const info = APP_SETTINGS.find((setting) => setting.name === name);
   return fc.oneof(
     fc.constant(undefined),
-    fc.constantFrom(info?.example ?? "", info?.default ?? "", "", " ", "0", "-1", "1e400", "NaN", "Infinity", "0x10", "1.5", "true", "yes", "https://", "http://127.0.0.1", "https://127.0.0.1:1/"),
+    fc.constantFrom(
+      info?.example ?? "",
+      info?.default ?? "",
+      "",
+      " ",
+      "0",
+      "-1",
+      "1e400",
+      "NaN",
+      "Infinity",
+      "0x10",
+      "1.5",
+      "true",
+      "yes",
+      "https://",
+      "http://127.0.0.1",
+      "https://127.0.0.1:1/",
+    ),
     fc.integer().map(String),
     fc.double().map(String),
     hostileString,
   );
 };
 
-const env = fc.record(Object.fromEntries(SETTING_NAMES.map((name) => [name, settingValue(name)])) as Record<string, fc.Arbitrary<string | undefined>>, { requiredKeys: [] });
+const env = fc.record(
+  Object.fromEntries(SETTING_NAMES.map((name) => [name, settingValue(name)])) as Record<
+    string,
+    fc.Arbitrary<string | undefined>
+  >,
+  { requiredKeys: [] },
+);
 
 describe("loadSettings on hostile environments", () => {
   it("returns trustworthy settings or throws ConfigError for any environment", () => {
     fc.assert(
-      fc.property(env, fc.dictionary(fc.oneof(fc.string({ maxLength: 10 }), fc.constantFrom(...PROTOTYPE_KEYS)), fc.string({ maxLength: 10 }), { maxKeys: 3 }), (settings, extra) => {
-        check({ ...extra, ...settings });
-      }),
+      fc.property(
+        env,
+        fc.dictionary(
+          fc.oneof(fc.string({ maxLength: 10 }), fc.constantFrom(...PROTOTYPE_KEYS)),
+          fc.string({ maxLength: 10 }),
+          { maxKeys: 3 },
+        ),
+        (settings, extra) => {
+          check({ ...extra, ...settings });
+        },
+      ),
       { numRuns: 300 },
     );
   });
 
   it("reads mostly-valid environments with one setting gone wrong", () => {
-    const id = "/subscriptions/00000000-0000-0000-0000-0000000000f1/resourceGroups/rg/providers/Microsoft.ContainerRegistry/registries/fuzzacr";
+    const id =
+      "/subscriptions/00000000-0000-0000-0000-0000000000f1/resourceGroups/rg/providers/Microsoft.ContainerRegistry/registries/fuzzacr";
     fc.assert(
-      fc.property(fc.constantFrom(...SETTING_NAMES).chain((name) => fc.tuple(fc.constant(name), settingValue(name))), ([name, value]) => {
-        check({ TARGET_REGISTRIES: id, [name]: value });
-      }),
+      fc.property(
+        fc.constantFrom(...SETTING_NAMES).chain((name) => fc.tuple(fc.constant(name), settingValue(name))),
+        ([name, value]) => {
+          check({ TARGET_REGISTRIES: id, [name]: value });
+        },
+      ),
       { numRuns: 200 },
     );
   });
 
   it.each(PROTOTYPE_KEYS)("ignores a '%s' key in the environment and in a TARGET_REGISTRIES entry", (key) => {
-    const id = "/subscriptions/00000000-0000-0000-0000-0000000000f1/resourceGroups/rg/providers/Microsoft.ContainerRegistry/registries/fuzzacr";
+    const id =
+      "/subscriptions/00000000-0000-0000-0000-0000000000f1/resourceGroups/rg/providers/Microsoft.ContainerRegistry/registries/fuzzacr";
     const source = withOwnKey({ TARGET_REGISTRIES: id }, key, "x") as Record<string, string>;
     expect(loadSettings(source).targets).toHaveLength(1);
     // Inside an entry the schema is strict: an unknown key is an error that names it, not a silent no-op.
@@ -128,7 +186,9 @@ describe("loadSettings on hostile environments", () => {
 
   it("names a 200,000-character TARGET_REGISTRIES without echoing it in full", () => {
     expect(check({ TARGET_REGISTRIES: "x".repeat(200_000) })).toBe("rejected");
-    expect(() => loadSettings({ TARGET_REGISTRIES: "x".repeat(200_000) })).toThrow(/TARGET_REGISTRIES 'x{300}…' is not a container registry resource ID/);
+    expect(() => loadSettings({ TARGET_REGISTRIES: "x".repeat(200_000) })).toThrow(
+      /TARGET_REGISTRIES 'x{300}…' is not a container registry resource ID/,
+    );
   });
 
   it("ends up both accepting and rejecting (the generators reach both sides)", () => {

@@ -42,7 +42,9 @@ export function syntaxProblems(root: Node): string[] {
   const problems: string[] = [];
   walk(root, (node) => {
     if (node.type === "ERROR" || node.isMissing) {
-      problems.push(`${node.isMissing ? "missing " : ""}${node.type} at ${node.startPosition.row + 1}:${node.startPosition.column + 1} ${JSON.stringify(node.text.slice(0, 60))}`);
+      problems.push(
+        `${node.isMissing ? "missing " : ""}${node.type} at ${node.startPosition.row + 1}:${node.startPosition.column + 1} ${JSON.stringify(node.text.slice(0, 60))}`,
+      );
     }
   });
   return problems;
@@ -65,7 +67,10 @@ export function descendants(node: Node, type: string): Node[] {
 export function stringLiteral(node: Node | undefined): string | undefined {
   if (node?.type !== "string") return undefined;
   if (node.namedChildren.some((c) => c.type === "interpolation")) return undefined;
-  return node.namedChildren.filter((c) => c.type === "string_content").map((c) => c.text).join("");
+  return node.namedChildren
+    .filter((c) => c.type === "string_content")
+    .map((c) => c.text)
+    .join("");
 }
 
 /** The key of an `object_property` (identifier or quoted), undefined for nested declarations. */
@@ -146,7 +151,12 @@ export function modules(root: Node): ModuleDeclaration[] {
   return descendants(root, "module_declaration").map((decl) => {
     const named = decl.namedChildren;
     const value = named[named.length - 1];
-    return { symbol: named[0]?.text ?? "", path: stringLiteral(named[1]) ?? "", loop: value?.type === "for_statement", body: declarationBody(value) };
+    return {
+      symbol: named[0]?.text ?? "",
+      path: stringLiteral(named[1]) ?? "",
+      loop: value?.type === "for_statement",
+      body: declarationBody(value),
+    };
   });
 }
 

@@ -33,14 +33,34 @@ const file = (name: string): BicepFile => {
   return found;
 };
 const resourcesOfType = (prefix: string) =>
-  files.flatMap((f) => resources(f.root).filter((r) => r.type.toLowerCase().startsWith(prefix.toLowerCase() + "@")).map((r) => ({ ...r, file: f })));
+  files.flatMap((f) =>
+    resources(f.root)
+      .filter((r) => r.type.toLowerCase().startsWith(prefix.toLowerCase() + "@"))
+      .map((r) => ({ ...r, file: f })),
+  );
 
 // ---- what the code emits, computed from the code itself ----------------------------------------
 
 const KNOWN_NAMES = new Set<string>([...Object.values(EVENT_NAMES), ...Object.values(METRIC_NAMES)]);
 const EMITTED_PROPERTIES = new Set<string>([
-  ...Object.keys(completedRecord({ registry: "r", dryRun: false, adds: 0, removes: 0, rulesUsed: 0, ruleLimit: 0, extraAddresses: 0, tagChangeNumbers: "", sourceFile: "", durationMs: 0, trigger: "" }).properties),
-  ...Object.keys(failedRecord({ registry: "r", dryRun: false, errorType: "", message: "", durationMs: 0, trigger: "" }).properties),
+  ...Object.keys(
+    completedRecord({
+      registry: "r",
+      dryRun: false,
+      adds: 0,
+      removes: 0,
+      rulesUsed: 0,
+      ruleLimit: 0,
+      extraAddresses: 0,
+      tagChangeNumbers: "",
+      sourceFile: "",
+      durationMs: 0,
+      trigger: "",
+    }).properties,
+  ),
+  ...Object.keys(
+    failedRecord({ registry: "r", dryRun: false, errorType: "", message: "", durationMs: 0, trigger: "" }).properties,
+  ),
   ...Object.keys(guardTrippedRecord({ registry: "r", dryRun: false, guard: "", message: "", trigger: "" }).properties),
   ...Object.keys(driftDetectedRecord({ registry: "r", missingOwnedRules: [], trigger: "" }).properties),
   ...Object.values(METRIC_DIMENSIONS),
@@ -74,10 +94,17 @@ function appModuleSyncSettings(): Map<string, Node> {
 }
 
 function appSettingsResourceSettings(): Map<string, Node> {
-  const config = resources(file("app.bicep").root).find((r) => r.type === "config" && stringLiteral(at(r.body, "name")) === "appsettings");
+  const config = resources(file("app.bicep").root).find(
+    (r) => r.type === "config" && stringLiteral(at(r.body, "name")) === "appsettings",
+  );
   const value = at(config?.body, "properties");
   // `union(syncAppSettings, { ...platform settings... })`: collect every object literal argument.
-  const objects = callName(value) === "union" ? callArguments(value).filter((a) => a.type === "object") : value === undefined ? [] : [value];
+  const objects =
+    callName(value) === "union"
+      ? callArguments(value).filter((a) => a.type === "object")
+      : value === undefined
+        ? []
+        : [value];
   return new Map(objects.flatMap((o) => [...objectProperties(o)]));
 }
 
@@ -85,7 +112,9 @@ const infraSettings = new Map([...appModuleSyncSettings(), ...appSettingsResourc
 
 describe("infra templates", () => {
   it("has the templates azd deploys", () => {
-    expect(files.map((f) => f.name)).toEqual(expect.arrayContaining(["main.bicep", "app.bicep", "alerts.bicep", "workbook.bicep", "registry-access.bicep"]));
+    expect(files.map((f) => f.name)).toEqual(
+      expect.arrayContaining(["main.bicep", "app.bicep", "alerts.bicep", "workbook.bicep", "registry-access.bicep"]),
+    );
   });
 
   it.each(files.map((f) => [f.name, f] as const))("%s parses without syntax errors", (_name, bicep) => {
@@ -93,7 +122,10 @@ describe("infra templates", () => {
   });
 
   it("detects a syntax error when there is one (the parse check can fail)", () => {
-    expect(syntaxProblems(parseBicep("resource broken 'Microsoft.Web/sites@2024-04-01' = {\n  name: 'x'\n  properties: {\n")).length).toBeGreaterThan(0);
+    expect(
+      syntaxProblems(parseBicep("resource broken 'Microsoft.Web/sites@2024-04-01' = {\n  name: 'x'\n  properties: {\n"))
+        .length,
+    ).toBeGreaterThan(0);
   });
 
   it("passes every module exactly the parameters its template declares, required ones included", () => {
@@ -102,9 +134,15 @@ describe("infra templates", () => {
         const target = file(mod.path);
         const declared = parameters(target.root);
         const given = [...objectProperties(at(mod.body, "params")).keys()];
-        expect(given.filter((p) => !declared.has(p)), `${f.name} → ${mod.path}: unknown params`).toEqual([]);
+        expect(
+          given.filter((p) => !declared.has(p)),
+          `${f.name} → ${mod.path}: unknown params`,
+        ).toEqual([]);
         const required = [...declared.values()].filter((p) => p.defaultValue === undefined).map((p) => p.name);
-        expect(required.filter((p) => !given.includes(p)), `${f.name} → ${mod.path}: missing params`).toEqual([]);
+        expect(
+          required.filter((p) => !given.includes(p)),
+          `${f.name} → ${mod.path}: missing params`,
+        ).toEqual([]);
       }
     }
   });
@@ -134,7 +172,10 @@ describe("app settings", () => {
       const info = APP_SETTINGS.find((s) => s.name === name);
       const fallback = stringLiteral(param?.defaultValue);
       if (param?.defaultValue === undefined || info === undefined) continue;
-      if (fallback !== "" && fallback !== info.default) mismatches.push(`${name}: infra default ${JSON.stringify(fallback)} vs code default ${JSON.stringify(info.default)}`);
+      if (fallback !== "" && fallback !== info.default)
+        mismatches.push(
+          `${name}: infra default ${JSON.stringify(fallback)} vs code default ${JSON.stringify(info.default)}`,
+        );
     }
     expect(mismatches).toEqual([]);
   });
@@ -186,8 +227,15 @@ describe("identity-only access", () => {
 
   it("grants the identity blob owner, queue and table data roles on storage and Monitoring Metrics Publisher on App Insights", () => {
     const app = file("app.bicep");
-    const roleIds = objectProperties(resolve(descendants(app.root, "identifier").find((i) => i.text === "roles"), variables(app.root)));
-    const assignments = resources(app.root).filter((r) => r.type.startsWith("Microsoft.Authorization/roleAssignments@"));
+    const roleIds = objectProperties(
+      resolve(
+        descendants(app.root, "identifier").find((i) => i.text === "roles"),
+        variables(app.root),
+      ),
+    );
+    const assignments = resources(app.root).filter((r) =>
+      r.type.startsWith("Microsoft.Authorization/roleAssignments@"),
+    );
     const granted = assignments
       .filter((a) => at(a.body, "properties", "principalId")?.text === "identity.properties.principalId")
       .map((a) => {
@@ -216,7 +264,11 @@ describe("registry permissions", () => {
     const actions = resolve(at(permissions[0], "actions"), vars);
     expect(callName(actions)).toBe("concat");
     const [documented, replicas] = callArguments(actions).map((argument) => resolve(argument, vars));
-    expect(arrayItems(documented).map((n) => stringLiteral(n)).sort()).toEqual(
+    expect(
+      arrayItems(documented)
+        .map((n) => stringLiteral(n))
+        .sort(),
+    ).toEqual(
       [
         "Microsoft.ContainerRegistry/registries/read",
         "Microsoft.ContainerRegistry/registries/write",
@@ -225,8 +277,11 @@ describe("registry permissions", () => {
       ].sort(),
     );
     expect(replicas?.type).toBe("ternary_expression");
-    expect(replicas?.text.replace(/\s+/g, " ")).toBe("syncIncludeReplicas == 'true' ? [ 'Microsoft.ContainerRegistry/registries/replications/read' ] : []");
-    for (const key of ["notActions", "dataActions", "notDataActions"]) expect(arrayItems(at(permissions[0], key))).toEqual([]);
+    expect(replicas?.text.replace(/\s+/g, " ")).toBe(
+      "syncIncludeReplicas == 'true' ? [ 'Microsoft.ContainerRegistry/registries/replications/read' ] : []",
+    );
+    for (const key of ["notActions", "dataActions", "notDataActions"])
+      expect(arrayItems(at(permissions[0], key))).toEqual([]);
     expect(stringLiteral(at(role?.body, "properties", "type"))).toBe("CustomRole");
   });
 
@@ -239,7 +294,9 @@ describe("registry permissions", () => {
     const module = file("registry-access.bicep");
     const registry = resources(module.root).find((r) => r.type.startsWith("Microsoft.ContainerRegistry/registries@"));
     expect(registry?.existing).toBe(true);
-    const assignment = resources(module.root).find((r) => r.type.startsWith("Microsoft.Authorization/roleAssignments@"));
+    const assignment = resources(module.root).find((r) =>
+      r.type.startsWith("Microsoft.Authorization/roleAssignments@"),
+    );
     expect(at(assignment?.body, "scope")?.text).toBe(registry?.symbol);
   });
 });
@@ -247,13 +304,23 @@ describe("registry permissions", () => {
 describe("alerts", () => {
   const rules = resourcesOfType("Microsoft.Insights/scheduledQueryRules").map((r) => {
     const vars = variables(r.file.root);
-    const queries = arrayItems(at(r.body, "properties", "criteria", "allOf")).map((c) => stringText(at(c, "query"), vars) ?? "");
+    const queries = arrayItems(at(r.body, "properties", "criteria", "allOf")).map(
+      (c) => stringText(at(c, "query"), vars) ?? "",
+    );
     return { symbol: r.symbol, queries, actions: at(r.body, "properties", "actions")?.text };
   });
 
   it("has a rule for failures, guard trips, the heartbeat and the rule limit", () => {
     const used = new Set(rules.flatMap((r) => r.queries.flatMap((q) => contractNames(q).names)));
-    expect([...used].sort()).toEqual([EVENT_NAMES.completed, EVENT_NAMES.failed, EVENT_NAMES.guardTripped, METRIC_NAMES.rulesLimit, METRIC_NAMES.rulesUsed].sort());
+    expect([...used].sort()).toEqual(
+      [
+        EVENT_NAMES.completed,
+        EVENT_NAMES.failed,
+        EVENT_NAMES.guardTripped,
+        METRIC_NAMES.rulesLimit,
+        METRIC_NAMES.rulesUsed,
+      ].sort(),
+    );
     expect(rules).toHaveLength(4);
   });
 
@@ -294,7 +361,14 @@ describe("workbook", () => {
 
   it("shows rules used vs limit, the last runs, failures and drift", () => {
     const used = new Set(queries.flatMap((q) => contractNames(q).names));
-    for (const name of [METRIC_NAMES.rulesUsed, METRIC_NAMES.rulesLimit, EVENT_NAMES.completed, EVENT_NAMES.failed, EVENT_NAMES.guardTripped, EVENT_NAMES.driftDetected]) {
+    for (const name of [
+      METRIC_NAMES.rulesUsed,
+      METRIC_NAMES.rulesLimit,
+      EVENT_NAMES.completed,
+      EVENT_NAMES.failed,
+      EVENT_NAMES.guardTripped,
+      EVENT_NAMES.driftDetected,
+    ]) {
       expect(used.has(name), name).toBe(true);
     }
   });
@@ -312,7 +386,9 @@ describe("azd wiring", () => {
   const root = join(infraDir(), "..");
 
   it("maps azd environment values only to parameters main.bicep declares, required ones included", () => {
-    const json = JSON.parse(readFileSync(join(infraDir(), "main.parameters.json"), "utf8")) as { parameters: Record<string, unknown> };
+    const json = JSON.parse(readFileSync(join(infraDir(), "main.parameters.json"), "utf8")) as {
+      parameters: Record<string, unknown>;
+    };
     const declared = parameters(file("main.bicep").root);
     expect(Object.keys(json.parameters).filter((p) => !declared.has(p))).toEqual([]);
     const required = [...declared.values()].filter((p) => p.defaultValue === undefined).map((p) => p.name);

@@ -7,7 +7,12 @@ describe("audit ids", () => {
   });
 
   it("sort as strings in the order of their instants", () => {
-    const instants = ["2025-10-20T03:15:00.123Z", "2024-01-01T00:00:00.000Z", "2025-10-20T03:15:00.124Z", "2025-09-30T23:59:59.999Z"];
+    const instants = [
+      "2025-10-20T03:15:00.123Z",
+      "2024-01-01T00:00:00.000Z",
+      "2025-10-20T03:15:00.124Z",
+      "2025-09-30T23:59:59.999Z",
+    ];
     const ids = instants.map((at) => createAuditId(new Date(at)));
     expect([...ids].sort().map((id) => auditIdTime(id)?.toISOString())).toEqual([...instants].sort());
   });

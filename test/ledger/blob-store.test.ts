@@ -36,11 +36,15 @@ describeLedgerStoreContract("blob store on Azurite", async () => {
     open,
     async plantLedger(registryId, text) {
       await client.createIfNotExists();
-      await client.getBlockBlobClient(`state/ledgers/${registryKey(registryId)}.json`).upload(text, Buffer.byteLength(text));
+      await client
+        .getBlockBlobClient(`state/ledgers/${registryKey(registryId)}.json`)
+        .upload(text, Buffer.byteLength(text));
     },
     async plantAudit(registryId, id, text) {
       await client.createIfNotExists();
-      await client.getBlockBlobClient(`state/audit/${registryKey(registryId)}/${id}.json`).upload(text, Buffer.byteLength(text));
+      await client
+        .getBlockBlobClient(`state/audit/${registryKey(registryId)}/${id}.json`)
+        .upload(text, Buffer.byteLength(text));
     },
     async cleanup() {
       await client.deleteIfExists();
@@ -79,7 +83,8 @@ describe("blob store specifics", () => {
     await store.appendAudit(entry);
     const lock = await store.acquireLock(REGISTRY, { waitMs: 0 });
     await lock.release();
-    const key = "subscriptions/00000000-0000-0000-0000-000000000001/resourcegroups/rg-build/providers/microsoft.containerregistry/registries/contosoacr";
+    const key =
+      "subscriptions/00000000-0000-0000-0000-000000000001/resourcegroups/rg-build/providers/microsoft.containerregistry/registries/contosoacr";
     expect(await blobNames(client)).toEqual([
       `acr-allowlist-sync/audit/${key}/${entry.id}.json`,
       `acr-allowlist-sync/ledgers/${key}.json`,
@@ -128,7 +133,11 @@ describe("blob store specifics", () => {
       { retryOptions: { maxTries: 1 } },
     );
     const store = createBlobLedgerStore({ containerClient: unreachable });
-    for (const action of [() => store.read(REGISTRY), () => store.write(ledgerState()), () => store.acquireLock(REGISTRY, { waitMs: 0 })]) {
+    for (const action of [
+      () => store.read(REGISTRY),
+      () => store.write(ledgerState()),
+      () => store.acquireLock(REGISTRY, { waitMs: 0 }),
+    ]) {
       const error = await action().catch((e: unknown) => e);
       expect(error).toBeInstanceOf(LedgerError);
       expect((error as LedgerError).message).toContain("ledger-unreachable");
@@ -140,10 +149,16 @@ describe("blob store specifics", () => {
   it("turns a refused credential into a LedgerError with the status", async () => {
     const name = uniqueContainerName();
     const endpoint = process.env.AZURITE_BLOB_ENDPOINT ?? "";
-    const wrongKey = new ContainerClient(`${endpoint}/${name}`, new StorageSharedKeyCredential(AZURITE_ACCOUNT, Buffer.from("wrong key").toString("base64")), {
-      retryOptions: { maxTries: 1 },
-    });
-    const error = await createBlobLedgerStore({ containerClient: wrongKey }).read(REGISTRY).catch((e: unknown) => e);
+    const wrongKey = new ContainerClient(
+      `${endpoint}/${name}`,
+      new StorageSharedKeyCredential(AZURITE_ACCOUNT, Buffer.from("wrong key").toString("base64")),
+      {
+        retryOptions: { maxTries: 1 },
+      },
+    );
+    const error = await createBlobLedgerStore({ containerClient: wrongKey })
+      .read(REGISTRY)
+      .catch((e: unknown) => e);
     expect(error).toBeInstanceOf(LedgerError);
     expect((error as LedgerError).details.statusCode).toBe(403);
     expect((error as LedgerError).message).not.toContain(AZURITE_KEY);
@@ -157,28 +172,46 @@ describe("blobContainerFromSettings", () => {
   });
 
   it("uses a connection string (Azurite, local runs)", async () => {
-    const client = blobContainerFromSettings({ connectionString: connectionString(), containerName: uniqueContainerName() });
+    const client = blobContainerFromSettings({
+      connectionString: connectionString(),
+      containerName: uniqueContainerName(),
+    });
     created.push(client);
     await createBlobLedgerStore({ containerClient: client }).write(ledgerState());
     expect(await client.exists()).toBe(true);
   });
 
   it("uses the blob service URI with a token credential (identity-based AzureWebJobsStorage)", () => {
-    const credential: TokenCredential = { getToken: async (): Promise<AccessToken> => ({ token: "unused", expiresOnTimestamp: Date.now() + 60_000 }) };
-    const client = blobContainerFromSettings({ blobServiceUri: "https://contosostate.blob.core.windows.net/", credential, containerName: "acr-allowlist-sync" });
+    const credential: TokenCredential = {
+      getToken: async (): Promise<AccessToken> => ({ token: "unused", expiresOnTimestamp: Date.now() + 60_000 }),
+    };
+    const client = blobContainerFromSettings({
+      blobServiceUri: "https://contosostate.blob.core.windows.net/",
+      credential,
+      containerName: "acr-allowlist-sync",
+    });
     expect(client.url).toBe("https://contosostate.blob.core.windows.net/acr-allowlist-sync");
   });
 
   it("prefers the connection string when both are set", () => {
     const credential: TokenCredential = { getToken: async () => null };
-    const client = blobContainerFromSettings({ connectionString: connectionString(), blobServiceUri: "https://contosostate.blob.core.windows.net", credential, containerName: "abc" });
+    const client = blobContainerFromSettings({
+      connectionString: connectionString(),
+      blobServiceUri: "https://contosostate.blob.core.windows.net",
+      credential,
+      containerName: "abc",
+    });
     expect(client.url).toBe(`${process.env.AZURITE_BLOB_ENDPOINT ?? ""}/abc`);
   });
 
   it("refuses a missing configuration, a URI without credential, a bad container name and a broken connection string", () => {
     expect(() => blobContainerFromSettings({ containerName: "acr-allowlist-sync" })).toThrow(ConfigError);
-    expect(() => blobContainerFromSettings({ blobServiceUri: "https://contosostate.blob.core.windows.net", containerName: "abc" })).toThrow(/credential/);
-    expect(() => blobContainerFromSettings({ connectionString: connectionString(), containerName: "Bad_Name" })).toThrow(/container name/);
+    expect(() =>
+      blobContainerFromSettings({ blobServiceUri: "https://contosostate.blob.core.windows.net", containerName: "abc" }),
+    ).toThrow(/credential/);
+    expect(() =>
+      blobContainerFromSettings({ connectionString: connectionString(), containerName: "Bad_Name" }),
+    ).toThrow(/container name/);
     const broken = "AccountName=x;AccountKey=c2VjcmV0LXZhbHVl";
     const error = (() => {
       try {

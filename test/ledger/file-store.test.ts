@@ -5,7 +5,13 @@ import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { LedgerCorruptError, LedgerError, LockHeldError } from "../../src/errors.js";
 import { createFileLedgerStore } from "../../src/ledger/file-store.js";
-import { auditEntry, describeLedgerStoreContract, ledgerState, OTHER_REGISTRY, REGISTRY } from "./ledger-store-contract.js";
+import {
+  auditEntry,
+  describeLedgerStoreContract,
+  ledgerState,
+  OTHER_REGISTRY,
+  REGISTRY,
+} from "./ledger-store-contract.js";
 
 describeLedgerStoreContract("file store", async () => {
   const dir = await mkdtemp(join(tmpdir(), "ledger-contract-"));
@@ -48,7 +54,15 @@ describe("file store specifics", () => {
   }
 
   function lockFile(fields: Record<string, unknown>): string {
-    return JSON.stringify({ pid: process.pid, host: hostname(), registryId: OTHER_REGISTRY, owner: "cli:bob", acquiredAt: "2025-10-23T02:00:00.000Z", token: "0011223344556677", ...fields });
+    return JSON.stringify({
+      pid: process.pid,
+      host: hostname(),
+      registryId: OTHER_REGISTRY,
+      owner: "cli:bob",
+      acquiredAt: "2025-10-23T02:00:00.000Z",
+      token: "0011223344556677",
+      ...fields,
+    });
   }
 
   it("keeps every registry in one JSON file and leaves no temporary file behind", async () => {
@@ -56,7 +70,10 @@ describe("file store specifics", () => {
     await store.write(ledgerState());
     await store.write(ledgerState({ registryId: OTHER_REGISTRY }));
     expect(await readdir(dir)).toEqual(["ledger.json"]);
-    const document = JSON.parse(await readFile(path, "utf8")) as { schemaVersion: number; ledgers: Record<string, unknown> };
+    const document = JSON.parse(await readFile(path, "utf8")) as {
+      schemaVersion: number;
+      ledgers: Record<string, unknown>;
+    };
     expect(document.schemaVersion).toBe(1);
     expect(Object.keys(document.ledgers).sort()).toEqual([REGISTRY.toLowerCase(), OTHER_REGISTRY.toLowerCase()].sort());
   });
@@ -69,7 +86,9 @@ describe("file store specifics", () => {
 
   it("names the file in a corrupt-ledger error", async () => {
     await writeFile(path, JSON.stringify({ schemaVersion: 7, ledgers: {} }));
-    const error = await createFileLedgerStore({ path }).read(REGISTRY).catch((e: unknown) => e);
+    const error = await createFileLedgerStore({ path })
+      .read(REGISTRY)
+      .catch((e: unknown) => e);
     expect(error).toBeInstanceOf(LedgerCorruptError);
     expect((error as LedgerCorruptError).message).toContain(path);
     expect((error as LedgerCorruptError).message).toContain("schemaVersion 7");
@@ -87,7 +106,9 @@ describe("file store specifics", () => {
 
   it("refuses to append after an incomplete last line", async () => {
     await writeFile(`${path}.audit.jsonl`, '{"schemaVersion":1');
-    await expect(createFileLedgerStore({ path }).appendAudit(auditEntry(new Date()))).rejects.toThrow(/incomplete line/);
+    await expect(createFileLedgerStore({ path }).appendAudit(auditEntry(new Date()))).rejects.toThrow(
+      /incomplete line/,
+    );
   });
 
   it("names the line of a damaged audit entry", async () => {
@@ -108,7 +129,9 @@ describe("file store specifics", () => {
 
   it("respects a lock of a live process and says who holds it", async () => {
     await writeFile(`${path}.lock`, lockFile({}));
-    const error = await createFileLedgerStore({ path, pollMs: 20 }).acquireLock(REGISTRY, { waitMs: 100 }).catch((e: unknown) => e);
+    const error = await createFileLedgerStore({ path, pollMs: 20 })
+      .acquireLock(REGISTRY, { waitMs: 100 })
+      .catch((e: unknown) => e);
     expect(error).toBeInstanceOf(LockHeldError);
     expect((error as LockHeldError).message).toContain("cli:bob");
     expect((error as LockHeldError).message).toContain(`pid ${process.pid}`);
@@ -116,14 +139,18 @@ describe("file store specifics", () => {
 
   it("respects a lock taken on another host, even with a dead pid, and says where", async () => {
     await writeFile(`${path}.lock`, lockFile({ host: "build-vm-7", pid: await deadPid() }));
-    const error = await createFileLedgerStore({ path, pollMs: 20 }).acquireLock(REGISTRY, { waitMs: 60 }).catch((e: unknown) => e);
+    const error = await createFileLedgerStore({ path, pollMs: 20 })
+      .acquireLock(REGISTRY, { waitMs: 60 })
+      .catch((e: unknown) => e);
     expect(error).toBeInstanceOf(LockHeldError);
     expect((error as LockHeldError).remedy).toContain("build-vm-7");
   });
 
   it("treats an unreadable lock file as held and tells how to clear it", async () => {
     await writeFile(`${path}.lock`, "");
-    const error = await createFileLedgerStore({ path, pollMs: 20 }).acquireLock(REGISTRY, { waitMs: 60 }).catch((e: unknown) => e);
+    const error = await createFileLedgerStore({ path, pollMs: 20 })
+      .acquireLock(REGISTRY, { waitMs: 60 })
+      .catch((e: unknown) => e);
     expect(error).toBeInstanceOf(LockHeldError);
     expect((error as LockHeldError).remedy).toMatch(/delete the lock file/);
   });
@@ -138,7 +165,9 @@ describe("file store specifics", () => {
 
   it("reports an unusable path as a LedgerError", async () => {
     await mkdir(path);
-    const error = await createFileLedgerStore({ path }).read(REGISTRY).catch((e: unknown) => e);
+    const error = await createFileLedgerStore({ path })
+      .read(REGISTRY)
+      .catch((e: unknown) => e);
     expect(error).toBeInstanceOf(LedgerError);
     expect((error as LedgerError).message).toContain(path);
     expect((error as LedgerError).details.errorCode).toBe("EISDIR");

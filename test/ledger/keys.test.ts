@@ -3,7 +3,11 @@ import { registryKey, sameRegistry } from "../../src/ledger/keys.js";
 
 describe("registryKey", () => {
   it("lower-cases an ARM resource id into a blob path", () => {
-    expect(registryKey("/subscriptions/00000000-0000-0000-0000-000000000001/resourceGroups/RG-Build/providers/Microsoft.ContainerRegistry/registries/ContosoACR")).toBe(
+    expect(
+      registryKey(
+        "/subscriptions/00000000-0000-0000-0000-000000000001/resourceGroups/RG-Build/providers/Microsoft.ContainerRegistry/registries/ContosoACR",
+      ),
+    ).toBe(
       "subscriptions/00000000-0000-0000-0000-000000000001/resourcegroups/rg-build/providers/microsoft.containerregistry/registries/contosoacr",
     );
   });

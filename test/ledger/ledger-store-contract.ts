@@ -14,8 +14,10 @@ export interface LedgerStoreHarness {
   cleanup(): Promise<void>;
 }
 
-export const REGISTRY = "/subscriptions/00000000-0000-0000-0000-000000000001/resourceGroups/rg-build/providers/Microsoft.ContainerRegistry/registries/contosoacr";
-export const OTHER_REGISTRY = "/subscriptions/00000000-0000-0000-0000-000000000001/resourceGroups/rg-build/providers/Microsoft.ContainerRegistry/registries/fabrikamacr";
+export const REGISTRY =
+  "/subscriptions/00000000-0000-0000-0000-000000000001/resourceGroups/rg-build/providers/Microsoft.ContainerRegistry/registries/contosoacr";
+export const OTHER_REGISTRY =
+  "/subscriptions/00000000-0000-0000-0000-000000000001/resourceGroups/rg-build/providers/Microsoft.ContainerRegistry/registries/fabrikamacr";
 
 export function ledgerState(overrides: Partial<LedgerState> = {}): LedgerState {
   return {
@@ -43,7 +45,8 @@ export function auditEntry(at: Date, overrides: Partial<AuditEntry> = {}): Audit
     after: { ipRules: ["203.0.113.7", "20.42.66.0/24"], ownedRules: ["20.42.66.0/24"] },
     source: {
       kind: "details-page",
-      location: "https://download.microsoft.com/download/7/1/D/71D86715-5596-4529-9B13-DA13A5DE5B63/ServiceTags_Public_20251020.json",
+      location:
+        "https://download.microsoft.com/download/7/1/D/71D86715-5596-4529-9B13-DA13A5DE5B63/ServiceTags_Public_20251020.json",
       fileName: "ServiceTags_Public_20251020.json",
       changeNumber: 374,
       cloud: "Public",
@@ -77,7 +80,10 @@ export function describeLedgerStoreContract(name: string, makeHarness: () => Pro
     it("reads back what it wrote, an absent lastAuditId included", async () => {
       await store.write(ledgerState());
       expect(await store.read(REGISTRY)).toEqual(ledgerState());
-      const next = ledgerState({ ownedRules: ["20.42.66.0/24"], lastAuditId: createAuditId(new Date("2025-10-24T03:00:00Z")) });
+      const next = ledgerState({
+        ownedRules: ["20.42.66.0/24"],
+        lastAuditId: createAuditId(new Date("2025-10-24T03:00:00Z")),
+      });
       await store.write(next);
       expect(await harness.open().read(REGISTRY)).toEqual(next);
     });
@@ -149,7 +155,10 @@ export function describeLedgerStoreContract(name: string, makeHarness: () => Pro
 
     it("makes a second run wait for the lock, then throws LockHeldError", async () => {
       const held = await store.acquireLock(REGISTRY, { waitMs: 0 });
-      const error = await harness.open().acquireLock(REGISTRY, { waitMs: 400 }).catch((e: unknown) => e);
+      const error = await harness
+        .open()
+        .acquireLock(REGISTRY, { waitMs: 400 })
+        .catch((e: unknown) => e);
       expect(error).toBeInstanceOf(LockHeldError);
       expect((error as LockHeldError).details.waitedMs).toBe(400);
       expect((error as LockHeldError).message).toContain(REGISTRY);

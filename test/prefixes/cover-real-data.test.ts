@@ -10,7 +10,11 @@ import { availableAcrRegions, selectTags } from "../../src/servicetags/select.js
 import { fixturePath } from "../support/paths.js";
 import { referenceOptimum, shapeProblems, uncoveredAddresses, unionSize } from "./oracles.js";
 
-const FILES = ["ServiceTags_Public_20251020.acr.json", "ServiceTags_Public_20230102.acr.json", "ServiceTags_China_20260720.json"];
+const FILES = [
+  "ServiceTags_Public_20251020.acr.json",
+  "ServiceTags_Public_20230102.acr.json",
+  "ServiceTags_China_20260720.json",
+];
 
 function load(name: string): ServiceTagsFile {
   const path = fixturePath("servicetags", name);
@@ -36,7 +40,17 @@ function expectOptimal(targets: readonly Prefix[], maxPrefixes: number, minLengt
   expect(cover.extraAddresses).toBe(referenceOptimum(merged, maxPrefixes, minLength));
 }
 
-const US9 = ["eastus", "eastus2", "centralus", "southcentralus", "westus", "westus2", "westus3", "northcentralus", "westcentralus"];
+const US9 = [
+  "eastus",
+  "eastus2",
+  "centralus",
+  "southcentralus",
+  "westus",
+  "westus2",
+  "westus3",
+  "northcentralus",
+  "westcentralus",
+];
 
 describe("optimal cover of real service tags", () => {
   for (const name of FILES) {
@@ -74,8 +88,31 @@ describe("optimal cover of real service tags", () => {
   });
 
   it("is optimal for unions of regions across clouds and years", () => {
-    expectOptimal(targetsOf(load(FILES[1] as string), { regions: ["westeurope", "northeurope", "uksouth", "francecentral", "germanywestcentral", "swedencentral", "switzerlandnorth", "norwayeast"] }), 40, 0);
-    expectOptimal(targetsOf(load(FILES[0] as string), { regions: availableAcrRegions(load(FILES[0] as string)) }), 100, 0);
-    expectOptimal(targetsOf(load(FILES[2] as string), { regions: availableAcrRegions(load(FILES[2] as string)) }), 10, 0);
+    expectOptimal(
+      targetsOf(load(FILES[1] as string), {
+        regions: [
+          "westeurope",
+          "northeurope",
+          "uksouth",
+          "francecentral",
+          "germanywestcentral",
+          "swedencentral",
+          "switzerlandnorth",
+          "norwayeast",
+        ],
+      }),
+      40,
+      0,
+    );
+    expectOptimal(
+      targetsOf(load(FILES[0] as string), { regions: availableAcrRegions(load(FILES[0] as string)) }),
+      100,
+      0,
+    );
+    expectOptimal(
+      targetsOf(load(FILES[2] as string), { regions: availableAcrRegions(load(FILES[2] as string)) }),
+      10,
+      0,
+    );
   });
 });

@@ -82,8 +82,14 @@ describe("optimalCover on hand-made inputs", () => {
     // Every neighbouring pair costs 380 extra addresses to merge: greedy takes the leftmost pair
     // three times (saving one rule each), while 10.0.8.0/21 absorbs four rules for 380 once.
     const targets = [
-      "10.0.2.0/25", "10.0.3.148/30", "10.0.6.128/25", "10.0.7.116/30",
-      "10.0.8.0/25", "10.0.9.224/30", "10.0.10.0/23", "10.0.12.0/22",
+      "10.0.2.0/25",
+      "10.0.3.148/30",
+      "10.0.6.128/25",
+      "10.0.7.116/30",
+      "10.0.8.0/25",
+      "10.0.9.224/30",
+      "10.0.10.0/23",
+      "10.0.12.0/22",
     ].map(p);
     const cover = optimalCover(targets, { maxPrefixes: 5 });
     expect(texts(cover)).toEqual(["10.0.2.0/25", "10.0.3.148/30", "10.0.6.128/25", "10.0.7.116/30", "10.0.8.0/21"]);
@@ -127,7 +133,11 @@ describe("optimalCover options", () => {
     expect(optimalCover(targets, { maxPrefixes: 2, maxExtraAddresses: 2 }).extraAddresses).toBe(2);
     const error = thrown(() => optimalCover(targets, { maxPrefixes: 2, maxExtraAddresses: 1 }));
     expect(error).toBeInstanceOf(ExtraAddressCapError);
-    expect((error as ExtraAddressCapError).details).toMatchObject({ bestExtraAddresses: 2, maxExtraAddresses: 1, budget: 2 });
+    expect((error as ExtraAddressCapError).details).toMatchObject({
+      bestExtraAddresses: 2,
+      maxExtraAddresses: 1,
+      budget: 2,
+    });
   });
 
   it("refuses a cover whose extra-to-target ratio exceeds the cap", () => {
@@ -169,11 +179,16 @@ describe("optimalCover options", () => {
 describe("optimalCover properties", () => {
   it("matches exhaustive search on small random instances, floors and preferred prefixes included", () => {
     const instance = smallInstance.chain((base) =>
-      fc.record({
-        maxPrefixes: fc.integer({ min: 0, max: 6 }),
-        minLength: fc.oneof(fc.constant(0), fc.integer({ min: base.universeLength - 1, max: Math.min(32, base.universeLength + 3) })),
-        preferredPicks: fc.array(fc.nat(), { maxLength: 4 }),
-      }).map((options) => ({ ...base, ...options })),
+      fc
+        .record({
+          maxPrefixes: fc.integer({ min: 0, max: 6 }),
+          minLength: fc.oneof(
+            fc.constant(0),
+            fc.integer({ min: base.universeLength - 1, max: Math.min(32, base.universeLength + 3) }),
+          ),
+          preferredPicks: fc.array(fc.nat(), { maxLength: 4 }),
+        })
+        .map((options) => ({ ...base, ...options })),
     );
     fc.assert(
       fc.property(instance, ({ universe, targets, maxPrefixes, minLength, preferredPicks }) => {
@@ -194,7 +209,9 @@ describe("optimalCover properties", () => {
         });
         const expected = exhaustiveCover(targets, universe, maxPrefixes, minLength, preferred);
         if (expected === "infeasible") {
-          expect(() => optimalCover(targets, { maxPrefixes, minPrefixLength: minLength, preferred })).toThrow(CoverInfeasibleError);
+          expect(() => optimalCover(targets, { maxPrefixes, minPrefixLength: minLength, preferred })).toThrow(
+            CoverInfeasibleError,
+          );
           return;
         }
         const cover = optimalCover(targets, { maxPrefixes, minPrefixLength: minLength, preferred });
@@ -226,7 +243,9 @@ describe("optimalCover properties", () => {
         const targets = blocksOfBitmap(bits, universe).reverse();
         const expected = supersetOptimum(targets, universe, maxPrefixes, minLength);
         if (expected === "infeasible") {
-          expect(() => optimalCover(targets, { maxPrefixes, minPrefixLength: minLength })).toThrow(CoverInfeasibleError);
+          expect(() => optimalCover(targets, { maxPrefixes, minPrefixLength: minLength })).toThrow(
+            CoverInfeasibleError,
+          );
           return;
         }
         const cover = optimalCover(targets, { maxPrefixes, minPrefixLength: minLength });
@@ -240,10 +259,12 @@ describe("optimalCover properties", () => {
   it("covers every target with at most K canonical prefixes on random inputs across the whole space", () => {
     const instance = fc.record({
       targets: fc.array(
-        fc.record({ address: fc.integer({ min: 0, max: 2 ** 32 - 1 }), length: fc.integer({ min: 0, max: 32 }) }).map(({ address, length }) => ({
-          base: Math.floor(address / sizeOf(length)) * sizeOf(length),
-          length,
-        })),
+        fc
+          .record({ address: fc.integer({ min: 0, max: 2 ** 32 - 1 }), length: fc.integer({ min: 0, max: 32 }) })
+          .map(({ address, length }) => ({
+            base: Math.floor(address / sizeOf(length)) * sizeOf(length),
+            length,
+          })),
         { maxLength: 60 },
       ),
       maxPrefixes: fc.integer({ min: 1, max: 70 }),
@@ -269,7 +290,10 @@ describe("optimalCover properties", () => {
         const variant: Prefix[] = [];
         for (const prefix of targets) {
           if (prefix.length < 32 && random() < 0.5) {
-            variant.push({ base: prefix.base, length: prefix.length + 1 }, { base: prefix.base + sizeOf(prefix.length + 1), length: prefix.length + 1 });
+            variant.push(
+              { base: prefix.base, length: prefix.length + 1 },
+              { base: prefix.base + sizeOf(prefix.length + 1), length: prefix.length + 1 },
+            );
           } else {
             variant.push(prefix);
           }
@@ -289,17 +313,28 @@ describe("optimalCover properties", () => {
 
   it("keeps at least as many applied prefixes as the cover computed without preferences, at the same cost", () => {
     fc.assert(
-      fc.property(smallInstance, fc.integer({ min: 1, max: 5 }), fc.array(fc.nat(), { maxLength: 6 }), ({ targets }, maxPrefixes, picks) => {
-        const plain = optimalCover(targets, { maxPrefixes });
-        const preferred = picks.map((pick) => plain.prefixes[pick % Math.max(1, plain.prefixes.length)]).filter((x): x is Prefix => x !== undefined);
-        // Also prefer some prefixes the plain cover did not pick: siblings-of-parents of its rules.
-        const others = plain.prefixes.filter((_, index) => index % 2 === 1).map((prefix) => ({ base: prefix.base, length: prefix.length }));
-        const cover = optimalCover(targets, { maxPrefixes, preferred: [...preferred, ...others] });
-        const keys = new Set([...preferred, ...others].map(formatPrefix));
-        expect(cover.extraAddresses).toBe(plain.extraAddresses);
-        expect(cover.preferredKept).toBe(cover.prefixes.filter((prefix) => keys.has(formatPrefix(prefix))).length);
-        expect(cover.preferredKept).toBeGreaterThanOrEqual(plain.prefixes.filter((prefix) => keys.has(formatPrefix(prefix))).length);
-      }),
+      fc.property(
+        smallInstance,
+        fc.integer({ min: 1, max: 5 }),
+        fc.array(fc.nat(), { maxLength: 6 }),
+        ({ targets }, maxPrefixes, picks) => {
+          const plain = optimalCover(targets, { maxPrefixes });
+          const preferred = picks
+            .map((pick) => plain.prefixes[pick % Math.max(1, plain.prefixes.length)])
+            .filter((x): x is Prefix => x !== undefined);
+          // Also prefer some prefixes the plain cover did not pick: siblings-of-parents of its rules.
+          const others = plain.prefixes
+            .filter((_, index) => index % 2 === 1)
+            .map((prefix) => ({ base: prefix.base, length: prefix.length }));
+          const cover = optimalCover(targets, { maxPrefixes, preferred: [...preferred, ...others] });
+          const keys = new Set([...preferred, ...others].map(formatPrefix));
+          expect(cover.extraAddresses).toBe(plain.extraAddresses);
+          expect(cover.preferredKept).toBe(cover.prefixes.filter((prefix) => keys.has(formatPrefix(prefix))).length);
+          expect(cover.preferredKept).toBeGreaterThanOrEqual(
+            plain.prefixes.filter((prefix) => keys.has(formatPrefix(prefix))).length,
+          );
+        },
+      ),
       { numRuns: 300 },
     );
   });

@@ -28,7 +28,10 @@ function errorOf(text: string, mode: "strict" | "lenient" = "strict"): unknown {
 
 describe("parsePrefix", () => {
   it("reads a bare address as a /32", () => {
-    expect(parsePrefix("1.2.3.4", strict)).toEqual({ prefix: { base: 0x01020304, length: 32 }, hostBitsCleared: false });
+    expect(parsePrefix("1.2.3.4", strict)).toEqual({
+      prefix: { base: 0x01020304, length: 32 },
+      hostBitsCleared: false,
+    });
     expect(formatPrefix(parsePrefix("1.2.3.4", strict).prefix)).toBe("1.2.3.4/32");
   });
 
@@ -36,7 +39,10 @@ describe("parsePrefix", () => {
     expect(parsePrefix("255.255.255.255/32", strict).prefix).toEqual({ base: 2 ** 32 - 1, length: 32 });
     expect(parsePrefix("128.0.0.0/1", strict).prefix).toEqual({ base: 2 ** 31, length: 1 });
     expect(parsePrefix("0.0.0.0/0", strict).prefix).toEqual({ base: 0, length: 0 });
-    expect(parsePrefix("20.42.66.0/24", strict).prefix).toEqual({ base: (20 * 2 ** 24) + (42 << 16) + (66 << 8), length: 24 });
+    expect(parsePrefix("20.42.66.0/24", strict).prefix).toEqual({
+      base: 20 * 2 ** 24 + (42 << 16) + (66 << 8),
+      length: 24,
+    });
   });
 
   it("rejects host bits in strict mode and says which network was probably meant", () => {
@@ -46,8 +52,14 @@ describe("parsePrefix", () => {
   });
 
   it("clears host bits in lenient mode and reports it", () => {
-    expect(parsePrefix("10.0.0.1/24", lenient)).toEqual({ prefix: { base: 0x0a000000, length: 24 }, hostBitsCleared: true });
-    expect(parsePrefix("255.255.255.255/0", lenient)).toEqual({ prefix: { base: 0, length: 0 }, hostBitsCleared: true });
+    expect(parsePrefix("10.0.0.1/24", lenient)).toEqual({
+      prefix: { base: 0x0a000000, length: 24 },
+      hostBitsCleared: true,
+    });
+    expect(parsePrefix("255.255.255.255/0", lenient)).toEqual({
+      prefix: { base: 0, length: 0 },
+      hostBitsCleared: true,
+    });
   });
 
   it("throws the IPv6 error for IPv6 prefixes and addresses", () => {
@@ -59,9 +71,29 @@ describe("parsePrefix", () => {
 
   it("rejects malformed text with the invalid-prefix error, in both modes", () => {
     const bad = [
-      "", " 1.2.3.4", "1.2.3.4 ", "1.2.3", "1.2.3.4.5", "1.2.3.256", "1.2.3.4/33", "1.2.3.4/", "1.2.3.4/-1", "1.2.3.4/2a",
-      "01.2.3.4", "1.2.3.04/32", "1.2.3.4/032", "1.2.3.4/08", "a.b.c.d", "1..3.4", "1.2.3.4//24", "1.2.3.4/24/", "1234.1.1.1",
-      "gg::1", "1.2.3.4:80", "::ffff:1.2.3.4/200", "1.2.3.4\n",
+      "",
+      " 1.2.3.4",
+      "1.2.3.4 ",
+      "1.2.3",
+      "1.2.3.4.5",
+      "1.2.3.256",
+      "1.2.3.4/33",
+      "1.2.3.4/",
+      "1.2.3.4/-1",
+      "1.2.3.4/2a",
+      "01.2.3.4",
+      "1.2.3.04/32",
+      "1.2.3.4/032",
+      "1.2.3.4/08",
+      "a.b.c.d",
+      "1..3.4",
+      "1.2.3.4//24",
+      "1.2.3.4/24/",
+      "1234.1.1.1",
+      "gg::1",
+      "1.2.3.4:80",
+      "::ffff:1.2.3.4/200",
+      "1.2.3.4\n",
     ];
     for (const text of bad) {
       for (const mode of ["strict", "lenient"] as const) {
@@ -109,8 +141,15 @@ describe("prefix helpers", () => {
   });
 
   it("orders by base, then wider prefixes first", () => {
-    const list = ["10.0.0.0/24", "9.0.0.0/8", "10.0.0.0/8", "10.0.0.0/32"].map((text) => parsePrefix(text, strict).prefix);
-    expect(list.sort(comparePrefixes).map(formatPrefix)).toEqual(["9.0.0.0/8", "10.0.0.0/8", "10.0.0.0/24", "10.0.0.0/32"]);
+    const list = ["10.0.0.0/24", "9.0.0.0/8", "10.0.0.0/8", "10.0.0.0/32"].map(
+      (text) => parsePrefix(text, strict).prefix,
+    );
+    expect(list.sort(comparePrefixes).map(formatPrefix)).toEqual([
+      "9.0.0.0/8",
+      "10.0.0.0/8",
+      "10.0.0.0/24",
+      "10.0.0.0/32",
+    ]);
   });
 
   it("tells containment", () => {

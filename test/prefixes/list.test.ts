@@ -5,7 +5,10 @@ import { parsePrefixList } from "../../src/prefixes/list.js";
 
 describe("parsePrefixList", () => {
   it("reads one prefix per line, skipping blanks and comments, with CRLF and a BOM", () => {
-    const list = parsePrefixList("\uFEFF# office\r\n10.0.0.1\r\n\r\n  20.42.66.0/24  \r\n", { location: "rules.txt", mode: "strict" });
+    const list = parsePrefixList("\uFEFF# office\r\n10.0.0.1\r\n\r\n  20.42.66.0/24  \r\n", {
+      location: "rules.txt",
+      mode: "strict",
+    });
     expect(list.prefixes.map(formatPrefix)).toEqual(["10.0.0.1/32", "20.42.66.0/24"]);
     expect(list.ipv6Count).toBe(0);
   });
@@ -23,7 +26,11 @@ describe("parsePrefixList", () => {
     } catch (error) {
       expect(error).toBeInstanceOf(InvalidPrefixError);
       expect((error as InvalidPrefixError).message).toContain("rules.txt line 3");
-      expect((error as InvalidPrefixError).details).toMatchObject({ line: 3, location: "rules.txt", reason: "host-bits" });
+      expect((error as InvalidPrefixError).details).toMatchObject({
+        line: 3,
+        location: "rules.txt",
+        reason: "host-bits",
+      });
     }
   });
 

@@ -3,7 +3,16 @@ import { describe, expect, it } from "vitest";
 import { InvalidPrefixError } from "../../src/errors.js";
 import { formatPrefix, parsePrefix, type Prefix } from "../../src/prefixes/ipv4.js";
 import { addressCount, appendRangeAsPrefixes, mergePrefixes } from "../../src/prefixes/merge.js";
-import { bitmapOf, blocksOfBitmap, randomPrefixes, shapeProblems, sizeOf, smallInstance, uncoveredAddresses, unionSize } from "./oracles.js";
+import {
+  bitmapOf,
+  blocksOfBitmap,
+  randomPrefixes,
+  shapeProblems,
+  sizeOf,
+  smallInstance,
+  uncoveredAddresses,
+  unionSize,
+} from "./oracles.js";
 
 const p = (text: string): Prefix => parsePrefix(text, { mode: "strict" }).prefix;
 const merged = (...texts: string[]): string[] => mergePrefixes(texts.map(p)).map(formatPrefix);
@@ -29,7 +38,12 @@ describe("mergePrefixes", () => {
 
   it("re-expresses a union of overlapping ranges as its minimal aligned blocks", () => {
     // Addresses 10.0.0.1 … 10.0.0.6: six addresses need four prefixes.
-    expect(merged("10.0.0.1", "10.0.0.2/31", "10.0.0.4/31", "10.0.0.6")).toEqual(["10.0.0.1/32", "10.0.0.2/31", "10.0.0.4/31", "10.0.0.6/32"]);
+    expect(merged("10.0.0.1", "10.0.0.2/31", "10.0.0.4/31", "10.0.0.6")).toEqual([
+      "10.0.0.1/32",
+      "10.0.0.2/31",
+      "10.0.0.4/31",
+      "10.0.0.6/32",
+    ]);
   });
 
   it("handles the ends of the address space and the whole space", () => {
@@ -70,7 +84,11 @@ describe("mergePrefixes", () => {
         for (let index = 0; index + 1 < out.length; index += 1) {
           const a = out[index] as Prefix;
           const b = out[index + 1] as Prefix;
-          const siblings = a.length === b.length && a.length > 0 && a.base % sizeOf(a.length - 1) === 0 && b.base === a.base + sizeOf(a.length);
+          const siblings =
+            a.length === b.length &&
+            a.length > 0 &&
+            a.base % sizeOf(a.length - 1) === 0 &&
+            b.base === a.base + sizeOf(a.length);
           expect(siblings).toBe(false);
         }
         expect(mergePrefixes(out)).toEqual(out);
@@ -93,8 +111,15 @@ describe("appendRangeAsPrefixes", () => {
     const out: Prefix[] = [];
     appendRangeAsPrefixes(p("10.0.0.1").base, p("10.0.1.0").base + 1, out);
     expect(out.map(formatPrefix)).toEqual([
-      "10.0.0.1/32", "10.0.0.2/31", "10.0.0.4/30", "10.0.0.8/29", "10.0.0.16/28",
-      "10.0.0.32/27", "10.0.0.64/26", "10.0.0.128/25", "10.0.1.0/32",
+      "10.0.0.1/32",
+      "10.0.0.2/31",
+      "10.0.0.4/30",
+      "10.0.0.8/29",
+      "10.0.0.16/28",
+      "10.0.0.32/27",
+      "10.0.0.64/26",
+      "10.0.0.128/25",
+      "10.0.1.0/32",
     ]);
   });
 });

@@ -125,7 +125,12 @@ export function exhaustiveCover(
  * candidate union; it needs as many rules as its minimal block decomposition (blocks no shorter
  * than /F). The answer is the smallest |S| − |T| over the S that need at most K rules.
  */
-export function supersetOptimum(targets: readonly Prefix[], universe: Universe, maxPrefixes: number, minLength: number): number | "infeasible" {
+export function supersetOptimum(
+  targets: readonly Prefix[],
+  universe: Universe,
+  maxPrefixes: number,
+  minLength: number,
+): number | "infeasible" {
   const bits = bitmapOf(targets, universe);
   const free: number[] = [];
   bits.forEach((bit, index) => {
@@ -160,7 +165,8 @@ export function referenceOptimum(mergedTargets: readonly Prefix[], maxPrefixes: 
       leaves.push(prefix);
       continue;
     }
-    for (let base = prefix.base; base < prefix.base + sizeOf(prefix.length); base += sizeOf(minLength)) leaves.push({ base, length: minLength });
+    for (let base = prefix.base; base < prefix.base + sizeOf(prefix.length); base += sizeOf(minLength))
+      leaves.push({ base, length: minLength });
   }
   const solveNode = (base: number, length: number, from: number, to: number): number[] => {
     const count = to - from;
@@ -191,7 +197,6 @@ export function referenceOptimum(mergedTargets: readonly Prefix[], maxPrefixes: 
   const result = solveNode(0, 0, 0, leaves.length);
   return result[Math.min(maxPrefixes, result.length - 1)] as number;
 }
-
 
 export function randomPrefixes(count: number, seed: number, minLength: number, maxLength: number): Prefix[] {
   const random = seededRandom(seed);
@@ -228,7 +233,8 @@ export function shapeProblems(prefixes: readonly Prefix[], minLength: number): s
   let previousEnd = -1;
   for (const prefix of prefixes) {
     const size = sizeOf(prefix.length);
-    if (!Number.isInteger(prefix.length) || prefix.length < minLength || prefix.length > 32) problems.push(`bad length ${prefix.length}`);
+    if (!Number.isInteger(prefix.length) || prefix.length < minLength || prefix.length > 32)
+      problems.push(`bad length ${prefix.length}`);
     if (prefix.base % size !== 0) problems.push(`host bits set in ${prefix.base}/${prefix.length}`);
     if (prefix.base < previousEnd) problems.push(`not sorted or overlapping at ${prefix.base}/${prefix.length}`);
     previousEnd = prefix.base + size;
@@ -238,7 +244,9 @@ export function shapeProblems(prefixes: readonly Prefix[], minLength: number): s
 
 /** Target addresses not inside the union of `cover` (both as prefix lists; cover sorted and disjoint). */
 export function uncoveredAddresses(targets: readonly Prefix[], cover: readonly Prefix[]): number {
-  const intervals = targets.map((prefix) => [prefix.base, prefix.base + sizeOf(prefix.length)] as const).sort((a, b) => a[0] - b[0]);
+  const intervals = targets
+    .map((prefix) => [prefix.base, prefix.base + sizeOf(prefix.length)] as const)
+    .sort((a, b) => a[0] - b[0]);
   let uncovered = 0;
   let c = 0;
   let reached = 0; // addresses below this are already counted
@@ -264,7 +272,9 @@ export function uncoveredAddresses(targets: readonly Prefix[], cover: readonly P
 
 /** The number of addresses in the union of any prefixes (overlaps counted once). */
 export function unionSize(prefixes: readonly Prefix[]): number {
-  const intervals = prefixes.map((prefix) => [prefix.base, prefix.base + sizeOf(prefix.length)] as const).sort((a, b) => a[0] - b[0]);
+  const intervals = prefixes
+    .map((prefix) => [prefix.base, prefix.base + sizeOf(prefix.length)] as const)
+    .sort((a, b) => a[0] - b[0]);
   let total = 0;
   let reached = 0;
   for (const [start, end] of intervals) {

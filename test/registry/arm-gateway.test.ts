@@ -1,4 +1,9 @@
-import { CredentialUnavailableError, DefaultAzureCredential, ManagedIdentityCredential, type TokenCredential } from "@azure/identity";
+import {
+  CredentialUnavailableError,
+  DefaultAzureCredential,
+  ManagedIdentityCredential,
+  type TokenCredential,
+} from "@azure/identity";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import {
   AllowlistSyncError,
@@ -13,7 +18,13 @@ import {
 import { createArmRegistryGateway, type ArmRegistryGatewayOptions } from "../../src/registry/arm-gateway.js";
 import { parseRegistryId } from "../../src/registry/resource-id.js";
 import type { RegistryGateway, RegistryRef } from "../../src/registry/types.js";
-import { registryResourceId, startArmEmulator, type ArmEmulator, type FaultRule, type RegistrySpec } from "../support/arm-emulator.js";
+import {
+  registryResourceId,
+  startArmEmulator,
+  type ArmEmulator,
+  type FaultRule,
+  type RegistrySpec,
+} from "../support/arm-emulator.js";
 import { startIdentityEndpoint, type IdentityEndpoint } from "../support/identity-endpoint.js";
 
 // The real SDK client and the real ManagedIdentityCredential, over HTTPS to the loopback emulator,
@@ -42,10 +53,19 @@ function makeGateway(overrides: Partial<ArmRegistryGatewayOptions> = {}): Regist
 let counter = 0;
 function addRegistry(spec: Partial<RegistrySpec> = {}): RegistryRef {
   counter += 1;
-  return parseRegistryId(emulator.addRegistry({ name: `gwreg${counter}`, location: "japaneast", sku: "Premium", defaultAction: "Deny", ...spec }));
+  return parseRegistryId(
+    emulator.addRegistry({
+      name: `gwreg${counter}`,
+      location: "japaneast",
+      sku: "Premium",
+      defaultAction: "Deny",
+      ...spec,
+    }),
+  );
 }
 
-const requestsFor = (ref: RegistryRef) => emulator.requests.filter((r) => r.registryId?.toLowerCase() === ref.id.toLowerCase());
+const requestsFor = (ref: RegistryRef) =>
+  emulator.requests.filter((r) => r.registryId?.toLowerCase() === ref.id.toLowerCase());
 
 async function failure(promise: Promise<unknown>): Promise<AllowlistSyncError> {
   const error = await promise.then(
@@ -121,7 +141,13 @@ describe("reading a registry", () => {
   it("reads a non-Premium registry as firewall off, without asking for replications", async () => {
     const ref = addRegistry({ sku: "Standard", publicNetworkAccess: undefined });
     const snapshot = await gateway.read(ref);
-    expect(snapshot).toMatchObject({ sku: "Standard", defaultAction: "Allow", ipRules: [], replicaLocations: [], publicNetworkAccess: undefined });
+    expect(snapshot).toMatchObject({
+      sku: "Standard",
+      defaultAction: "Allow",
+      ipRules: [],
+      replicaLocations: [],
+      publicNetworkAccess: undefined,
+    });
     expect(requestsFor(ref).map((r) => r.op)).toEqual(["get", "usages"]);
   });
 
@@ -134,7 +160,11 @@ describe("reading a registry", () => {
   it("follows nextLink through every page of replications", async () => {
     emulator.configure({ replicationsPageSize: 1 });
     const ref = addRegistry({ replicaLocations: ["eastus", "westus", "northeurope"] });
-    expect((await gateway.read(ref, { includeReplicas: true })).replicaLocations).toEqual(["eastus", "westus", "northeurope"]);
+    expect((await gateway.read(ref, { includeReplicas: true })).replicaLocations).toEqual([
+      "eastus",
+      "westus",
+      "northeurope",
+    ]);
     expect(requestsFor(ref).filter((r) => r.op === "replications")).toHaveLength(3);
   });
 });
@@ -142,12 +172,33 @@ describe("reading a registry", () => {
 describe("replacing the IP rules", () => {
   it("sends one PATCH with only networkRuleSet, polls the operation to Succeeded and leaves the rest unchanged", async () => {
     emulator.configure({ pollsBeforeDone: 2 });
-    const ref = addRegistry({ ipRules: ["1.1.1.1"], publicNetworkAccess: "Enabled", networkRuleBypassOptions: "None", networkRuleBypassAllowedForTasks: true });
+    const ref = addRegistry({
+      ipRules: ["1.1.1.1"],
+      publicNetworkAccess: "Enabled",
+      networkRuleBypassOptions: "None",
+      networkRuleBypassAllowedForTasks: true,
+    });
     await gateway.replaceIpRules(ref, { ipRules: ["20.42.66.0/24", "203.0.113.9"], defaultAction: "Deny" });
     expect(emulator.patchBodies(ref.id)).toEqual([
-      { properties: { networkRuleSet: { defaultAction: "Deny", ipRules: [{ action: "Allow", value: "20.42.66.0/24" }, { action: "Allow", value: "203.0.113.9" }] } } },
+      {
+        properties: {
+          networkRuleSet: {
+            defaultAction: "Deny",
+            ipRules: [
+              { action: "Allow", value: "20.42.66.0/24" },
+              { action: "Allow", value: "203.0.113.9" },
+            ],
+          },
+        },
+      },
     ]);
-    expect(requestsFor(ref).map((r) => `${r.op} ${String(r.status)}`)).toEqual(["patch 201", "poll 200", "poll 200", "poll 200", "get 200"]);
+    expect(requestsFor(ref).map((r) => `${r.op} ${String(r.status)}`)).toEqual([
+      "patch 201",
+      "poll 200",
+      "poll 200",
+      "poll 200",
+      "get 200",
+    ]);
     expect(emulator.registry(ref.id)).toMatchObject({
       ipRules: ["20.42.66.0/24", "203.0.113.9"],
       defaultAction: "Deny",
@@ -169,20 +220,36 @@ describe("replacing the IP rules", () => {
     const ref = addRegistry({ defaultAction: "Allow" });
     await gateway.replaceIpRules(ref, { ipRules: ["5.5.5.5"], defaultAction: "Allow" });
     const [body] = emulator.patchBodies(ref.id);
-    expect(body).toEqual({ properties: { networkRuleSet: { defaultAction: "Allow", ipRules: [{ action: "Allow", value: "5.5.5.5" }] } } });
+    expect(body).toEqual({
+      properties: { networkRuleSet: { defaultAction: "Allow", ipRules: [{ action: "Allow", value: "5.5.5.5" }] } },
+    });
     expect(emulator.registry(ref.id).defaultAction).toBe("Allow");
   });
 
   it("replaces the whole list: a rule someone added between the read and the PATCH is gone (last writer wins)", async () => {
     const ref = addRegistry({ ipRules: ["1.1.1.1"] });
-    emulator.injectFault({ op: "patch", fault: { kind: "concurrent-writer", when: "before", write: (e, id) => e.setIpRules(id, ["1.1.1.1", "192.0.2.1"]) } });
+    emulator.injectFault({
+      op: "patch",
+      fault: {
+        kind: "concurrent-writer",
+        when: "before",
+        write: (e, id) => e.setIpRules(id, ["1.1.1.1", "192.0.2.1"]),
+      },
+    });
     await gateway.replaceIpRules(ref, { ipRules: ["1.1.1.1", "2.2.2.2"], defaultAction: "Deny" });
     expect((await gateway.read(ref)).ipRules).toEqual(["1.1.1.1", "2.2.2.2"]);
   });
 
   it("shows a write made right after ours applied on the next read", async () => {
     const ref = addRegistry();
-    emulator.injectFault({ op: "patch", fault: { kind: "concurrent-writer", when: "after", write: (e, id) => e.setIpRules(id, [...e.registry(id).ipRules, "192.0.2.2"]) } });
+    emulator.injectFault({
+      op: "patch",
+      fault: {
+        kind: "concurrent-writer",
+        when: "after",
+        write: (e, id) => e.setIpRules(id, [...e.registry(id).ipRules, "192.0.2.2"]),
+      },
+    });
     await gateway.replaceIpRules(ref, { ipRules: ["3.3.3.3"], defaultAction: "Deny" });
     expect((await gateway.read(ref)).ipRules).toEqual(["3.3.3.3", "192.0.2.2"]);
   });
@@ -194,7 +261,9 @@ describe("credentials", () => {
     await gateway.read(ref);
     await gateway.replaceIpRules(ref, { ipRules: ["6.6.6.6"], defaultAction: "Deny" });
     await makeGateway().read(ref);
-    const armTokens = identity.requests.filter((r) => r.status === 200 && r.resource === "https://management.azure.com");
+    const armTokens = identity.requests.filter(
+      (r) => r.status === 200 && r.resource === "https://management.azure.com",
+    );
     expect(armTokens).toHaveLength(1);
   });
 
@@ -215,7 +284,9 @@ describe("credentials", () => {
 
   it("reports a credential that cannot get a token as access denied, without calling ARM", async () => {
     const ref = addRegistry();
-    const broken: TokenCredential = { getToken: () => Promise.reject(new CredentialUnavailableError("ManagedIdentityCredential: no identity")) };
+    const broken: TokenCredential = {
+      getToken: () => Promise.reject(new CredentialUnavailableError("ManagedIdentityCredential: no identity")),
+    };
     const error = await failure(makeGateway({ credential: broken }).read(ref));
     expect(error).toBeInstanceOf(RegistryAccessDeniedError);
     expect(error.details).toMatchObject({ reason: "credential", operation: "get", registryId: ref.id });
@@ -241,35 +312,222 @@ const always = Number.POSITIVE_INFINITY;
 const attempts = MAX_RETRIES + 1;
 
 const faultCases: readonly FaultCase[] = [
-  { name: "404 for a registry that does not exist", missing: true, action: "read", expected: RegistryNotFoundError, details: { statusCode: 404, armCode: "ResourceNotFound", operation: "get" } },
-  { name: "403 when the role lacks registries/read", spec: { deniedActions: ["Microsoft.ContainerRegistry/registries/read"] }, action: "read", expected: RegistryAccessDeniedError, details: { statusCode: 403, armCode: "AuthorizationFailed" }, requests: 1 },
-  { name: "403 when the role lacks listUsages", spec: { deniedActions: ["Microsoft.ContainerRegistry/registries/listUsages/read"] }, action: "read", expected: RegistryAccessDeniedError, details: { statusCode: 403, operation: "listUsages" } },
-  { name: "401 from ARM", faults: [{ op: "get", fault: { kind: "status", status: 401 } }], action: "read", expected: RegistryAccessDeniedError, details: { statusCode: 401, armCode: "InvalidAuthenticationToken" } },
-  { name: "429 with Retry-After on every attempt", faults: [{ op: "get", times: always, fault: { kind: "status", status: 429, retryAfterSeconds: 0 } }], action: "read", expected: RegistryRequestError, details: { statusCode: 429 }, requests: attempts },
-  { name: "429 without Retry-After (not retried)", faults: [{ op: "get", times: always, fault: { kind: "status", status: 429 } }], action: "read", expected: RegistryRequestError, details: { statusCode: 429, armCode: "TooManyRequests" }, requests: 1 },
-  { name: "500 on every attempt", faults: [{ op: "get", times: always, fault: { kind: "status", status: 500 } }], action: "read", expected: RegistryRequestError, details: { statusCode: 500 }, requests: attempts },
-  { name: "503 on every replications page attempt", faults: [{ op: "replications", times: always, fault: { kind: "status", status: 503 } }], action: "read", expected: RegistryRequestError, details: { statusCode: 503, operation: "listReplications" }, requests: 2 + attempts },
-  { name: "connection reset on every attempt", faults: [{ op: "get", times: always, fault: { kind: "reset" } }], action: "read", expected: RegistryRequestError, details: { reason: "network", errorCode: "ECONNRESET" }, requests: attempts },
-  { name: "a registry document without sku", faults: [{ op: "get", fault: { kind: "status", status: 200, body: { id: "x", location: "japaneast", properties: {} } } }], action: "read", expected: RegistryStateInvalidError, details: { operation: "get" } },
-  { name: "a defaultAction ARM does not define", faults: [{ op: "get", fault: { kind: "status", status: 200, body: { location: "japaneast", sku: { name: "Premium" }, properties: { provisioningState: "Succeeded", networkRuleSet: { defaultAction: "Block", ipRules: [] } } } } }], action: "read", expected: RegistryStateInvalidError, details: { reason: "schema" } },
-  { name: "a rule value that is not a string", faults: [{ op: "get", fault: { kind: "status", status: 200, body: { location: "japaneast", sku: { name: "Premium" }, properties: { provisioningState: "Succeeded", networkRuleSet: { defaultAction: "Deny", ipRules: [{ action: "Allow", value: 42 }] } } } } }], action: "read", expected: RegistryStateInvalidError, details: { reason: "schema" } },
-  { name: "an IPRules usage with a negative limit", faults: [{ op: "usages", fault: { kind: "status", status: 200, body: { value: [{ name: "IPRules", limit: -1, currentValue: 0, unit: "Count" }] } } }], action: "read", expected: RegistryStateInvalidError, details: { reason: "limit" } },
-  { name: "network rules on a Basic registry", spec: { sku: "Basic" }, action: "write", expected: NetworkRulesNotSupportedError, details: { statusCode: 400, armCode: "NetworkRuleNotSupported", operation: "update" }, requests: 1 },
-  { name: "more rules than the quota", action: "write", rules: Array.from({ length: 101 }, (_, i) => `10.1.${i}.0/24`), expected: RuleQuotaExceededError, details: { statusCode: 400, armMessage: "The requested feature IP rule exceeds allowed quota 100 for the SKU Premium." }, requests: 1 },
-  { name: "an IPv6 rule", action: "write", rules: ["2603:1000::/40"], expected: RegistryRequestError, details: { statusCode: 400, armCode: "InvalidIpRule" }, requests: 1 },
-  { name: "403 when the role lacks registries/write", spec: { deniedActions: ["Microsoft.ContainerRegistry/registries/write"] }, action: "write", expected: RegistryAccessDeniedError, details: { statusCode: 403 } },
-  { name: "403 when the role lacks operationStatuses/read", spec: { deniedActions: ["Microsoft.ContainerRegistry/registries/operationStatuses/read"] }, action: "write", expected: RegistryAccessDeniedError, details: { statusCode: 403 } },
-  { name: "409 on the PATCH", faults: [{ op: "patch", fault: { kind: "status", status: 409 } }], action: "write", expected: RegistryRequestError, details: { statusCode: 409, armCode: "Conflict" }, requests: 1 },
-  { name: "a long-running operation that ends Failed", faults: [{ op: "patch", fault: { kind: "lro-failed", code: "InternalServerError", message: "Registry update failed." } }], action: "write", expected: RegistryOperationError, details: { reason: "operation-failed", armCode: "InternalServerError", armMessage: "Registry update failed." } },
-  { name: "500 on every poll", faults: [{ op: "poll", times: always, fault: { kind: "status", status: 500 } }], action: "write", expected: RegistryRequestError, details: { statusCode: 500, operation: "update" }, requests: 1 + attempts },
+  {
+    name: "404 for a registry that does not exist",
+    missing: true,
+    action: "read",
+    expected: RegistryNotFoundError,
+    details: { statusCode: 404, armCode: "ResourceNotFound", operation: "get" },
+  },
+  {
+    name: "403 when the role lacks registries/read",
+    spec: { deniedActions: ["Microsoft.ContainerRegistry/registries/read"] },
+    action: "read",
+    expected: RegistryAccessDeniedError,
+    details: { statusCode: 403, armCode: "AuthorizationFailed" },
+    requests: 1,
+  },
+  {
+    name: "403 when the role lacks listUsages",
+    spec: { deniedActions: ["Microsoft.ContainerRegistry/registries/listUsages/read"] },
+    action: "read",
+    expected: RegistryAccessDeniedError,
+    details: { statusCode: 403, operation: "listUsages" },
+  },
+  {
+    name: "401 from ARM",
+    faults: [{ op: "get", fault: { kind: "status", status: 401 } }],
+    action: "read",
+    expected: RegistryAccessDeniedError,
+    details: { statusCode: 401, armCode: "InvalidAuthenticationToken" },
+  },
+  {
+    name: "429 with Retry-After on every attempt",
+    faults: [{ op: "get", times: always, fault: { kind: "status", status: 429, retryAfterSeconds: 0 } }],
+    action: "read",
+    expected: RegistryRequestError,
+    details: { statusCode: 429 },
+    requests: attempts,
+  },
+  {
+    name: "429 without Retry-After (not retried)",
+    faults: [{ op: "get", times: always, fault: { kind: "status", status: 429 } }],
+    action: "read",
+    expected: RegistryRequestError,
+    details: { statusCode: 429, armCode: "TooManyRequests" },
+    requests: 1,
+  },
+  {
+    name: "500 on every attempt",
+    faults: [{ op: "get", times: always, fault: { kind: "status", status: 500 } }],
+    action: "read",
+    expected: RegistryRequestError,
+    details: { statusCode: 500 },
+    requests: attempts,
+  },
+  {
+    name: "503 on every replications page attempt",
+    faults: [{ op: "replications", times: always, fault: { kind: "status", status: 503 } }],
+    action: "read",
+    expected: RegistryRequestError,
+    details: { statusCode: 503, operation: "listReplications" },
+    requests: 2 + attempts,
+  },
+  {
+    name: "connection reset on every attempt",
+    faults: [{ op: "get", times: always, fault: { kind: "reset" } }],
+    action: "read",
+    expected: RegistryRequestError,
+    details: { reason: "network", errorCode: "ECONNRESET" },
+    requests: attempts,
+  },
+  {
+    name: "a registry document without sku",
+    faults: [
+      { op: "get", fault: { kind: "status", status: 200, body: { id: "x", location: "japaneast", properties: {} } } },
+    ],
+    action: "read",
+    expected: RegistryStateInvalidError,
+    details: { operation: "get" },
+  },
+  {
+    name: "a defaultAction ARM does not define",
+    faults: [
+      {
+        op: "get",
+        fault: {
+          kind: "status",
+          status: 200,
+          body: {
+            location: "japaneast",
+            sku: { name: "Premium" },
+            properties: { provisioningState: "Succeeded", networkRuleSet: { defaultAction: "Block", ipRules: [] } },
+          },
+        },
+      },
+    ],
+    action: "read",
+    expected: RegistryStateInvalidError,
+    details: { reason: "schema" },
+  },
+  {
+    name: "a rule value that is not a string",
+    faults: [
+      {
+        op: "get",
+        fault: {
+          kind: "status",
+          status: 200,
+          body: {
+            location: "japaneast",
+            sku: { name: "Premium" },
+            properties: {
+              provisioningState: "Succeeded",
+              networkRuleSet: { defaultAction: "Deny", ipRules: [{ action: "Allow", value: 42 }] },
+            },
+          },
+        },
+      },
+    ],
+    action: "read",
+    expected: RegistryStateInvalidError,
+    details: { reason: "schema" },
+  },
+  {
+    name: "an IPRules usage with a negative limit",
+    faults: [
+      {
+        op: "usages",
+        fault: {
+          kind: "status",
+          status: 200,
+          body: { value: [{ name: "IPRules", limit: -1, currentValue: 0, unit: "Count" }] },
+        },
+      },
+    ],
+    action: "read",
+    expected: RegistryStateInvalidError,
+    details: { reason: "limit" },
+  },
+  {
+    name: "network rules on a Basic registry",
+    spec: { sku: "Basic" },
+    action: "write",
+    expected: NetworkRulesNotSupportedError,
+    details: { statusCode: 400, armCode: "NetworkRuleNotSupported", operation: "update" },
+    requests: 1,
+  },
+  {
+    name: "more rules than the quota",
+    action: "write",
+    rules: Array.from({ length: 101 }, (_, i) => `10.1.${i}.0/24`),
+    expected: RuleQuotaExceededError,
+    details: {
+      statusCode: 400,
+      armMessage: "The requested feature IP rule exceeds allowed quota 100 for the SKU Premium.",
+    },
+    requests: 1,
+  },
+  {
+    name: "an IPv6 rule",
+    action: "write",
+    rules: ["2603:1000::/40"],
+    expected: RegistryRequestError,
+    details: { statusCode: 400, armCode: "InvalidIpRule" },
+    requests: 1,
+  },
+  {
+    name: "403 when the role lacks registries/write",
+    spec: { deniedActions: ["Microsoft.ContainerRegistry/registries/write"] },
+    action: "write",
+    expected: RegistryAccessDeniedError,
+    details: { statusCode: 403 },
+  },
+  {
+    name: "403 when the role lacks operationStatuses/read",
+    spec: { deniedActions: ["Microsoft.ContainerRegistry/registries/operationStatuses/read"] },
+    action: "write",
+    expected: RegistryAccessDeniedError,
+    details: { statusCode: 403 },
+  },
+  {
+    name: "409 on the PATCH",
+    faults: [{ op: "patch", fault: { kind: "status", status: 409 } }],
+    action: "write",
+    expected: RegistryRequestError,
+    details: { statusCode: 409, armCode: "Conflict" },
+    requests: 1,
+  },
+  {
+    name: "a long-running operation that ends Failed",
+    faults: [
+      { op: "patch", fault: { kind: "lro-failed", code: "InternalServerError", message: "Registry update failed." } },
+    ],
+    action: "write",
+    expected: RegistryOperationError,
+    details: { reason: "operation-failed", armCode: "InternalServerError", armMessage: "Registry update failed." },
+  },
+  {
+    name: "500 on every poll",
+    faults: [{ op: "poll", times: always, fault: { kind: "status", status: 500 } }],
+    action: "write",
+    expected: RegistryRequestError,
+    details: { statusCode: 500, operation: "update" },
+    requests: 1 + attempts,
+  },
 ];
 
 describe("failures map to named errors", () => {
   it.each(faultCases)("$name → $expected.name", async (testCase) => {
-    const ref = testCase.missing === true ? parseRegistryId(registryResourceId("00000000-0000-0000-0000-000000000001", "rg-registry", "ghostregistry")) : addRegistry(testCase.spec);
+    const ref =
+      testCase.missing === true
+        ? parseRegistryId(registryResourceId("00000000-0000-0000-0000-000000000001", "rg-registry", "ghostregistry"))
+        : addRegistry(testCase.spec);
     const rules = { ipRules: testCase.rules ?? ["8.8.8.0/24"], defaultAction: "Deny" as const };
     for (const rule of testCase.faults ?? []) emulator.injectFault({ ...rule, registryId: ref.id });
-    const error = await failure(testCase.action === "read" ? gateway.read(ref, { includeReplicas: true }) : gateway.replaceIpRules(ref, rules));
+    const error = await failure(
+      testCase.action === "read" ? gateway.read(ref, { includeReplicas: true }) : gateway.replaceIpRules(ref, rules),
+    );
     expect(error).toBeInstanceOf(testCase.expected);
     expect(error.details).toMatchObject({ registryId: ref.id, registry: ref.name, ...testCase.details });
     expect(error.message).toContain(ref.name);
@@ -281,24 +539,45 @@ describe("failures map to named errors", () => {
   it("names the custom role's actions when access is denied", async () => {
     const ref = addRegistry({ deniedActions: ["Microsoft.ContainerRegistry/registries/write"] });
     const error = await failure(gateway.replaceIpRules(ref, { ipRules: ["1.2.3.4"], defaultAction: "Deny" }));
-    for (const action of ["registries/read", "registries/write", "registries/operationStatuses/read", "registries/listUsages/read"]) {
+    for (const action of [
+      "registries/read",
+      "registries/write",
+      "registries/operationStatuses/read",
+      "registries/listUsages/read",
+    ]) {
       expect(error.remedy).toContain(`Microsoft.ContainerRegistry/${action}`);
     }
   });
 
   it("recovers from one 429 with Retry-After, one 500 and one reset through the SDK's retries", async () => {
     const ref = addRegistry({ ipRules: ["9.9.9.9"] });
-    emulator.injectFault({ op: "get", registryId: ref.id, fault: { kind: "status", status: 429, retryAfterSeconds: 0 } });
+    emulator.injectFault({
+      op: "get",
+      registryId: ref.id,
+      fault: { kind: "status", status: 429, retryAfterSeconds: 0 },
+    });
     emulator.injectFault({ op: "usages", registryId: ref.id, fault: { kind: "status", status: 500 } });
     emulator.injectFault({ op: "replications", registryId: ref.id, fault: { kind: "reset" } });
     expect((await gateway.read(ref, { includeReplicas: true })).ipRules).toEqual(["9.9.9.9"]);
-    expect(requestsFor(ref).map((r) => `${r.op} ${String(r.status)}`)).toEqual(["get 429", "get 200", "usages 500", "usages 200", "replications reset", "replications 200"]);
+    expect(requestsFor(ref).map((r) => `${r.op} ${String(r.status)}`)).toEqual([
+      "get 429",
+      "get 200",
+      "usages 500",
+      "usages 200",
+      "replications reset",
+      "replications 200",
+    ]);
   });
 
   it("stops waiting for an operation stuck InProgress at the deadline and says it may still complete", async () => {
     const ref = addRegistry();
     emulator.injectFault({ op: "patch", registryId: ref.id, fault: { kind: "lro-stuck" } });
-    const error = await failure(makeGateway({ operationTimeoutMs: 600, pollIntervalMs: 10 }).replaceIpRules(ref, { ipRules: ["1.2.3.4"], defaultAction: "Deny" }));
+    const error = await failure(
+      makeGateway({ operationTimeoutMs: 600, pollIntervalMs: 10 }).replaceIpRules(ref, {
+        ipRules: ["1.2.3.4"],
+        defaultAction: "Deny",
+      }),
+    );
     expect(error).toBeInstanceOf(RegistryOperationError);
     expect(error.details).toMatchObject({ reason: "deadline", timeoutMs: 600, operation: "update" });
     expect(error.message).toContain("may still complete");
@@ -322,7 +601,11 @@ describe("failures map to named errors", () => {
     const ref = addRegistry();
     emulator.injectFault({ op: "patch", registryId: ref.id, fault: { kind: "lro-stuck" } });
     const controller = new AbortController();
-    const pending = gateway.replaceIpRules(ref, { ipRules: ["1.2.3.4"], defaultAction: "Deny" }, { signal: controller.signal });
+    const pending = gateway.replaceIpRules(
+      ref,
+      { ipRules: ["1.2.3.4"], defaultAction: "Deny" },
+      { signal: controller.signal },
+    );
     while (!requestsFor(ref).some((r) => r.op === "poll")) await new Promise((resolve) => setTimeout(resolve, 5));
     controller.abort();
     const error = await failure(pending);

@@ -6,7 +6,12 @@ const POLICY: FaultPolicy = { quietShare: 0.15, writeShare: 0.8, writeAttempts: 
 
 function plan(seed: number, weeks: number, writeEvery: number): PlannedFault[][] {
   const random = seededRandom(seed);
-  return Array.from({ length: weeks }, (_, i) => planWeekFaults(random, POLICY, { fileName: `ServiceTags_Public_2021${String(i).padStart(4, "0")}.json`, writeExpected: i % writeEvery === 0 }));
+  return Array.from({ length: weeks }, (_, i) =>
+    planWeekFaults(random, POLICY, {
+      fileName: `ServiceTags_Public_2021${String(i).padStart(4, "0")}.json`,
+      writeExpected: i % writeEvery === 0,
+    }),
+  );
 }
 
 /** What a plan says, without the fault objects' callbacks. */
@@ -42,8 +47,19 @@ describe("seeded fault plans", () => {
     }
     const kinds = new Set(weeks.flat().map((fault) => fault.kind));
     expect([...kinds].sort()).toEqual([
-      "arm-429", "arm-500", "arm-500-after-write", "arm-503", "arm-hang", "arm-lro-failed", "arm-lro-stuck", "arm-reset",
-      "source-403", "source-500", "source-html", "source-reset", "source-truncated",
+      "arm-429",
+      "arm-500",
+      "arm-500-after-write",
+      "arm-503",
+      "arm-hang",
+      "arm-lro-failed",
+      "arm-lro-stuck",
+      "arm-reset",
+      "source-403",
+      "source-500",
+      "source-html",
+      "source-reset",
+      "source-truncated",
     ]);
   });
 });

@@ -6,14 +6,34 @@ import { LATEST_ALIAS_PATH, type ServiceTagsFault } from "../support/servicetags
  * random values whatever happens, so a seed always gives the same faults in the same weeks.
  */
 
-
-export type ArmFaultKind = "arm-429" | "arm-500" | "arm-503" | "arm-reset" | "arm-lro-failed" | "arm-lro-stuck" | "arm-hang" | "arm-500-after-write";
+export type ArmFaultKind =
+  | "arm-429"
+  | "arm-500"
+  | "arm-503"
+  | "arm-reset"
+  | "arm-lro-failed"
+  | "arm-lro-stuck"
+  | "arm-hang"
+  | "arm-500-after-write";
 export type SourceFaultKind = "source-500" | "source-403" | "source-truncated" | "source-html" | "source-reset";
 export type FaultKind = ArmFaultKind | SourceFaultKind;
 
 export type PlannedFault =
-  | { readonly kind: ArmFaultKind; readonly target: "arm"; readonly op: ArmOp; readonly times: number; readonly fault: Fault }
-  | { readonly kind: SourceFaultKind; readonly target: "source"; readonly paths: readonly string[]; readonly where: string; readonly times: number; readonly fault: ServiceTagsFault };
+  | {
+      readonly kind: ArmFaultKind;
+      readonly target: "arm";
+      readonly op: ArmOp;
+      readonly times: number;
+      readonly fault: Fault;
+    }
+  | {
+      readonly kind: SourceFaultKind;
+      readonly target: "source";
+      readonly paths: readonly string[];
+      readonly where: string;
+      readonly times: number;
+      readonly fault: ServiceTagsFault;
+    };
 
 export interface FaultPolicy {
   /** Chance that a week without an expected write gets one faulty run. */
@@ -26,10 +46,25 @@ export interface FaultPolicy {
   readonly writeAttempts: number;
 }
 
-const ARM_KINDS: readonly ArmFaultKind[] = ["arm-429", "arm-500", "arm-503", "arm-reset", "arm-hang", "arm-lro-failed", "arm-lro-stuck", "arm-500-after-write"];
+const ARM_KINDS: readonly ArmFaultKind[] = [
+  "arm-429",
+  "arm-500",
+  "arm-503",
+  "arm-reset",
+  "arm-hang",
+  "arm-lro-failed",
+  "arm-lro-stuck",
+  "arm-500-after-write",
+];
 /** Kinds that only make sense for a run that writes. */
 const WRITE_KINDS: ReadonlySet<ArmFaultKind> = new Set(["arm-lro-failed", "arm-lro-stuck", "arm-500-after-write"]);
-const SOURCE_KINDS: readonly SourceFaultKind[] = ["source-500", "source-403", "source-truncated", "source-html", "source-reset"];
+const SOURCE_KINDS: readonly SourceFaultKind[] = [
+  "source-500",
+  "source-403",
+  "source-truncated",
+  "source-html",
+  "source-reset",
+];
 const DETAILS_PAGE_PATH = "/en-us/download/details.aspx";
 
 function pick<T>(items: readonly T[], r: number): T {
@@ -51,10 +86,17 @@ export interface WeekToFault {
  * `writeExpected`, which the history alone decides, so a seed always gives the same faults.
  */
 export function planWeekFaults(random: () => number, policy: FaultPolicy, week: WeekToFault): PlannedFault[] {
-  const stages: readonly Stage[] = week.writeExpected ? ["write-path", ...new Array<Stage>(Math.max(0, policy.writeAttempts - 1)).fill("any")] : ["quiet"];
+  const stages: readonly Stage[] = week.writeExpected
+    ? ["write-path", ...new Array<Stage>(Math.max(0, policy.writeAttempts - 1)).fill("any")]
+    : ["quiet"];
   const faults: PlannedFault[] = [];
   for (const stage of stages) {
-    const fault = planFault([random(), random(), random(), random(), random()], stage === "quiet" ? policy.quietShare : policy.writeShare, stage, week);
+    const fault = planFault(
+      [random(), random(), random(), random(), random()],
+      stage === "quiet" ? policy.quietShare : policy.writeShare,
+      stage,
+      week,
+    );
     if (fault !== undefined) faults.push(fault);
   }
   return faults;
@@ -76,23 +118,44 @@ function planFault(draws: readonly number[], share: number, stage: Stage, week: 
       const fault: Fault = {
         kind: "concurrent-writer",
         when: "after",
-        write: (emulator, registryId) => emulator.injectFault({ op: "get", registryId, times: 3, fault: { kind: "status", status: 500 } }),
+        write: (emulator, registryId) =>
+          emulator.injectFault({ op: "get", registryId, times: 3, fault: { kind: "status", status: 500 } }),
       };
       return { kind: armKind, target: "arm", op: "patch", times: 1, fault };
     }
     if (armKind === "arm-lro-failed" || armKind === "arm-lro-stuck") {
-      const fault: Fault = armKind === "arm-lro-failed" ? { kind: "lro-failed", code: "InternalServerError", message: "Injected: the update failed." } : { kind: "lro-stuck" };
+      const fault: Fault =
+        armKind === "arm-lro-failed"
+          ? { kind: "lro-failed", code: "InternalServerError", message: "Injected: the update failed." }
+          : { kind: "lro-stuck" };
       return { kind: armKind, target: "arm", op: "patch", times: 1, fault };
     }
-    const ops: readonly ArmOp[] = stage === "quiet" ? ["get", "usages"] : stage === "write-path" ? ["patch", "poll"] : ["get", "usages", "patch", "poll"];
+    const ops: readonly ArmOp[] =
+      stage === "quiet"
+        ? ["get", "usages"]
+        : stage === "write-path"
+          ? ["patch", "poll"]
+          : ["get", "usages", "patch", "poll"];
     const op = pick(ops, where);
     switch (armKind) {
       case "arm-429":
-        return { kind: armKind, target: "arm", op, times: count, fault: { kind: "status", status: 429, retryAfterSeconds: 0 } };
+        return {
+          kind: armKind,
+          target: "arm",
+          op,
+          times: count,
+          fault: { kind: "status", status: 429, retryAfterSeconds: 0 },
+        };
       case "arm-500":
         return { kind: armKind, target: "arm", op, times: count, fault: { kind: "status", status: 500 } };
       case "arm-503":
-        return { kind: armKind, target: "arm", op, times: count, fault: { kind: "status", status: 503, retryAfterSeconds: 0 } };
+        return {
+          kind: armKind,
+          target: "arm",
+          op,
+          times: count,
+          fault: { kind: "status", status: 503, retryAfterSeconds: 0 },
+        };
       case "arm-reset":
         return { kind: armKind, target: "arm", op, times: count, fault: { kind: "reset" } };
       default:

@@ -26,9 +26,16 @@ export function formatFigures(rows: readonly ReplayFigures[]): string {
   const total = totals(rows);
   const cells = [...rows, total].map((row) => columns.map(([, value]) => String(value(row))));
   const widths = columns.map(([header], i) => Math.max(header.length, ...cells.map((row) => row[i]?.length ?? 0)));
-  const line = (values: readonly string[]): string => values.map((value, i) => (i < 2 ? value.padEnd(widths[i] ?? 0) : value.padStart(widths[i] ?? 0))).join(" | ");
+  const line = (values: readonly string[]): string =>
+    values.map((value, i) => (i < 2 ? value.padEnd(widths[i] ?? 0) : value.padStart(widths[i] ?? 0))).join(" | ");
   const rule = widths.map((width) => "-".repeat(width)).join("-+-");
-  const table = [line(columns.map(([header]) => header)), rule, ...cells.slice(0, -1).map(line), rule, line(cells.at(-1) ?? [])];
+  const table = [
+    line(columns.map(([header]) => header)),
+    rule,
+    ...cells.slice(0, -1).map(line),
+    rule,
+    line(cells.at(-1) ?? []),
+  ];
   return [
     ...table,
     `guard trips by guard: ${breakdown(total.guardTrips)}`,

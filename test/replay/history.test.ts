@@ -3,7 +3,14 @@ import { describe, expect, it } from "vitest";
 import { parseServiceTags } from "../../src/servicetags/parse.js";
 import { availableAcrRegions } from "../../src/servicetags/select.js";
 import { fixturePath } from "../support/paths.js";
-import { comparePrefixText, loadAcrHistory, publicationText, rebuildPublications, regionalIpv4, type AcrHistory } from "./history.js";
+import {
+  comparePrefixText,
+  loadAcrHistory,
+  publicationText,
+  rebuildPublications,
+  regionalIpv4,
+  type AcrHistory,
+} from "./history.js";
 
 const history = loadAcrHistory();
 const publications = rebuildPublications(history);
@@ -12,7 +19,11 @@ const byLabel = (label: string) => publications.filter((p) => p.label === label)
 /** A real `.acr.json` fixture, without the two fields the deltas do not keep. */
 function realAcrTags(label: string): unknown {
   const text = readFileSync(fixturePath("servicetags", `ServiceTags_Public_${label}.acr.json`), "utf8");
-  const file = JSON.parse(text) as { changeNumber: number; cloud: string; values: { name: string; id: string; properties: Record<string, unknown> }[] };
+  const file = JSON.parse(text) as {
+    changeNumber: number;
+    cloud: string;
+    values: { name: string; id: string; properties: Record<string, unknown> }[];
+  };
   return {
     changeNumber: file.changeNumber,
     cloud: file.cloud,
@@ -45,7 +56,10 @@ describe("the rebuilt weekly publications", () => {
 
   it("pass the service's own parser, each with its ACR tags", () => {
     for (const publication of publications) {
-      const file = parseServiceTags(publicationText(publication), { location: publication.fileName, expectedCloud: "Public" });
+      const file = parseServiceTags(publicationText(publication), {
+        location: publication.fileName,
+        expectedCloud: "Public",
+      });
       expect(file.changeNumber).toBe(publication.file.changeNumber);
       expect(availableAcrRegions(file).length).toBeGreaterThan(40);
     }
@@ -65,14 +79,32 @@ describe("the rebuilt weekly publications", () => {
     const damaged: AcrHistory = structuredClone(history);
     const second = damaged.versions[1];
     if (second === undefined) throw new Error("history too short");
-    second.changes = { "AzureContainerRegistry.JapanEast": { changeNumber: [4, 5], added: [], removed: ["192.0.2.0/24"] } };
+    second.changes = {
+      "AzureContainerRegistry.JapanEast": { changeNumber: [4, 5], added: [], removed: ["192.0.2.0/24"] },
+    };
     expect(() => rebuildPublications(damaged)).toThrow(/20210111.*JapanEast loses 192\.0\.2\.0\/24/);
   });
 });
 
 describe("prefix order of the service-tags file", () => {
   it("puts IPv4 before IPv6 and compares addresses numerically, not as text", () => {
-    const sorted = ["2603:1000::/48", "20.0.0.0/8", "9.0.0.0/8", "20.0.0.0/16", "2603:1000:4::/48", "2001:db8::1/128", "::/0"].sort(comparePrefixText);
-    expect(sorted).toEqual(["9.0.0.0/8", "20.0.0.0/8", "20.0.0.0/16", "::/0", "2001:db8::1/128", "2603:1000::/48", "2603:1000:4::/48"]);
+    const sorted = [
+      "2603:1000::/48",
+      "20.0.0.0/8",
+      "9.0.0.0/8",
+      "20.0.0.0/16",
+      "2603:1000:4::/48",
+      "2001:db8::1/128",
+      "::/0",
+    ].sort(comparePrefixText);
+    expect(sorted).toEqual([
+      "9.0.0.0/8",
+      "20.0.0.0/8",
+      "20.0.0.0/16",
+      "::/0",
+      "2001:db8::1/128",
+      "2603:1000::/48",
+      "2603:1000:4::/48",
+    ]);
   });
 });

@@ -27,7 +27,12 @@ const tagStateSchema = z.strictObject({
 });
 
 const tagChangeSchema = z.union([
-  z.strictObject({ new_tag: z.literal(true), region: z.string(), changeNumber: z.number().int().nonnegative(), addressPrefixes: z.array(prefixText) }),
+  z.strictObject({
+    new_tag: z.literal(true),
+    region: z.string(),
+    changeNumber: z.number().int().nonnegative(),
+    addressPrefixes: z.array(prefixText),
+  }),
   z.strictObject({ removed_tag: z.literal(true) }),
   z.strictObject({
     changeNumber: z.tuple([z.number().int().nonnegative(), z.number().int().nonnegative()]),
@@ -86,7 +91,9 @@ export function loadAcrHistory(path: string = fixturePath("servicetags", HISTORY
   const parsed = historySchema.safeParse(JSON.parse(readFileSync(path, "utf8")));
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
-    throw new Error(`${path} is not an ACR history file: ${issue?.path.join(".") ?? ""}: ${issue?.message ?? "invalid"}.`);
+    throw new Error(
+      `${path} is not an ACR history file: ${issue?.path.join(".") ?? ""}: ${issue?.message ?? "invalid"}.`,
+    );
   }
   return parsed.data;
 }
@@ -106,10 +113,16 @@ interface MutableTag {
  */
 export function rebuildPublications(history: AcrHistory): Publication[] {
   const [base, ...rest] = history.versions;
-  if (base?.full === undefined) throw new Error("The first version of the ACR history must carry the full state ('full').");
+  if (base?.full === undefined)
+    throw new Error("The first version of the ACR history must carry the full state ('full').");
   const state = new Map<string, MutableTag>();
   for (const [name, tag] of Object.entries(base.full)) {
-    state.set(name, { region: tag.region, changeNumber: tag.changeNumber, prefixes: new Set(tag.addressPrefixes), sorted: undefined });
+    state.set(name, {
+      region: tag.region,
+      changeNumber: tag.changeNumber,
+      prefixes: new Set(tag.addressPrefixes),
+      sorted: undefined,
+    });
   }
   const publications: Publication[] = [snapshot(0, base, state)];
   for (const version of rest) {
@@ -124,12 +137,19 @@ export function rebuildPublications(history: AcrHistory): Publication[] {
         state.delete(name);
       } else if ("new_tag" in change) {
         if (current !== undefined) fail(`tag ${name} is new but is already present`);
-        state.set(name, { region: change.region, changeNumber: change.changeNumber, prefixes: new Set(change.addressPrefixes), sorted: undefined });
+        state.set(name, {
+          region: change.region,
+          changeNumber: change.changeNumber,
+          prefixes: new Set(change.addressPrefixes),
+          sorted: undefined,
+        });
       } else {
         if (current === undefined) return fail(`tag ${name} changes but is not present`);
         const [from, to] = change.changeNumber;
-        if (current.changeNumber !== from) fail(`tag ${name} changes from changeNumber ${from}, but it is at ${current.changeNumber}`);
-        for (const prefix of change.removed) if (!current.prefixes.delete(prefix)) fail(`tag ${name} loses ${prefix}, which it does not hold`);
+        if (current.changeNumber !== from)
+          fail(`tag ${name} changes from changeNumber ${from}, but it is at ${current.changeNumber}`);
+        for (const prefix of change.removed)
+          if (!current.prefixes.delete(prefix)) fail(`tag ${name} loses ${prefix}, which it does not hold`);
         for (const prefix of change.added) {
           if (current.prefixes.has(prefix)) fail(`tag ${name} gains ${prefix}, which it already holds`);
           current.prefixes.add(prefix);
@@ -143,7 +163,11 @@ export function rebuildPublications(history: AcrHistory): Publication[] {
   return publications;
 }
 
-function snapshot(index: number, version: AcrHistory["versions"][number], state: ReadonlyMap<string, MutableTag>): Publication {
+function snapshot(
+  index: number,
+  version: AcrHistory["versions"][number],
+  state: ReadonlyMap<string, MutableTag>,
+): Publication {
   const values: RebuiltTag[] = [...state.keys()].sort(compareText).map((name) => {
     const tag = state.get(name) as MutableTag;
     tag.sorted ??= sortPrefixTexts([...tag.prefixes]);
@@ -176,7 +200,9 @@ export function publicationText(publication: Publication): string {
 
 /** The IPv4 prefixes of `AzureContainerRegistry.<region>` for each region, or undefined for a region without a tag. */
 export function regionalIpv4(file: RebuiltFile, region: string): string[] | undefined {
-  const tag = file.values.find((value) => value.name.toLowerCase() === `azurecontainerregistry.${region.toLowerCase()}`);
+  const tag = file.values.find(
+    (value) => value.name.toLowerCase() === `azurecontainerregistry.${region.toLowerCase()}`,
+  );
   return tag?.properties.addressPrefixes.filter((prefix) => !prefix.includes(":"));
 }
 
@@ -216,6 +242,9 @@ function ipv6Value(address: string): bigint {
   const [head = "", tail] = address.split("::");
   const headGroups = head === "" ? [] : head.split(":");
   const tailGroups = tail === undefined || tail === "" ? [] : tail.split(":");
-  const groups = tail === undefined ? headGroups : [...headGroups, ...new Array<string>(8 - headGroups.length - tailGroups.length).fill("0"), ...tailGroups];
+  const groups =
+    tail === undefined
+      ? headGroups
+      : [...headGroups, ...new Array<string>(8 - headGroups.length - tailGroups.length).fill("0"), ...tailGroups];
   return groups.reduce((sum, group) => sum * 65536n + BigInt(parseInt(group, 16)), 0n);
 }

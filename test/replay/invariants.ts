@@ -39,9 +39,11 @@ export function checkWeek(week: WeekState): string[] {
     const rules = parsedRules(week.rulesAfter);
     for (const text of week.selected ?? []) {
       const prefix = parsePrefix(text, { mode: "strict" }).prefix;
-      if (!rules.some((rule) => prefixContains(rule, prefix))) say(`the selected prefix ${text} is not covered by any rule`);
+      if (!rules.some((rule) => prefixContains(rule, prefix)))
+        say(`the selected prefix ${text} is not covered by any rule`);
     }
-    if (week.selectionUnchanged && week.patches > 0) say(`the selection did not change, yet ${week.patches} PATCH request(s) were sent`);
+    if (week.selectionUnchanged && week.patches > 0)
+      say(`the selection did not change, yet ${week.patches} PATCH request(s) were sent`);
   } else if (!sameList(week.rulesBefore, week.rulesAfter)) {
     say("the week did not converge (guard or failure), yet the registry's rules changed");
   }
@@ -50,13 +52,16 @@ export function checkWeek(week: WeekState): string[] {
   if (week.ledger === undefined) {
     if (ours.length > 0) say(`no ledger, yet the registry holds ${ours.length} rule(s) that are not people's`);
   } else {
-    if (week.converged && week.ledger.pendingRules.length > 0) say(`the ledger still has ${week.ledger.pendingRules.length} pending rule(s) after a successful run`);
+    if (week.converged && week.ledger.pendingRules.length > 0)
+      say(`the ledger still has ${week.ledger.pendingRules.length} pending rule(s) after a successful run`);
     const owned = canonicalSet(week.ledger.ownedRules);
     const onRegistry = canonicalSet(ours);
     if (!sameSet(owned, onRegistry)) {
       const missing = [...onRegistry].filter((rule) => !owned.has(rule));
       const extra = [...owned].filter((rule) => !onRegistry.has(rule));
-      say(`the ledger's owned rules differ from the registry's rules minus people's (not in ledger: ${missing.join(" ") || "-"}; not on registry: ${extra.join(" ") || "-"})`);
+      say(
+        `the ledger's owned rules differ from the registry's rules minus people's (not in ledger: ${missing.join(" ") || "-"}; not on registry: ${extra.join(" ") || "-"})`,
+      );
     }
   }
   return violations;
@@ -74,18 +79,31 @@ export function checkFailedAttempt(options: {
   readonly peopleRules: readonly string[];
   readonly ruleLimit: number;
 }): string[] {
-  const violations = peopleAndLimit(`${options.label} (faulty run)`, options.afterAttempt, options.peopleRules, options.ruleLimit);
+  const violations = peopleAndLimit(
+    `${options.label} (faulty run)`,
+    options.afterAttempt,
+    options.peopleRules,
+    options.ruleLimit,
+  );
   if (!sameList(options.afterAttempt, options.before) && !sameList(options.afterAttempt, options.afterCleanRun)) {
-    violations.push(`${options.label}: the faulty run left the registry neither unchanged nor converged (partial write)`);
+    violations.push(
+      `${options.label}: the faulty run left the registry neither unchanged nor converged (partial write)`,
+    );
   }
   return violations;
 }
 
-function peopleAndLimit(label: string, rules: readonly string[], peopleRules: readonly string[], ruleLimit: number): string[] {
+function peopleAndLimit(
+  label: string,
+  rules: readonly string[],
+  peopleRules: readonly string[],
+  ruleLimit: number,
+): string[] {
   const violations: string[] = [];
   if (rules.length > ruleLimit) violations.push(`${label}: ${rules.length} rules exceed the limit of ${ruleLimit}`);
   const present = new Set(rules);
-  for (const rule of peopleRules) if (!present.has(rule)) violations.push(`${label}: the person's rule '${rule}' is gone or changed`);
+  for (const rule of peopleRules)
+    if (!present.has(rule)) violations.push(`${label}: the person's rule '${rule}' is gone or changed`);
   return violations;
 }
 

@@ -127,18 +127,30 @@ export async function replayHistory(options: ReplayOptions): Promise<ReplayResul
       AzureWebJobsStorage: process.env.AZURITE_CONNECTION_STRING,
       LEDGER_CONTAINER: `replay-${configuration.name}-${mode}-${randomBytes(4).toString("hex")}`,
     };
-    const ledger = ledgerDir === undefined ? undefined : ({ kind: "file", path: join(ledgerDir, "ledger.json") } as const);
+    const ledger =
+      ledgerDir === undefined ? undefined : ({ kind: "file", path: join(ledgerDir, "ledger.json") } as const);
     const clean = harness.runtime(appSettings, { ledger, tuning: FAST_TUNING });
-    const faulty = harness.runtime({ ...appSettings, SYNC_OPERATION_TIMEOUT_MS: "1000" }, { ledger, tuning: FAULTY_TUNING });
+    const faulty = harness.runtime(
+      { ...appSettings, SYNC_OPERATION_TIMEOUT_MS: "1000" },
+      { ledger, tuning: FAULTY_TUNING },
+    );
     const random = seededRandom(options.faults?.seed ?? 0);
     const regions = configuration.regions ?? [configuration.location];
 
     const rules = (): string[] => [...harness.arm.registry(registryId).ipRules];
-    const patchCount = (): number => harness.arm.requests.filter((r) => r.method === "PATCH" && r.registryId?.toLowerCase() === registryId.toLowerCase()).length;
+    const patchCount = (): number =>
+      harness.arm.requests.filter(
+        (r) => r.method === "PATCH" && r.registryId?.toLowerCase() === registryId.toLowerCase(),
+      ).length;
 
     const runOnce = async (runtime: Runtime, force: boolean): Promise<RunClass> => {
       figures.runs += 1;
-      const [outcome] = await runInvocation(runtime.settings, runtime.ports, { mode: "apply", trigger: "replay", actor: "replay", force });
+      const [outcome] = await runInvocation(runtime.settings, runtime.ports, {
+        mode: "apply",
+        trigger: "replay",
+        actor: "replay",
+        force,
+      });
       return classify(outcome);
     };
 
@@ -165,7 +177,9 @@ export async function replayHistory(options: ReplayOptions): Promise<ReplayResul
       // and the service applies an older publication as readily as the current one (nothing compares
       // a file with the one applied last; per-tag changeNumbers restart when a tag is re-created).
       const form = publication.label < "20230101" ? "js-variable" : "href";
-      harness.tags.setDetailsPage({ html: renderDetailsPage("Public", form, [harness.tags.fileUrl(publication.fileName)]) });
+      harness.tags.setDetailsPage({
+        html: renderDetailsPage("Public", form, [harness.tags.fileUrl(publication.fileName)]),
+      });
       const selected = selectedPrefixes(publication, regions);
       const selectionKey = selected === undefined ? undefined : canonicalKey(selected);
       const selectionUnchanged = selectionKey !== undefined && selectionKey === lastConverged;
@@ -173,8 +187,19 @@ export async function replayHistory(options: ReplayOptions): Promise<ReplayResul
       const patchesBefore = patchCount();
       const writesBefore = harness.arm.writes;
 
-      const planned = options.faults === undefined ? [] : planWeekFaults(random, options.faults.policy, { fileName: publication.fileName, writeExpected: selected !== undefined && !selectionUnchanged });
-      const attempts: { readonly fault: PlannedFault; readonly result: RunClass; readonly before: string[]; readonly after: string[] }[] = [];
+      const planned =
+        options.faults === undefined
+          ? []
+          : planWeekFaults(random, options.faults.policy, {
+              fileName: publication.fileName,
+              writeExpected: selected !== undefined && !selectionUnchanged,
+            });
+      const attempts: {
+        readonly fault: PlannedFault;
+        readonly result: RunClass;
+        readonly before: string[];
+        readonly after: string[];
+      }[] = [];
       for (const fault of planned) {
         // Once a run has converged, further faulty runs would only meet an unchanged week.
         const last = attempts.at(-1)?.result;
@@ -200,12 +225,24 @@ export async function replayHistory(options: ReplayOptions): Promise<ReplayResul
       const after = rules();
       const converged = result.kind === "applied" || result.kind === "unchanged";
       if (attempts.length > 0 || result.kind !== "unchanged") {
-        const faults = attempts.map((a) => `${a.fault.kind}${a.fault.target === "arm" ? ` on ${a.fault.op}` : ` on ${a.fault.where}`} x${a.fault.times} -> ${describe(a.result)} (rules ${a.before.length} -> ${a.after.length}); `);
-        figures.events.push(`${label}: ${faults.join("")}clean run: ${describe(result)}; rules ${before.length} -> ${after.length}`);
+        const faults = attempts.map(
+          (a) =>
+            `${a.fault.kind}${a.fault.target === "arm" ? ` on ${a.fault.op}` : ` on ${a.fault.where}`} x${a.fault.times} -> ${describe(a.result)} (rules ${a.before.length} -> ${a.after.length}); `,
+        );
+        figures.events.push(
+          `${label}: ${faults.join("")}clean run: ${describe(result)}; rules ${before.length} -> ${after.length}`,
+        );
       }
       for (const attempt of attempts) {
         figures.violations.push(
-          ...checkFailedAttempt({ label, before: attempt.before, afterAttempt: attempt.after, afterCleanRun: after, peopleRules: configuration.peopleRules, ruleLimit: configuration.ruleLimit }),
+          ...checkFailedAttempt({
+            label,
+            before: attempt.before,
+            afterAttempt: attempt.after,
+            afterCleanRun: after,
+            peopleRules: configuration.peopleRules,
+            ruleLimit: configuration.ruleLimit,
+          }),
         );
         if (attempt.result.kind === "guard" && attempt.result.guard !== "tag-missing") {
           figures.violations.push(`${label}: a faulty run tripped an unexpected guard: ${describe(attempt.result)}`);
@@ -216,13 +253,16 @@ export async function replayHistory(options: ReplayOptions): Promise<ReplayResul
       if (selected === undefined && !(result.kind === "guard" && result.guard === "tag-missing")) {
         figures.violations.push(`${label}: a selected tag is missing, yet the week ended with ${describe(result)}`);
       }
-      if (selected !== undefined && !converged) figures.violations.push(`${label}: the week did not converge: ${describe(result)}`);
+      if (selected !== undefined && !converged)
+        figures.violations.push(`${label}: the week did not converge: ${describe(result)}`);
       for (const run of [...attempts.map((a) => a.result), result]) {
         if (run.kind !== "applied" && run.kind !== "unchanged") continue;
         // The _Latest alias serves the week's file too (it tracks the newest publication).
         if (run.fileName === ALIAS_FILE_NAME) figures.aliasFallbacks += 1;
         else if (run.fileName !== publication.fileName) {
-          figures.violations.push(`${label}: a run synced to ${run.fileName} instead of the week's ${publication.fileName}`);
+          figures.violations.push(
+            `${label}: a run synced to ${run.fileName} instead of the week's ${publication.fileName}`,
+          );
         }
       }
 
@@ -273,7 +313,10 @@ function classify(outcome: TargetOutcome | undefined): RunClass {
   if (outcome === undefined) return { kind: "failed", code: "NoOutcome", message: "runInvocation returned no outcome" };
   if (outcome.ok) {
     const source = outcome.result.plan.source;
-    return { kind: outcome.result.outcome === "applied" ? "applied" : "unchanged", fileName: source.kind === "service-tags" ? source.origin.fileName : `rollback ${source.auditId}` };
+    return {
+      kind: outcome.result.outcome === "applied" ? "applied" : "unchanged",
+      fileName: source.kind === "service-tags" ? source.origin.fileName : `rollback ${source.auditId}`,
+    };
   }
   const guard = guardNameOf(outcome.error);
   if (guard !== undefined) return { kind: "guard", guard };
@@ -305,7 +348,10 @@ function inject(harness: Harness, registryId: string, planned: PlannedFault): ()
   }
   const seen = harness.tags.requests.length;
   for (const path of planned.paths) harness.tags.setFault(path, planned.fault, { times: planned.times });
-  return () => harness.tags.requests.slice(seen).some((request) => planned.paths.some((path) => request.path === path || request.path.startsWith(`${path}?`)));
+  return () =>
+    harness.tags.requests
+      .slice(seen)
+      .some((request) => planned.paths.some((path) => request.path === path || request.path.startsWith(`${path}?`)));
 }
 
 /** The IPv4 prefixes of the selected regional tags, or undefined when one of the tags is missing. */
@@ -320,7 +366,9 @@ function selectedPrefixes(publication: Publication, regions: readonly string[]):
 }
 
 function canonicalKey(rules: readonly string[]): string {
-  return [...new Set(rules.map((rule) => formatPrefix(parsePrefix(rule, { mode: "lenient" }).prefix)))].sort().join(" ");
+  return [...new Set(rules.map((rule) => formatPrefix(parsePrefix(rule, { mode: "lenient" }).prefix)))]
+    .sort()
+    .join(" ");
 }
 
 function sameRuleSet(a: readonly string[], b: readonly string[]): boolean {

@@ -64,30 +64,45 @@ export function describeReplays(names: readonly string[], rows: ReplayFigures[],
     describe(`replaying every weekly publication 2021-2025 on ${config.description}`, () => {
       let clean: ReplayResult | undefined;
 
-      it("keeps every invariant after each of the 242 weeks", async () => {
-        clean = await replayHistory({ harness: harness(), configuration: config, publications, ledger: "file" });
-        const { figures } = clean;
-        rows.push(figures);
-        expect(figures.violations).toEqual([]);
-        expect(figures.weeks).toBe(publications.length);
-        expect(figures.guardTrips["tag-missing"] ?? 0).toBe(config.expected.tagMissingWeeks);
-        expect(figures.convergedWeeks).toBe(publications.length - config.expected.tagMissingWeeks);
-        expect(figures.aggregatedWeeks).toBe(config.expected.aggregatedWeeks);
-        expect(figures.writes).toBeGreaterThan(0);
-        expect(figures.auditEntries).toBe(figures.writes);
-      }, REPLAY_TIMEOUT_MS);
+      it(
+        "keeps every invariant after each of the 242 weeks",
+        async () => {
+          clean = await replayHistory({ harness: harness(), configuration: config, publications, ledger: "file" });
+          const { figures } = clean;
+          rows.push(figures);
+          expect(figures.violations).toEqual([]);
+          expect(figures.weeks).toBe(publications.length);
+          expect(figures.guardTrips["tag-missing"] ?? 0).toBe(config.expected.tagMissingWeeks);
+          expect(figures.convergedWeeks).toBe(publications.length - config.expected.tagMissingWeeks);
+          expect(figures.aggregatedWeeks).toBe(config.expected.aggregatedWeeks);
+          expect(figures.writes).toBeGreaterThan(0);
+          expect(figures.auditEntries).toBe(figures.writes);
+        },
+        REPLAY_TIMEOUT_MS,
+      );
 
-      it(`keeps them with seeded faults (seed ${seed}) in ARM and source calls, and every faulted week converges on the next clean run`, async () => {
-        const faulty = await replayHistory({ harness: harness(), configuration: config, publications, ledger: "file", faults: { seed, policy: FAULT_POLICY }, reference: clean?.states });
-        const { figures } = faulty;
-        rows.push(figures);
-        expect(figures.violations).toEqual([]);
-        expect(clean, "the clean replay must have run first, as the reference").toBeDefined();
-        expect(sum(figures.faultsInjected)).toBeGreaterThan(20);
-        expect(figures.faultsStruck).toBeGreaterThan(20);
-        expect(sum(figures.failedRuns)).toBeGreaterThan(0);
-        expect(figures.convergedWeeks).toBe(publications.length - config.expected.tagMissingWeeks);
-      }, REPLAY_TIMEOUT_MS);
+      it(
+        `keeps them with seeded faults (seed ${seed}) in ARM and source calls, and every faulted week converges on the next clean run`,
+        async () => {
+          const faulty = await replayHistory({
+            harness: harness(),
+            configuration: config,
+            publications,
+            ledger: "file",
+            faults: { seed, policy: FAULT_POLICY },
+            reference: clean?.states,
+          });
+          const { figures } = faulty;
+          rows.push(figures);
+          expect(figures.violations).toEqual([]);
+          expect(clean, "the clean replay must have run first, as the reference").toBeDefined();
+          expect(sum(figures.faultsInjected)).toBeGreaterThan(20);
+          expect(figures.faultsStruck).toBeGreaterThan(20);
+          expect(sum(figures.failedRuns)).toBeGreaterThan(0);
+          expect(figures.convergedWeeks).toBe(publications.length - config.expected.tagMissingWeeks);
+        },
+        REPLAY_TIMEOUT_MS,
+      );
     });
   }
 }

@@ -1,5 +1,9 @@
 import { describe, expect, it } from "vitest";
-import { decodeHtmlEntities, DETAILS_PAGE_URLS, findServiceTagsDownloadLink } from "../../src/servicetags/details-page.js";
+import {
+  decodeHtmlEntities,
+  DETAILS_PAGE_URLS,
+  findServiceTagsDownloadLink,
+} from "../../src/servicetags/details-page.js";
 
 const PAGE = "https://www.microsoft.com/en-us/download/details.aspx?id=56519";
 const FOLDER = "https://download.microsoft.com/download/7/1/D/71D86715-5596-4529-9B13-DA13A5DE5B63";
@@ -19,7 +23,9 @@ describe("findServiceTagsDownloadLink", () => {
 
   it("accepts the script variable in single quotes and without spaces", () => {
     const html = `<script>AcOEt_DownloadUrl='${FOLDER}/ServiceTags_China_20260720.json';</script>`;
-    expect(findServiceTagsDownloadLink(html, { cloud: "China", pageUrl: PAGE })?.url).toBe(`${FOLDER}/ServiceTags_China_20260720.json`);
+    expect(findServiceTagsDownloadLink(html, { cloud: "China", pageUrl: PAGE })?.url).toBe(
+      `${FOLDER}/ServiceTags_China_20260720.json`,
+    );
   });
 
   it("picks the newest dated href and decodes &amp; in it", () => {
@@ -37,7 +43,9 @@ describe("findServiceTagsDownloadLink", () => {
 
   it("ignores links to files of other clouds", () => {
     const html = `<a href="${FOLDER}/ServiceTags_Public_20251020.json">p</a><a href="${FOLDER}/ServiceTags_AzureGovernment_20251013.json">g</a>`;
-    expect(findServiceTagsDownloadLink(html, { cloud: "AzureGovernment", pageUrl: PAGE })?.url).toBe(`${FOLDER}/ServiceTags_AzureGovernment_20251013.json`);
+    expect(findServiceTagsDownloadLink(html, { cloud: "AzureGovernment", pageUrl: PAGE })?.url).toBe(
+      `${FOLDER}/ServiceTags_AzureGovernment_20251013.json`,
+    );
     expect(findServiceTagsDownloadLink(html, { cloud: "China", pageUrl: PAGE })).toBeUndefined();
   });
 

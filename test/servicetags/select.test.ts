@@ -21,7 +21,13 @@ function fileWith(values: { name: string; region?: string; prefixes: string[] }[
     values: values.map(({ name, region = "", prefixes }) => ({
       name,
       id: name,
-      properties: { changeNumber: 7, region, platform: "Azure", systemService: "AzureContainerRegistry", addressPrefixes: prefixes },
+      properties: {
+        changeNumber: 7,
+        region,
+        platform: "Azure",
+        systemService: "AzureContainerRegistry",
+        addressPrefixes: prefixes,
+      },
     })),
   };
 }
@@ -59,7 +65,9 @@ describe("selectTags", () => {
     expect(tag?.ipv4).toHaveLength(13);
     expect(tag?.ipv6Count).toBe(9);
     expect(tag?.ipv4.every((text) => !text.includes(":"))).toBe(true);
-    expect(tag?.prefixes.map(formatPrefix)).toEqual(tag?.ipv4.map((text) => (text.includes("/") ? text : `${text}/32`)));
+    expect(tag?.prefixes.map(formatPrefix)).toEqual(
+      tag?.ipv4.map((text) => (text.includes("/") ? text : `${text}/32`)),
+    );
   });
 
   it("matches on the tag name, not on properties.region", () => {
@@ -81,8 +89,15 @@ describe("selectTags", () => {
   });
 
   it("returns each tag once, regions first, when a selection names it twice", () => {
-    const { tags } = selectTags(PUBLIC, { regions: ["westeurope", "WestEurope", "eastus"], tagNames: ["AzureContainerRegistry.EastUS", "AzureContainerRegistry"] });
-    expect(tags.map((tag) => tag.name)).toEqual(["AzureContainerRegistry.WestEurope", "AzureContainerRegistry.EastUS", "AzureContainerRegistry"]);
+    const { tags } = selectTags(PUBLIC, {
+      regions: ["westeurope", "WestEurope", "eastus"],
+      tagNames: ["AzureContainerRegistry.EastUS", "AzureContainerRegistry"],
+    });
+    expect(tags.map((tag) => tag.name)).toEqual([
+      "AzureContainerRegistry.WestEurope",
+      "AzureContainerRegistry.EastUS",
+      "AzureContainerRegistry",
+    ]);
   });
 
   it("names every missing tag and some regions that exist", () => {
@@ -97,7 +112,10 @@ describe("selectTags", () => {
   it("finds the tags of a sovereign cloud file", () => {
     const china = load("ServiceTags_China_20260720.json");
     const { tags } = selectTags(china, { regions: ["chinaeast2", "chinanorth3"] });
-    expect(tags.map((tag) => tag.name)).toEqual(["AzureContainerRegistry.ChinaEast2", "AzureContainerRegistry.ChinaNorth3"]);
+    expect(tags.map((tag) => tag.name)).toEqual([
+      "AzureContainerRegistry.ChinaEast2",
+      "AzureContainerRegistry.ChinaNorth3",
+    ]);
     expect(tags.every((tag) => tag.ipv4.length > 0)).toBe(true);
   });
 
@@ -112,7 +130,10 @@ describe("selectTags", () => {
     const file = fileWith([{ name: "AzureContainerRegistry.EastUS", prefixes: ["20.42.66.0/24", "20.42.67.1/24"] }]);
     const error = errorOf(() => selectTags(file, { regions: ["eastus"] }));
     expect(error).toBeInstanceOf(InvalidPrefixError);
-    expect((error as InvalidPrefixError).details).toMatchObject({ tag: "AzureContainerRegistry.EastUS", reason: "host-bits" });
+    expect((error as InvalidPrefixError).details).toMatchObject({
+      tag: "AzureContainerRegistry.EastUS",
+      reason: "host-bits",
+    });
   });
 
   it("refuses an empty selection instead of allowing nothing", () => {

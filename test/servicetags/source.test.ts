@@ -6,7 +6,11 @@ import { ConfigError, ServiceTagsSourceError } from "../../src/errors.js";
 import { createServiceTagsSource, type ServiceTagsSourceOptions } from "../../src/servicetags/source.js";
 import { ServiceTagsUnavailableError, type SourceAttemptFailure } from "../../src/servicetags/source-errors.js";
 import { fixturePath } from "../support/paths.js";
-import { readServiceTagsFixture, startServiceTagsServer, type ServiceTagsServer } from "../support/servicetags-server.js";
+import {
+  readServiceTagsFixture,
+  startServiceTagsServer,
+  type ServiceTagsServer,
+} from "../support/servicetags-server.js";
 
 const NEWEST = "/download/ServiceTags_Public_20251020.json";
 const OLDER = "/download/ServiceTags_Public_20251013.json";
@@ -49,7 +53,9 @@ function source(overrides: Partial<ServiceTagsSourceOptions> = {}) {
 }
 
 /** Requests made while `action` ran, as paths without query. */
-async function requestsDuring<T>(action: () => Promise<T>): Promise<{ result: T | undefined; error: unknown; paths: string[] }> {
+async function requestsDuring<T>(
+  action: () => Promise<T>,
+): Promise<{ result: T | undefined; error: unknown; paths: string[] }> {
   const start = server.requests.length;
   let result: T | undefined;
   let error: unknown;
@@ -127,22 +133,35 @@ describe("the details page source", () => {
     server.setDetailsPage({ html: `<a href="https://localhost:${server.port}${NEWEST}">file</a>` });
     const { error, paths } = await requestsDuring(() => source({ latestAliasUrl: null }).fetch());
     expect(paths).toEqual([PAGE_PATH]);
-    expect(attemptsOf(error)).toMatchObject([{ source: "details-page", reason: "not-https", location: `https://localhost:${server.port}${NEWEST}` }]);
+    expect(attemptsOf(error)).toMatchObject([
+      { source: "details-page", reason: "not-https", location: `https://localhost:${server.port}${NEWEST}` },
+    ]);
   });
 });
 
 describe("the explicit source", () => {
   it("uses an explicit https URL first and asks no other source", async () => {
-    const { result, paths } = await requestsDuring(() => source({ serviceTagsUrl: server.fileUrl("ServiceTags_Public_20251013.json") }).fetch());
+    const { result, paths } = await requestsDuring(() =>
+      source({ serviceTagsUrl: server.fileUrl("ServiceTags_Public_20251013.json") }).fetch(),
+    );
     expect(paths).toEqual([OLDER]);
-    expect(result?.origin).toMatchObject({ kind: "explicit", fileName: "ServiceTags_Public_20251013.json", changeNumber: 373 });
+    expect(result?.origin).toMatchObject({
+      kind: "explicit",
+      fileName: "ServiceTags_Public_20251013.json",
+      changeNumber: 373,
+    });
   });
 
   it("reads a local file path", async () => {
     const path = fixturePath("servicetags", "ServiceTags_Public_20251013.acr.json");
     const { result, paths } = await requestsDuring(() => source({ serviceTagsUrl: path }).fetch());
     expect(paths).toEqual([]);
-    expect(result?.origin).toMatchObject({ kind: "file", location: path, fileName: "ServiceTags_Public_20251013.acr.json", bytes: statSync(path).size });
+    expect(result?.origin).toMatchObject({
+      kind: "file",
+      location: path,
+      fileName: "ServiceTags_Public_20251013.acr.json",
+      bytes: statSync(path).size,
+    });
   });
 
   it("reads a file: URL", async () => {
@@ -153,7 +172,9 @@ describe("the explicit source", () => {
 
   it("reports a missing local file and falls back to the details page", async () => {
     const path = fixturePath("servicetags", "no-such-file.json");
-    const { result, error } = await requestsDuring(() => source({ serviceTagsUrl: path, detailsPageUrl: null, latestAliasUrl: null }).fetch());
+    const { result, error } = await requestsDuring(() =>
+      source({ serviceTagsUrl: path, detailsPageUrl: null, latestAliasUrl: null }).fetch(),
+    );
     expect(result).toBeUndefined();
     expect(attemptsOf(error)).toMatchObject([{ source: "file", location: path, reason: "file-unreadable" }]);
     const fallback = await source({ serviceTagsUrl: path }).fetch();
@@ -162,13 +183,17 @@ describe("the explicit source", () => {
 
   it("refuses a local file larger than maxBytes", async () => {
     const path = fixturePath("servicetags", "ServiceTags_Public_20251020.acr.json");
-    const { error } = await requestsDuring(() => source({ serviceTagsUrl: path, maxBytes: 1000, detailsPageUrl: null, latestAliasUrl: null }).fetch());
+    const { error } = await requestsDuring(() =>
+      source({ serviceTagsUrl: path, maxBytes: 1000, detailsPageUrl: null, latestAliasUrl: null }).fetch(),
+    );
     expect(attemptsOf(error)).toMatchObject([{ source: "file", reason: "too-large" }]);
   });
 
   it("refuses a plain http URL without requesting it", async () => {
     const url = `http://127.0.0.1:${server.port}${NEWEST}`;
-    const { result, error, paths } = await requestsDuring(() => source({ serviceTagsUrl: url, detailsPageUrl: null, latestAliasUrl: null }).fetch());
+    const { result, error, paths } = await requestsDuring(() =>
+      source({ serviceTagsUrl: url, detailsPageUrl: null, latestAliasUrl: null }).fetch(),
+    );
     expect(result).toBeUndefined();
     expect(paths).toEqual([]);
     expect(attemptsOf(error)).toMatchObject([{ source: "explicit", reason: "not-https", tries: 0 }]);
@@ -177,7 +202,11 @@ describe("the explicit source", () => {
   it("refuses a redirect to plain http", async () => {
     server.setFault(NEWEST, { kind: "redirect", location: `http://127.0.0.1:${server.port}${OLDER}` });
     const { error, paths } = await requestsDuring(() =>
-      source({ serviceTagsUrl: server.fileUrl("ServiceTags_Public_20251020.json"), detailsPageUrl: null, latestAliasUrl: null }).fetch(),
+      source({
+        serviceTagsUrl: server.fileUrl("ServiceTags_Public_20251020.json"),
+        detailsPageUrl: null,
+        latestAliasUrl: null,
+      }).fetch(),
     );
     expect(paths).toEqual([NEWEST]);
     expect(attemptsOf(error)).toMatchObject([{ reason: "not-https" }]);
@@ -186,12 +215,20 @@ describe("the explicit source", () => {
   it("follows an https redirect and records the final URL", async () => {
     server.setFault(ALIAS_PATH, { kind: "redirect", location: server.fileUrl("ServiceTags_Public_20251013.json") });
     const result = await source({ serviceTagsUrl: server.latestAliasUrl }).fetch();
-    expect(result.origin).toMatchObject({ kind: "explicit", location: server.fileUrl("ServiceTags_Public_20251013.json"), changeNumber: 373 });
+    expect(result.origin).toMatchObject({
+      kind: "explicit",
+      location: server.fileUrl("ServiceTags_Public_20251013.json"),
+      changeNumber: 373,
+    });
   });
 });
 
 describe("failures of one source", () => {
-  const only = (): Partial<ServiceTagsSourceOptions> => ({ serviceTagsUrl: server.fileUrl("ServiceTags_Public_20251020.json"), detailsPageUrl: null, latestAliasUrl: null });
+  const only = (): Partial<ServiceTagsSourceOptions> => ({
+    serviceTagsUrl: server.fileUrl("ServiceTags_Public_20251020.json"),
+    detailsPageUrl: null,
+    latestAliasUrl: null,
+  });
 
   it.each([
     ["an HTML page instead of JSON", { kind: "html" } as const, "html"],
@@ -272,7 +309,9 @@ describe("failures of one source", () => {
 
   it("reports a closed port as an unreachable host", async () => {
     const url = `https://127.0.0.1:${closedPort}/download/ServiceTags_Public_20251020.json`;
-    const { error } = await requestsDuring(() => source({ serviceTagsUrl: url, detailsPageUrl: null, latestAliasUrl: null, retries: 1 }).fetch());
+    const { error } = await requestsDuring(() =>
+      source({ serviceTagsUrl: url, detailsPageUrl: null, latestAliasUrl: null, retries: 1 }).fetch(),
+    );
     expect(attemptsOf(error)).toMatchObject([{ source: "explicit", location: url, reason: "unreachable", tries: 2 }]);
   });
 
@@ -282,7 +321,13 @@ describe("failures of one source", () => {
   });
 
   it("rejects the China file when the Public cloud is configured", async () => {
-    const { error } = await requestsDuring(() => source({ serviceTagsUrl: server.fileUrl("ServiceTags_China_20260720.json"), detailsPageUrl: null, latestAliasUrl: null }).fetch());
+    const { error } = await requestsDuring(() =>
+      source({
+        serviceTagsUrl: server.fileUrl("ServiceTags_China_20260720.json"),
+        detailsPageUrl: null,
+        latestAliasUrl: null,
+      }).fetch(),
+    );
     expect(attemptsOf(error)).toMatchObject([{ reason: "wrong-cloud" }]);
   });
 });
@@ -310,7 +355,9 @@ describe("when every source fails", () => {
   });
 
   it("says so when no source is configured for the cloud", async () => {
-    const error = await source({ cloud: "AzureGermany", detailsPageUrl: undefined, latestAliasUrl: undefined }).fetch().catch((e: unknown) => e);
+    const error = await source({ cloud: "AzureGermany", detailsPageUrl: undefined, latestAliasUrl: undefined })
+      .fetch()
+      .catch((e: unknown) => e);
     expect(attemptsOf(error)).toEqual([]);
     expect((error as Error).message).toContain("No service-tags source is configured for cloud 'AzureGermany'");
   });

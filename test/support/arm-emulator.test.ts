@@ -1,7 +1,13 @@
 import { readFileSync } from "node:fs";
 import { request } from "node:https";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { ARM_API_VERSION, quotaExceededMessage, startArmEmulator, type ArmEmulator, type RegistrySpec } from "./arm-emulator.js";
+import {
+  ARM_API_VERSION,
+  quotaExceededMessage,
+  startArmEmulator,
+  type ArmEmulator,
+  type RegistrySpec,
+} from "./arm-emulator.js";
 import { startIdentityEndpoint, type IdentityEndpoint } from "./identity-endpoint.js";
 import { tlsPaths } from "./tls.js";
 
@@ -16,28 +22,65 @@ let emulator: ArmEmulator;
 let identity: IdentityEndpoint;
 let token: string;
 
-async function send(method: string, url: string, options: { token?: string | null; body?: unknown; timeoutMs?: number } = {}): Promise<Reply> {
+async function send(
+  method: string,
+  url: string,
+  options: { token?: string | null; body?: unknown; timeoutMs?: number } = {},
+): Promise<Reply> {
   const bearer = options.token === undefined ? token : options.token;
   return new Promise((resolve, reject) => {
-    const req = request(url, { method, ca, agent: false, headers: { ...(bearer === null ? {} : { authorization: `Bearer ${bearer}` }), "content-type": "application/json" } }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on("data", (chunk: Buffer) => chunks.push(chunk));
-      res.on("end", () => {
-        const text = Buffer.concat(chunks).toString("utf8");
-        resolve({ status: res.statusCode ?? 0, headers: res.headers, json: text === "" ? undefined : (JSON.parse(text) as unknown) });
-      });
-    });
+    const req = request(
+      url,
+      {
+        method,
+        ca,
+        agent: false,
+        headers: {
+          ...(bearer === null ? {} : { authorization: `Bearer ${bearer}` }),
+          "content-type": "application/json",
+        },
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on("data", (chunk: Buffer) => chunks.push(chunk));
+        res.on("end", () => {
+          const text = Buffer.concat(chunks).toString("utf8");
+          resolve({
+            status: res.statusCode ?? 0,
+            headers: res.headers,
+            json: text === "" ? undefined : (JSON.parse(text) as unknown),
+          });
+        });
+      },
+    );
     req.on("error", reject);
-    if (options.timeoutMs !== undefined) req.setTimeout(options.timeoutMs, () => req.destroy(new Error("client timeout")));
-    req.end(options.body === undefined ? undefined : typeof options.body === "string" ? options.body : JSON.stringify(options.body));
+    if (options.timeoutMs !== undefined)
+      req.setTimeout(options.timeoutMs, () => req.destroy(new Error("client timeout")));
+    req.end(
+      options.body === undefined
+        ? undefined
+        : typeof options.body === "string"
+          ? options.body
+          : JSON.stringify(options.body),
+    );
   });
 }
 
 const api = `api-version=${ARM_API_VERSION}`;
 const at = (id: string, suffix = ""): string => `${emulator.url}${id}${suffix}?${api}`;
-const rulesOf = (rules: readonly string[]) => ({ properties: { networkRuleSet: { defaultAction: "Deny", ipRules: rules.map((value) => ({ action: "Allow", value })) } } });
+const rulesOf = (rules: readonly string[]) => ({
+  properties: {
+    networkRuleSet: { defaultAction: "Deny", ipRules: rules.map((value) => ({ action: "Allow", value })) },
+  },
+});
 const addPremium = (spec: Partial<RegistrySpec> = {}): string =>
-  emulator.addRegistry({ name: `reg${Math.random().toString(36).slice(2, 10)}`, location: "japaneast", sku: "Premium", defaultAction: "Deny", ...spec });
+  emulator.addRegistry({
+    name: `reg${Math.random().toString(36).slice(2, 10)}`,
+    location: "japaneast",
+    sku: "Premium",
+    defaultAction: "Deny",
+    ...spec,
+  });
 
 async function patchAndWait(id: string, body: unknown): Promise<Reply> {
   const accepted = await send("PATCH", at(id), { body });
@@ -53,7 +96,9 @@ async function patchAndWait(id: string, body: unknown): Promise<Reply> {
 beforeAll(async () => {
   identity = await startIdentityEndpoint({ secret: "s3cret" });
   emulator = await startArmEmulator({ acceptToken: identity.tokenValidator() });
-  const issued = await fetch(`${identity.url}?api-version=2019-08-01&resource=https://management.azure.com`, { headers: { "X-IDENTITY-HEADER": "s3cret" } });
+  const issued = await fetch(`${identity.url}?api-version=2019-08-01&resource=https://management.azure.com`, {
+    headers: { "X-IDENTITY-HEADER": "s3cret" },
+  });
   token = ((await issued.json()) as { access_token: string }).access_token;
 });
 
@@ -70,7 +115,9 @@ beforeEach(() => {
 describe("identity endpoint", () => {
   it("issues bearer tokens with expires_on in epoch seconds to callers that send the secret header", async () => {
     const before = identity.tokenRequests;
-    const reply = await fetch(`${identity.url}?api-version=2019-08-01&resource=https://management.azure.com/`, { headers: { "X-IDENTITY-HEADER": "s3cret" } });
+    const reply = await fetch(`${identity.url}?api-version=2019-08-01&resource=https://management.azure.com/`, {
+      headers: { "X-IDENTITY-HEADER": "s3cret" },
+    });
     const body = (await reply.json()) as Record<string, string>;
     expect(reply.status).toBe(200);
     expect(body).toMatchObject({ resource: "https://management.azure.com/", token_type: "Bearer" });
@@ -82,9 +129,15 @@ describe("identity endpoint", () => {
   });
 
   it("refuses a wrong X-IDENTITY-HEADER, a wrong api-version and a missing resource", async () => {
-    const wrongSecret = await fetch(`${identity.url}?api-version=2019-08-01&resource=https://management.azure.com`, { headers: { "X-IDENTITY-HEADER": "nope" } });
-    const wrongVersion = await fetch(`${identity.url}?api-version=2017-09-01&resource=https://management.azure.com`, { headers: { "X-IDENTITY-HEADER": "s3cret" } });
-    const noResource = await fetch(`${identity.url}?api-version=2019-08-01`, { headers: { "X-IDENTITY-HEADER": "s3cret" } });
+    const wrongSecret = await fetch(`${identity.url}?api-version=2019-08-01&resource=https://management.azure.com`, {
+      headers: { "X-IDENTITY-HEADER": "nope" },
+    });
+    const wrongVersion = await fetch(`${identity.url}?api-version=2017-09-01&resource=https://management.azure.com`, {
+      headers: { "X-IDENTITY-HEADER": "s3cret" },
+    });
+    const noResource = await fetch(`${identity.url}?api-version=2019-08-01`, {
+      headers: { "X-IDENTITY-HEADER": "s3cret" },
+    });
     expect([wrongSecret.status, wrongVersion.status, noResource.status]).toEqual([401, 400, 400]);
   });
 });
@@ -103,7 +156,13 @@ describe("ARM emulator: reading", () => {
         publicNetworkAccess: "Enabled",
         networkRuleBypassOptions: "AzureServices",
         networkRuleBypassAllowedForTasks: true,
-        networkRuleSet: { defaultAction: "Deny", ipRules: [{ action: "Allow", value: "20.42.66.0/24" }, { action: "Allow", value: "203.0.113.7" }] },
+        networkRuleSet: {
+          defaultAction: "Deny",
+          ipRules: [
+            { action: "Allow", value: "20.42.66.0/24" },
+            { action: "Allow", value: "203.0.113.7" },
+          ],
+        },
       },
     });
   });
@@ -115,24 +174,44 @@ describe("ARM emulator: reading", () => {
   });
 
   it("answers 404 ResourceNotFound for an unknown registry", async () => {
-    const reply = await send("GET", `${emulator.url}/subscriptions/00000000-0000-0000-0000-000000000009/resourceGroups/rg/providers/Microsoft.ContainerRegistry/registries/ghost?${api}`);
+    const reply = await send(
+      "GET",
+      `${emulator.url}/subscriptions/00000000-0000-0000-0000-000000000009/resourceGroups/rg/providers/Microsoft.ContainerRegistry/registries/ghost?${api}`,
+    );
     expect(reply.status).toBe(404);
-    expect(reply.json).toMatchObject({ error: { code: "ResourceNotFound", message: expect.stringContaining("'Microsoft.ContainerRegistry/registries/ghost' under resource group 'rg' was not found") } });
+    expect(reply.json).toMatchObject({
+      error: {
+        code: "ResourceNotFound",
+        message: expect.stringContaining(
+          "'Microsoft.ContainerRegistry/registries/ghost' under resource group 'rg' was not found",
+        ),
+      },
+    });
   });
 
   it("lists usages with the IPRules limit, and without it when the registry has no limit entry", async () => {
     const id = addPremium({ ipRules: ["1.2.3.4"], ruleLimit: 200 });
     const noEntry = addPremium({ ruleLimit: null });
-    const usages = (await send("GET", at(id, "/listUsages"))).json as { value: { name: string; limit: number; currentValue: number }[] };
+    const usages = (await send("GET", at(id, "/listUsages"))).json as {
+      value: { name: string; limit: number; currentValue: number }[];
+    };
     const none = (await send("GET", at(noEntry, "/listUsages"))).json as { value: { name: string }[] };
-    expect(usages.value.find((u) => u.name === "IPRules")).toEqual({ name: "IPRules", limit: 200, currentValue: 1, unit: "Count" });
+    expect(usages.value.find((u) => u.name === "IPRules")).toEqual({
+      name: "IPRules",
+      limit: 200,
+      currentValue: 1,
+      unit: "Count",
+    });
     expect(none.value.map((u) => u.name)).not.toContain("IPRules");
   });
 
   it("pages replications through nextLink", async () => {
     emulator.configure({ replicationsPageSize: 2 });
     const id = addPremium({ replicaLocations: ["japaneast", "eastus", "westeurope"] });
-    const first = (await send("GET", at(id, "/replications"))).json as { value: { location: string }[]; nextLink: string };
+    const first = (await send("GET", at(id, "/replications"))).json as {
+      value: { location: string }[];
+      nextLink: string;
+    };
     const second = (await send("GET", first.nextLink)).json as { value: { location: string }[]; nextLink?: string };
     expect(first.value.map((r) => r.location)).toEqual(["japaneast", "eastus"]);
     expect(second.value.map((r) => r.location)).toEqual(["westeurope"]);
@@ -156,7 +235,12 @@ describe("ARM emulator: authentication and authorization", () => {
     const write = await send("PATCH", at(id), { body: rulesOf(["1.2.3.4"]) });
     expect(read.status).toBe(200);
     expect(write.status).toBe(403);
-    expect(write.json).toMatchObject({ error: { code: "AuthorizationFailed", message: expect.stringContaining("'Microsoft.ContainerRegistry/registries/write'") } });
+    expect(write.json).toMatchObject({
+      error: {
+        code: "AuthorizationFailed",
+        message: expect.stringContaining("'Microsoft.ContainerRegistry/registries/write'"),
+      },
+    });
   });
 
   it("refuses requests without the api-version the SDK uses", async () => {
@@ -193,27 +277,42 @@ describe("ARM emulator: PATCH validation like ACR", () => {
     const reply = await send("PATCH", at(id), { body: rulesOf(over) });
     const accepted = await send("PATCH", at(china), { body: rulesOf(over) });
     expect(reply.status).toBe(400);
-    expect((reply.json as { error: { message: string } }).error.message).toBe("The requested feature IP rule exceeds allowed quota 100 for the SKU Premium.");
-    expect(quotaExceededMessage(200, "Premium")).toBe("The requested feature IP rule exceeds allowed quota 200 for the SKU Premium.");
+    expect((reply.json as { error: { message: string } }).error.message).toBe(
+      "The requested feature IP rule exceeds allowed quota 100 for the SKU Premium.",
+    );
+    expect(quotaExceededMessage(200, "Premium")).toBe(
+      "The requested feature IP rule exceeds allowed quota 200 for the SKU Premium.",
+    );
     expect(accepted.status).toBe(201);
   });
 
   it("replaces the whole list, changes only what the body names, and applies when the operation succeeds", async () => {
     emulator.configure({ pollsBeforeDone: 2, retryAfterSeconds: 3 });
-    const id = addPremium({ ipRules: ["1.1.1.1", "2.2.2.0/24"], publicNetworkAccess: "Enabled", networkRuleBypassOptions: "None" });
+    const id = addPremium({
+      ipRules: ["1.1.1.1", "2.2.2.0/24"],
+      publicNetworkAccess: "Enabled",
+      networkRuleBypassOptions: "None",
+    });
     const writes = emulator.writes;
     const accepted = await send("PATCH", at(id), { body: rulesOf(["3.3.3.0/24"]) });
     expect(accepted.status).toBe(201);
     expect(accepted.headers["retry-after"]).toBe("3");
     const operation = String(accepted.headers["azure-asyncoperation"]);
-    expect(operation).toMatch(new RegExp(`^${emulator.url}${id}/operationStatuses/registries-[0-9a-f-]+\\?api-version=${ARM_API_VERSION}$`));
+    expect(operation).toMatch(
+      new RegExp(`^${emulator.url}${id}/operationStatuses/registries-[0-9a-f-]+\\?api-version=${ARM_API_VERSION}$`),
+    );
     const statuses: string[] = [];
     for (let i = 0; i < 3; i++) {
       statuses.push(((await send("GET", operation)).json as { status: string }).status);
       if (i === 0) expect(emulator.registry(id).ipRules).toEqual(["1.1.1.1", "2.2.2.0/24"]);
     }
     expect(statuses).toEqual(["InProgress", "InProgress", "Succeeded"]);
-    expect(emulator.registry(id)).toMatchObject({ ipRules: ["3.3.3.0/24"], defaultAction: "Deny", publicNetworkAccess: "Enabled", networkRuleBypassOptions: "None" });
+    expect(emulator.registry(id)).toMatchObject({
+      ipRules: ["3.3.3.0/24"],
+      defaultAction: "Deny",
+      publicNetworkAccess: "Enabled",
+      networkRuleBypassOptions: "None",
+    });
     expect(emulator.writes).toBe(writes + 1);
     expect(emulator.patchBodies(id)).toEqual([rulesOf(["3.3.3.0/24"])]);
   });
@@ -301,7 +400,16 @@ describe("ARM emulator: faults", () => {
   it("lets a concurrent writer change the registry before a PATCH and right after it applies", async () => {
     const id = addPremium({ ipRules: ["1.1.1.1"] });
     const seen: string[][] = [];
-    emulator.injectFault({ op: "patch", fault: { kind: "concurrent-writer", when: "before", write: (e, rid) => { e.setIpRules(rid, ["7.7.7.7"]); } } });
+    emulator.injectFault({
+      op: "patch",
+      fault: {
+        kind: "concurrent-writer",
+        when: "before",
+        write: (e, rid) => {
+          e.setIpRules(rid, ["7.7.7.7"]);
+        },
+      },
+    });
     emulator.injectFault({
       op: "patch",
       fault: {

@@ -73,7 +73,14 @@ type MutableRegistry = { -readonly [K in keyof RegistryState]: RegistryState[K] 
 
 export type Fault =
   /** An HTTP answer with an ARM error body (or `body` verbatim, e.g. a malformed 200 document). */
-  | { readonly kind: "status"; readonly status: number; readonly code?: string; readonly message?: string; readonly retryAfterSeconds?: number; readonly body?: unknown }
+  | {
+      readonly kind: "status";
+      readonly status: number;
+      readonly code?: string;
+      readonly message?: string;
+      readonly retryAfterSeconds?: number;
+      readonly body?: unknown;
+    }
   /** The socket is destroyed without an answer. */
   | { readonly kind: "reset" }
   /** No answer at all until the client gives up (closed by `close()`). */
@@ -86,7 +93,11 @@ export type Fault =
    * Someone else writes: `before` the matched request is handled (e.g. between our read and our
    * PATCH), or `after` it (for a PATCH: right after its change is applied).
    */
-  | { readonly kind: "concurrent-writer"; readonly when: "before" | "after"; readonly write: (emulator: ArmEmulator, registryId: string) => void };
+  | {
+      readonly kind: "concurrent-writer";
+      readonly when: "before" | "after";
+      readonly write: (emulator: ArmEmulator, registryId: string) => void;
+    };
 
 export interface FaultRule {
   readonly op: ArmOp | "any";
@@ -162,7 +173,12 @@ export class ArmEmulator {
   private readonly operations = new Map<string, Operation>();
   private readonly faults: { rule: FaultRule; left: number }[] = [];
   private readonly sockets = new Set<Socket>();
-  private behaviour: Required<ArmEmulatorBehaviour> = { patchResponse: "async", pollsBeforeDone: 1, retryAfterSeconds: 0, replicationsPageSize: 100 };
+  private behaviour: Required<ArmEmulatorBehaviour> = {
+    patchResponse: "async",
+    pollsBeforeDone: 1,
+    retryAfterSeconds: 0,
+    replicationsPageSize: 100,
+  };
   private readonly server = createServer(serverTlsOptions(), (req, res) => {
     // A client that gives up mid-request must not crash the emulator.
     this.handle(req, res).catch(() => req.socket.destroy());
@@ -241,7 +257,12 @@ export class ArmEmulator {
 
   registry(id: string): RegistryState {
     const registry = this.find(id);
-    return { ...registry, ipRules: [...registry.ipRules], replicaLocations: [...registry.replicaLocations], deniedActions: [...registry.deniedActions] };
+    return {
+      ...registry,
+      ipRules: [...registry.ipRules],
+      replicaLocations: [...registry.replicaLocations],
+      deniedActions: [...registry.deniedActions],
+    };
   }
 
   /** Someone else replaced the rules (portal, az CLI): not counted in `writes`. */
@@ -250,7 +271,10 @@ export class ArmEmulator {
   }
 
   /** Changes any other part of a registry's state directly. */
-  updateRegistry(id: string, changes: Partial<Omit<RegistryState, "id" | "subscriptionId" | "resourceGroup" | "name">>): void {
+  updateRegistry(
+    id: string,
+    changes: Partial<Omit<RegistryState, "id" | "subscriptionId" | "resourceGroup" | "name">>,
+  ): void {
     Object.assign(this.find(id), changes);
   }
 
@@ -270,7 +294,11 @@ export class ArmEmulator {
   /** The parsed bodies of the PATCHes received (for one registry, or all). */
   patchBodies(registryId?: string): unknown[] {
     return this.requests
-      .filter((r) => r.method === "PATCH" && (registryId === undefined || r.registryId?.toLowerCase() === registryId.toLowerCase()))
+      .filter(
+        (r) =>
+          r.method === "PATCH" &&
+          (registryId === undefined || r.registryId?.toLowerCase() === registryId.toLowerCase()),
+      )
       .map((r) => JSON.parse(r.body ?? "null") as unknown);
   }
 
@@ -291,7 +319,16 @@ export class ArmEmulator {
     const registryId = target?.id;
     const body = method === "PATCH" ? await readBody(req) : undefined;
     const fault = op === "unknown" ? undefined : this.takeFault(op, registryId);
-    const record: ArmRequestRecord = { method, path: url.pathname, query: url.search, op, registryId, status: 0, fault: fault?.kind, body };
+    const record: ArmRequestRecord = {
+      method,
+      path: url.pathname,
+      query: url.search,
+      op,
+      registryId,
+      status: 0,
+      fault: fault?.kind,
+      body,
+    };
     this.requests.push(record);
 
     if (fault?.kind === "hang") {
@@ -303,15 +340,24 @@ export class ArmEmulator {
       req.socket.destroy();
       return;
     }
-    if (fault?.kind === "concurrent-writer" && fault.when === "before" && registryId !== undefined) fault.write(this, registryId);
-    const answer =
-      fault?.kind === "status"
-        ? statusFault(fault)
-        : this.answer(req, url, op, target, body, fault);
-    if (fault?.kind === "concurrent-writer" && fault.when === "after" && op !== "patch" && registryId !== undefined) fault.write(this, registryId);
+    if (fault?.kind === "concurrent-writer" && fault.when === "before" && registryId !== undefined)
+      fault.write(this, registryId);
+    const answer = fault?.kind === "status" ? statusFault(fault) : this.answer(req, url, op, target, body, fault);
+    if (fault?.kind === "concurrent-writer" && fault.when === "after" && op !== "patch" && registryId !== undefined)
+      fault.write(this, registryId);
     record.status = answer.status;
-    res.writeHead(answer.status, { "content-type": "application/json; charset=utf-8", "x-ms-request-id": randomUUID(), ...answer.headers });
-    res.end(answer.body === undefined ? undefined : typeof answer.body === "string" ? answer.body : JSON.stringify(answer.body));
+    res.writeHead(answer.status, {
+      "content-type": "application/json; charset=utf-8",
+      "x-ms-request-id": randomUUID(),
+      ...answer.headers,
+    });
+    res.end(
+      answer.body === undefined
+        ? undefined
+        : typeof answer.body === "string"
+          ? answer.body
+          : JSON.stringify(answer.body),
+    );
   }
 
   private takeFault(op: ArmOp, registryId: string | undefined): Fault | undefined {
@@ -335,14 +381,26 @@ export class ArmEmulator {
     fault: Fault | undefined,
   ): Answer {
     const token = /^Bearer (.+)$/.exec(req.headers.authorization ?? "")?.[1];
-    if (token === undefined) return armError(401, "AuthenticationFailed", "Authentication failed. The 'Authorization' header is missing.");
-    if (!this.options.acceptToken(token)) return armError(401, "InvalidAuthenticationToken", "The access token is invalid.");
+    if (token === undefined)
+      return armError(401, "AuthenticationFailed", "Authentication failed. The 'Authorization' header is missing.");
+    if (!this.options.acceptToken(token))
+      return armError(401, "InvalidAuthenticationToken", "The access token is invalid.");
     const apiVersion = url.searchParams.get("api-version");
-    if (apiVersion === null) return armError(400, "MissingApiVersionParameter", "The api-version query parameter (?api-version=) is required for all requests.");
+    if (apiVersion === null)
+      return armError(
+        400,
+        "MissingApiVersionParameter",
+        "The api-version query parameter (?api-version=) is required for all requests.",
+      );
     if (apiVersion !== ARM_API_VERSION) {
-      return armError(400, "InvalidApiVersionParameter", `The api-version '${apiVersion}' is invalid. The supported versions are '${ARM_API_VERSION}'.`);
+      return armError(
+        400,
+        "InvalidApiVersionParameter",
+        `The api-version '${apiVersion}' is invalid. The supported versions are '${ARM_API_VERSION}'.`,
+      );
     }
-    if (op === "unknown" || target === undefined) return armError(404, "NotFound", `No HTTP resource was found that matches the request URI '${url.pathname}'.`);
+    if (op === "unknown" || target === undefined)
+      return armError(404, "NotFound", `No HTTP resource was found that matches the request URI '${url.pathname}'.`);
     const registry = this.registries.get(target.id.toLowerCase());
     if (registry?.deniedActions.includes(REGISTRY_ACTIONS[op])) {
       return armError(
@@ -391,7 +449,10 @@ export class ArmEmulator {
       apply,
       outcome:
         fault?.kind === "lro-failed"
-          ? { code: fault.code ?? "InternalServerError", message: fault.message ?? "The operation failed; please retry later." }
+          ? {
+              code: fault.code ?? "InternalServerError",
+              message: fault.message ?? "The operation failed; please retry later.",
+            }
           : fault?.kind === "lro-stuck"
             ? "stuck"
             : "succeeded",
@@ -418,12 +479,21 @@ export class ArmEmulator {
     if (operation === undefined || operation.registryKey !== registry.id.toLowerCase()) {
       return armError(404, "OperationNotFound", `The operation '${operationId}' was not found.`);
     }
-    const status = { id: `${registry.id}/operationStatuses/${operation.id}`, name: operation.id, startTime: new Date().toISOString() };
+    const status = {
+      id: `${registry.id}/operationStatuses/${operation.id}`,
+      name: operation.id,
+      startTime: new Date().toISOString(),
+    };
     if (operation.outcome === "stuck" || operation.pollsLeft > 0) {
       operation.pollsLeft -= 1;
-      return { status: 200, body: { ...status, status: "InProgress" }, headers: { "retry-after": String(this.behaviour.retryAfterSeconds) } };
+      return {
+        status: 200,
+        body: { ...status, status: "InProgress" },
+        headers: { "retry-after": String(this.behaviour.retryAfterSeconds) },
+      };
     }
-    if (operation.outcome !== "succeeded") return { status: 200, body: { ...status, status: "Failed", error: operation.outcome } };
+    if (operation.outcome !== "succeeded")
+      return { status: 200, body: { ...status, status: "Failed", error: operation.outcome } };
     if (!operation.finished) {
       operation.finished = true;
       operation.apply();
@@ -439,7 +509,12 @@ export class ArmEmulator {
       name: location,
       type: "Microsoft.ContainerRegistry/registries/replications",
       location,
-      properties: { provisioningState: "Succeeded", status: { displayStatus: "Ready" }, regionEndpointEnabled: true, zoneRedundancy: "Disabled" },
+      properties: {
+        provisioningState: "Succeeded",
+        status: { displayStatus: "Ready" },
+        regionEndpointEnabled: true,
+        zoneRedundancy: "Disabled",
+      },
     }));
     const more = skip + size < registry.replicaLocations.length;
     const nextLink = `${this.baseUrl}${registry.id}/replications?api-version=${ARM_API_VERSION}&$skipToken=${skip + size}`;
@@ -460,7 +535,9 @@ interface Target {
 }
 
 function targetOf(match: RegExpExecArray): Target {
-  const [subscriptionId = "", resourceGroup = "", name = ""] = match.slice(1, 4).map((part) => decodeURIComponent(part ?? ""));
+  const [subscriptionId = "", resourceGroup = "", name = ""] = match
+    .slice(1, 4)
+    .map((part) => decodeURIComponent(part ?? ""));
   return { id: registryResourceId(subscriptionId, resourceGroup, name), resourceGroup, name };
 }
 
@@ -487,7 +564,12 @@ function registryDocument(registry: RegistryState): unknown {
       adminUserEnabled: false,
       // ARM leaves networkRuleSet out for SKUs that cannot have one.
       ...(registry.sku === "Premium"
-        ? { networkRuleSet: { defaultAction: registry.defaultAction, ipRules: registry.ipRules.map((value) => ({ action: "Allow", value })) } }
+        ? {
+            networkRuleSet: {
+              defaultAction: registry.defaultAction,
+              ipRules: registry.ipRules.map((value) => ({ action: "Allow", value })),
+            },
+          }
         : {}),
       ...(registry.publicNetworkAccess === undefined ? {} : { publicNetworkAccess: registry.publicNetworkAccess }),
       networkRuleBypassOptions: registry.networkRuleBypassOptions,
@@ -499,7 +581,10 @@ function registryDocument(registry: RegistryState): unknown {
 }
 
 function usagesDocument(registry: RegistryState): unknown {
-  const ipRules = registry.ruleLimit === null ? [] : [{ name: "IPRules", limit: registry.ruleLimit, currentValue: registry.ipRules.length, unit: "Count" }];
+  const ipRules =
+    registry.ruleLimit === null
+      ? []
+      : [{ name: "IPRules", limit: registry.ruleLimit, currentValue: registry.ipRules.length, unit: "Count" }];
   return {
     value: [
       { name: "Size", limit: 536_870_912_000, currentValue: 1_234_567, unit: "Bytes" },
@@ -527,8 +612,10 @@ const DEFAULT_CODES: Readonly<Record<number, string>> = {
 };
 
 function statusFault(fault: Extract<Fault, { kind: "status" }>): Answer {
-  const headers = fault.retryAfterSeconds === undefined ? undefined : { "retry-after": String(fault.retryAfterSeconds) };
-  if (fault.body !== undefined) return { status: fault.status, body: fault.body, ...(headers === undefined ? {} : { headers }) };
+  const headers =
+    fault.retryAfterSeconds === undefined ? undefined : { "retry-after": String(fault.retryAfterSeconds) };
+  if (fault.body !== undefined)
+    return { status: fault.status, body: fault.body, ...(headers === undefined ? {} : { headers }) };
   const code = fault.code ?? DEFAULT_CODES[fault.status] ?? "Error";
   return armError(fault.status, code, fault.message ?? `Injected ${fault.status} ${code}.`, headers);
 }
@@ -545,31 +632,41 @@ function parsePatch(registry: RegistryState, text: string): { changes: Partial<M
   const properties = isObject(body) && isObject(body.properties) ? body.properties : {};
   const changes: Partial<MutableRegistry> = {};
   if ("publicNetworkAccess" in properties) {
-    if (properties.publicNetworkAccess !== "Enabled" && properties.publicNetworkAccess !== "Disabled") return invalidValue("publicNetworkAccess");
+    if (properties.publicNetworkAccess !== "Enabled" && properties.publicNetworkAccess !== "Disabled")
+      return invalidValue("publicNetworkAccess");
     changes.publicNetworkAccess = properties.publicNetworkAccess;
   }
   if ("networkRuleBypassOptions" in properties) {
-    if (properties.networkRuleBypassOptions !== "AzureServices" && properties.networkRuleBypassOptions !== "None") return invalidValue("networkRuleBypassOptions");
+    if (properties.networkRuleBypassOptions !== "AzureServices" && properties.networkRuleBypassOptions !== "None")
+      return invalidValue("networkRuleBypassOptions");
     changes.networkRuleBypassOptions = properties.networkRuleBypassOptions;
   }
   if ("networkRuleBypassAllowedForTasks" in properties) {
-    if (typeof properties.networkRuleBypassAllowedForTasks !== "boolean") return invalidValue("networkRuleBypassAllowedForTasks");
+    if (typeof properties.networkRuleBypassAllowedForTasks !== "boolean")
+      return invalidValue("networkRuleBypassAllowedForTasks");
     changes.networkRuleBypassAllowedForTasks = properties.networkRuleBypassAllowedForTasks;
   }
   const ruleSet = properties.networkRuleSet;
   if (ruleSet === undefined || ruleSet === null) return { changes };
   if (registry.sku !== "Premium") {
-    return armError(400, "NetworkRuleNotSupported", `Network rules are not supported for the SKU '${registry.sku}'. Network rules require the Premium SKU.`);
+    return armError(
+      400,
+      "NetworkRuleNotSupported",
+      `Network rules are not supported for the SKU '${registry.sku}'. Network rules require the Premium SKU.`,
+    );
   }
-  if (!isObject(ruleSet) || (ruleSet.defaultAction !== "Allow" && ruleSet.defaultAction !== "Deny")) return invalidValue("networkRuleSet.defaultAction");
+  if (!isObject(ruleSet) || (ruleSet.defaultAction !== "Allow" && ruleSet.defaultAction !== "Deny"))
+    return invalidValue("networkRuleSet.defaultAction");
   const rules = ruleSet.ipRules ?? [];
   if (!Array.isArray(rules)) return invalidValue("networkRuleSet.ipRules");
   const values: string[] = [];
   for (const rule of rules) {
     const value: unknown = isObject(rule) ? rule.value : undefined;
-    if (!isObject(rule) || (rule.action !== undefined && rule.action !== "Allow") || typeof value !== "string") return invalidValue("networkRuleSet.ipRules");
+    if (!isObject(rule) || (rule.action !== undefined && rule.action !== "Allow") || typeof value !== "string")
+      return invalidValue("networkRuleSet.ipRules");
     const problem = ipv4RuleProblem(value);
-    if (problem !== undefined) return armError(400, "InvalidIpRule", `The IP rule value '${value}' is invalid: ${problem}`);
+    if (problem !== undefined)
+      return armError(400, "InvalidIpRule", `The IP rule value '${value}' is invalid: ${problem}`);
     values.push(storeAs(value, registry.storeSingleAddressAs));
   }
   const limit = registry.ruleLimit ?? DEFAULT_RULE_LIMIT;
@@ -582,10 +679,12 @@ function parsePatch(registry: RegistryState, text: string): { changes: Partial<M
 
 function ipv4RuleProblem(value: string): string | undefined {
   const [address = "", length, ...rest] = value.split("/");
-  if (isIPv6(address)) return "IPv6 addresses are not supported; only IPv4 addresses and ranges in CIDR notation are allowed.";
+  if (isIPv6(address))
+    return "IPv6 addresses are not supported; only IPv4 addresses and ranges in CIDR notation are allowed.";
   const lengthOk = length === undefined || (/^\d{1,2}$/.test(length) && Number(length) <= 32);
   // isIPv4 accepts only dotted quads without leading zeros, as ACR does.
-  if (!isIPv4(address) || !lengthOk || rest.length > 0) return "expected an IPv4 address or an IPv4 range in CIDR notation, like 203.0.113.0/24.";
+  if (!isIPv4(address) || !lengthOk || rest.length > 0)
+    return "expected an IPv4 address or an IPv4 range in CIDR notation, like 203.0.113.0/24.";
   return undefined;
 }
 

@@ -40,7 +40,9 @@ export async function startAzurite(options: StartAzuriteOptions = {}): Promise<A
     "--skipApiVersionCheck",
     // Azurite collects telemetry by default; tests must not talk to anything but loopback.
     "--disableTelemetry",
-    ...(options.location === undefined ? ["--inMemoryPersistence", "--extentMemoryLimit", "256"] : ["--location", options.location]),
+    ...(options.location === undefined
+      ? ["--inMemoryPersistence", "--extentMemoryLimit", "256"]
+      : ["--location", options.location]),
   ];
   const child = spawn(process.execPath, args, {
     cwd: options.location ?? tmpdir(),
@@ -68,14 +70,21 @@ export async function startAzurite(options: StartAzuriteOptions = {}): Promise<A
 function waitForPort(child: ChildProcess, timeoutMs: number): Promise<number> {
   return new Promise((resolve, reject) => {
     let output = "";
-    const timer = setTimeout(() => finish(new Error(`Azurite did not listen within ${timeoutMs} ms. Output: ${output.slice(-2000)}`)), timeoutMs);
+    const timer = setTimeout(
+      () => finish(new Error(`Azurite did not listen within ${timeoutMs} ms. Output: ${output.slice(-2000)}`)),
+      timeoutMs,
+    );
     const onData = (chunk: Buffer): void => {
       output += chunk.toString("utf8");
       const match = /successfully listens on http:\/\/127\.0\.0\.1:(\d+)/.exec(output);
       if (match?.[1] !== undefined) finish(undefined, Number(match[1]));
     };
     const onExit = (code: number | null, signal: string | null): void =>
-      finish(new Error(`Azurite exited before listening (code ${String(code)}, signal ${String(signal)}). Output: ${output.slice(-2000)}`));
+      finish(
+        new Error(
+          `Azurite exited before listening (code ${String(code)}, signal ${String(signal)}). Output: ${output.slice(-2000)}`,
+        ),
+      );
     const finish = (error: Error | undefined, port?: number): void => {
       clearTimeout(timer);
       child.stdout?.off("data", onData);

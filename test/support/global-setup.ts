@@ -14,7 +14,11 @@ import { tlsPaths } from "./tls.js";
 export default async function setup(): Promise<() => Promise<void>> {
   process.env.NODE_EXTRA_CA_CERTS = tlsPaths.ca;
   const root = projectRoot();
-  execFileSync(process.execPath, [join(root, "node_modules", "typescript", "bin", "tsc"), "-p", join(root, "tsconfig.json")], { cwd: root, stdio: "inherit" });
+  execFileSync(
+    process.execPath,
+    [join(root, "node_modules", "typescript", "bin", "tsc"), "-p", join(root, "tsconfig.json")],
+    { cwd: root, stdio: "inherit" },
+  );
   const azurite = await startAzurite();
   process.env.AZURITE_CONNECTION_STRING = azurite.connectionString;
   process.env.AZURITE_BLOB_ENDPOINT = azurite.blobEndpoint;

@@ -18,7 +18,10 @@ export interface Harness {
   settings(extra?: Readonly<Record<string, string | undefined>>): Record<string, string | undefined>;
   /** Adds a registry to the emulator; defaults: Premium, firewall on (Deny), japaneast. */
   addRegistry(spec: Partial<RegistrySpec> & { readonly name: string }): string;
-  runtime(extra: Readonly<Record<string, string | undefined>>, options?: { readonly ledger?: LedgerChoice; readonly tuning?: RuntimeOptions["tuning"] }): Runtime;
+  runtime(
+    extra: Readonly<Record<string, string | undefined>>,
+    options?: { readonly ledger?: LedgerChoice; readonly tuning?: RuntimeOptions["tuning"] },
+  ): Runtime;
   close(): Promise<void>;
 }
 
@@ -31,7 +34,11 @@ export interface HarnessOptions {
 
 /** Back-off and polling short enough for tests; the logic under test is unchanged. */
 export const FAST_TUNING: NonNullable<RuntimeOptions["tuning"]> = {
-  registry: { retryOptions: { maxRetries: 2, retryDelayInMs: 5, maxRetryDelayInMs: 20 }, pollIntervalMs: 5, requestTimeoutMs: 2_000 },
+  registry: {
+    retryOptions: { maxRetries: 2, retryDelayInMs: 5, maxRetryDelayInMs: 20 },
+    pollIntervalMs: 5,
+    requestTimeoutMs: 2_000,
+  },
   serviceTags: { retryDelayMs: 1 },
 };
 

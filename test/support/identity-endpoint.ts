@@ -104,18 +104,32 @@ export class IdentityEndpoint {
       res.writeHead(status, { "content-type": "application/json" });
       res.end(JSON.stringify(body));
     };
-    if (req.method !== "GET" || url.pathname !== "/msi/token") return answer(404, { error: "not_found", error_description: "Unknown path." });
+    if (req.method !== "GET" || url.pathname !== "/msi/token")
+      return answer(404, { error: "not_found", error_description: "Unknown path." });
     if (req.headers["x-identity-header"] !== this.secret) {
-      return answer(401, { error: "unauthorized", error_description: "The X-IDENTITY-HEADER header is missing or wrong." });
+      return answer(401, {
+        error: "unauthorized",
+        error_description: "The X-IDENTITY-HEADER header is missing or wrong.",
+      });
     }
     if (url.searchParams.get("api-version") !== IDENTITY_API_VERSION) {
-      return answer(400, { error: "invalid_request", error_description: `api-version must be ${IDENTITY_API_VERSION}.` });
+      return answer(400, {
+        error: "invalid_request",
+        error_description: `api-version must be ${IDENTITY_API_VERSION}.`,
+      });
     }
-    if (resource === undefined || resource === "") return answer(400, { error: "invalid_request", error_description: "resource is required." });
+    if (resource === undefined || resource === "")
+      return answer(400, { error: "invalid_request", error_description: "resource is required." });
     const token = `mi-${randomBytes(24).toString("base64url")}`;
     const expiresOnSeconds = Math.floor(Date.now() / 1000) + this.lifetimeSeconds;
     this.issued.set(token, { audience: normalizeAudience(resource), expiresOnMs: expiresOnSeconds * 1000 });
-    return answer(200, { access_token: token, expires_on: String(expiresOnSeconds), resource, token_type: "Bearer", client_id: "00000000-0000-4000-8000-00000000a11d" });
+    return answer(200, {
+      access_token: token,
+      expires_on: String(expiresOnSeconds),
+      resource,
+      token_type: "Bearer",
+      client_id: "00000000-0000-4000-8000-00000000a11d",
+    });
   }
 }
 

@@ -105,7 +105,11 @@ export async function startIngestionEndpoint(options: IngestionEndpointOptions =
       };
       const path = (req.url ?? "").split("?")[0] ?? "";
       if (req.method !== "POST" || path.replace(/\/+/g, "/") !== "/v2.1/track") {
-        reply(404, { itemsReceived: 0, itemsAccepted: 0, errors: [{ index: 0, statusCode: 404, message: `No route ${req.method} ${path}` }] });
+        reply(404, {
+          itemsReceived: 0,
+          itemsAccepted: 0,
+          errors: [{ index: 0, statusCode: 404, message: `No route ${req.method} ${path}` }],
+        });
         return;
       }
       const encoding = req.headers["content-encoding"];
@@ -116,10 +120,25 @@ export async function startIngestionEndpoint(options: IngestionEndpointOptions =
         const parsed: unknown = JSON.parse(text);
         items = Array.isArray(parsed) ? parsed : [parsed];
       } catch (error) {
-        reply(400, { itemsReceived: 0, itemsAccepted: 0, errors: [{ index: 0, statusCode: 400, message: `Unreadable body: ${error instanceof Error ? error.message : String(error)}` }] });
+        reply(400, {
+          itemsReceived: 0,
+          itemsAccepted: 0,
+          errors: [
+            {
+              index: 0,
+              statusCode: 400,
+              message: `Unreadable body: ${error instanceof Error ? error.message : String(error)}`,
+            },
+          ],
+        });
         return;
       }
-      requests.push({ path, contentEncoding: encoding, authorization: req.headers.authorization, itemCount: items.length });
+      requests.push({
+        path,
+        contentEncoding: encoding,
+        authorization: req.headers.authorization,
+        itemCount: items.length,
+      });
       const status = options.status ?? 200;
       const errors: { index: number; statusCode: number; message: string }[] = [];
       items.forEach((item, index) => {
@@ -131,11 +150,19 @@ export async function startIngestionEndpoint(options: IngestionEndpointOptions =
         }
       });
       if (status !== 200) {
-        reply(status, { itemsReceived: items.length, itemsAccepted: 0, errors: items.map((_, index) => ({ index, statusCode: status, message: "Test endpoint refuses" })) });
+        reply(status, {
+          itemsReceived: items.length,
+          itemsAccepted: 0,
+          errors: items.map((_, index) => ({ index, statusCode: status, message: "Test endpoint refuses" })),
+        });
         return;
       }
       // Breeze answers 206 when some items were rejected, 200 when all were accepted.
-      reply(errors.length === 0 ? 200 : 206, { itemsReceived: items.length, itemsAccepted: items.length - errors.length, errors });
+      reply(errors.length === 0 ? 200 : 206, {
+        itemsReceived: items.length,
+        itemsAccepted: items.length - errors.length,
+        errors,
+      });
     });
   });
 
@@ -157,7 +184,13 @@ export async function startIngestionEndpoint(options: IngestionEndpointOptions =
         if (envelope.data.baseType !== "EventData") continue;
         const data = eventDataSchema.parse(envelope.data.baseData);
         if (name !== undefined && data.name !== name) continue;
-        out.push({ name: data.name, properties: data.properties ?? {}, measurements: data.measurements ?? {}, tags: envelope.tags ?? {}, time: envelope.time });
+        out.push({
+          name: data.name,
+          properties: data.properties ?? {},
+          measurements: data.measurements ?? {},
+          tags: envelope.tags ?? {},
+          time: envelope.time,
+        });
       }
       return out;
     },
@@ -168,7 +201,14 @@ export async function startIngestionEndpoint(options: IngestionEndpointOptions =
         const data = metricDataSchema.parse(envelope.data.baseData);
         for (const metric of data.metrics) {
           if (name !== undefined && metric.name !== name) continue;
-          out.push({ name: metric.name, value: metric.value, count: metric.count, properties: data.properties ?? {}, tags: envelope.tags ?? {}, time: envelope.time });
+          out.push({
+            name: metric.name,
+            value: metric.value,
+            count: metric.count,
+            properties: data.properties ?? {},
+            tags: envelope.tags ?? {},
+            time: envelope.time,
+          });
         }
       }
       return out;

@@ -11,8 +11,22 @@ describe("outbound connection recorder", () => {
   });
 
   it("tells loopback addresses and names from everything else", () => {
-    expect(["127.0.0.1", "127.8.9.10", "::1", "[::1]", "localhost", "LOCALHOST", "::ffff:127.0.0.1"].filter((h) => !isLoopbackHost(h))).toEqual([]);
-    expect(["169.254.169.254", "10.0.0.1", "0.0.0.0", "::", "westus-0.in.applicationinsights.azure.com", "localhost.example.com", "128.0.0.1"].filter(isLoopbackHost)).toEqual([]);
+    expect(
+      ["127.0.0.1", "127.8.9.10", "::1", "[::1]", "localhost", "LOCALHOST", "::ffff:127.0.0.1"].filter(
+        (h) => !isLoopbackHost(h),
+      ),
+    ).toEqual([]);
+    expect(
+      [
+        "169.254.169.254",
+        "10.0.0.1",
+        "0.0.0.0",
+        "::",
+        "westus-0.in.applicationinsights.azure.com",
+        "localhost.example.com",
+        "128.0.0.1",
+      ].filter(isLoopbackHost),
+    ).toEqual([]);
   });
 
   it("records a loopback connection and lets it through", async () => {

@@ -40,7 +40,8 @@ export function isLoopbackHost(host: string): boolean {
 }
 
 export function recordOutboundConnections(): ConnectionRecorder {
-  if (installed) throw new Error("recordOutboundConnections() is already active in this process; restore() the first recorder.");
+  if (installed)
+    throw new Error("recordOutboundConnections() is already active in this process; restore() the first recorder.");
   installed = true;
   const connections: OutboundConnection[] = [];
   const original = Socket.prototype.connect as unknown as Connect;
@@ -50,7 +51,9 @@ export function recordOutboundConnections(): ConnectionRecorder {
     if (target === undefined) return original.apply(this, args); // IPC (Unix socket / named pipe): local by nature
     connections.push(target);
     if (!target.loopback) {
-      this.destroy(new Error(`Test refused a connection to ${target.host}:${String(target.port)} (only loopback is allowed).`));
+      this.destroy(
+        new Error(`Test refused a connection to ${target.host}:${String(target.port)} (only loopback is allowed).`),
+      );
       return this;
     }
     return original.apply(this, args);

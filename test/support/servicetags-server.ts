@@ -77,7 +77,11 @@ export interface ServiceTagsServer {
   close(): Promise<void>;
 }
 
-export const DETAILS_PAGE_IDS: Readonly<Record<string, string>> = { Public: "56519", AzureGovernment: "57063", China: "57062" };
+export const DETAILS_PAGE_IDS: Readonly<Record<string, string>> = {
+  Public: "56519",
+  AzureGovernment: "57063",
+  China: "57062",
+};
 export const LATEST_ALIAS_PATH = "/download/ServiceTags_Public_Latest.json";
 
 /** A file of `test/fixtures/servicetags/`. */
@@ -110,7 +114,12 @@ export async function startServiceTagsServer(options: ServiceTagsServerOptions =
     files.set(name, Buffer.isBuffer(content) ? content : Buffer.from(content, "utf8"));
   }
   let latest: string | null =
-    options.latest === undefined ? ([...files.keys()].filter((n) => n.startsWith("ServiceTags_Public_")).sort().at(-1) ?? null) : options.latest;
+    options.latest === undefined
+      ? ([...files.keys()]
+          .filter((n) => n.startsWith("ServiceTags_Public_"))
+          .sort()
+          .at(-1) ?? null)
+      : options.latest;
   let detailsPage: DetailsPageForm | { readonly html: string } = options.detailsPage ?? "href";
   const botProtection = options.botProtection ?? true;
   const faults = new Map<string, FaultEntry>();
@@ -121,7 +130,11 @@ export async function startServiceTagsServer(options: ServiceTagsServerOptions =
   const detailsHtml = (cloud: string): string => {
     if (typeof detailsPage === "object") return detailsPage.html;
     const names = [...files.keys()].filter((n) => new RegExp(`^ServiceTags_${cloud}_\\d{8}\\.json$`).test(n)).sort();
-    return renderDetailsPage(cloud, detailsPage, names.map((n) => `${origin}/download/${n}`));
+    return renderDetailsPage(
+      cloud,
+      detailsPage,
+      names.map((n) => `${origin}/download/${n}`),
+    );
   };
 
   const handle = (req: IncomingMessage, res: ServerResponse): void => {
@@ -152,7 +165,9 @@ export async function startServiceTagsServer(options: ServiceTagsServerOptions =
   const resolveBody = (url: URL): { content: Buffer; contentType: string } | undefined => {
     if (url.pathname === "/en-us/download/details.aspx") {
       const cloud = Object.entries(DETAILS_PAGE_IDS).find(([, id]) => id === url.searchParams.get("id"))?.[0];
-      return cloud === undefined ? undefined : { content: Buffer.from(detailsHtml(cloud)), contentType: "text/html; charset=utf-8" };
+      return cloud === undefined
+        ? undefined
+        : { content: Buffer.from(detailsHtml(cloud)), contentType: "text/html; charset=utf-8" };
     }
     if (url.pathname === LATEST_ALIAS_PATH) {
       const content = latest === null ? undefined : files.get(latest);
@@ -207,14 +222,22 @@ export async function startServiceTagsServer(options: ServiceTagsServerOptions =
 export function renderDetailsPage(cloud: string, form: DetailsPageForm, fileUrls: readonly string[]): string {
   const newest = fileUrls.at(-1);
   const head = `<!DOCTYPE html>\n<html lang="en-us" dir="ltr"><head><meta charset="utf-8"><title>Download Azure IP Ranges and Service Tags – ${cloud} Cloud from Official Microsoft Download Center</title>\n`;
-  const intro = '<body><div id="mainContent"><h1>Azure IP Ranges and Service Tags – ' + cloud + " Cloud</h1>\n<p>This file contains the IP address ranges for " + cloud + " Azure as well as service tags.</p>\n";
+  const intro =
+    '<body><div id="mainContent"><h1>Azure IP Ranges and Service Tags – ' +
+    cloud +
+    " Cloud</h1>\n<p>This file contains the IP address ranges for " +
+    cloud +
+    " Azure as well as service tags.</p>\n";
   const tail = "</div></body></html>\n";
   switch (form) {
     case "js-variable":
       return `${head}<script type="text/javascript">\n  var AcOEt_ProductName = "Azure IP Ranges and Service Tags";\n  window.AcOEt_DownloadUrl = "${newest ?? ""}";\n</script></head>\n${intro}<a class="mscom-link download-button" href="confirmation.aspx?id=56519">Download</a>\n${tail}`;
     case "href": {
       const links = fileUrls
-        .map((u) => `<tr><td><a href="${u}?lang=en-us&amp;src=details" class="mscom-link" data-bi-name="download">${u.slice(u.lastIndexOf("/") + 1)}</a></td></tr>`)
+        .map(
+          (u) =>
+            `<tr><td><a href="${u}?lang=en-us&amp;src=details" class="mscom-link" data-bi-name="download">${u.slice(u.lastIndexOf("/") + 1)}</a></td></tr>`,
+        )
         .join("\n");
       return `${head}</head>\n${intro}<table class="file-list">\n${links}\n</table>\n${tail}`;
     }
@@ -223,16 +246,31 @@ export function renderDetailsPage(cloud: string, form: DetailsPageForm, fileUrls
   }
 }
 
-function send(res: ServerResponse, status: number, contentType: string, body: Buffer, headers: Record<string, string> = {}): void {
+function send(
+  res: ServerResponse,
+  status: number,
+  contentType: string,
+  body: Buffer,
+  headers: Record<string, string> = {},
+): void {
   res.writeHead(status, { "content-type": contentType, "content-length": String(body.byteLength), ...headers });
   res.end(body);
 }
 
-function applyFault(fault: ServiceTagsFault, file: Buffer, req: IncomingMessage, res: ServerResponse, timers: Set<NodeJS.Timeout>): void {
+function applyFault(
+  fault: ServiceTagsFault,
+  file: Buffer,
+  req: IncomingMessage,
+  res: ServerResponse,
+  timers: Set<NodeJS.Timeout>,
+): void {
   switch (fault.kind) {
     case "status": {
-      const body = fault.body ?? (fault.status === 403 ? BOT_PAGE_HTML : `<html><body><h1>HTTP ${fault.status}</h1></body></html>`);
-      const headers: Record<string, string> = fault.retryAfterSeconds === undefined ? {} : { "retry-after": String(fault.retryAfterSeconds) };
+      const body =
+        fault.body ??
+        (fault.status === 403 ? BOT_PAGE_HTML : `<html><body><h1>HTTP ${fault.status}</h1></body></html>`);
+      const headers: Record<string, string> =
+        fault.retryAfterSeconds === undefined ? {} : { "retry-after": String(fault.retryAfterSeconds) };
       send(res, fault.status, "text/html", Buffer.from(body), headers);
       return;
     }
@@ -243,7 +281,12 @@ function applyFault(fault: ServiceTagsFault, file: Buffer, req: IncomingMessage,
       send(res, 200, "application/octet-stream", file.subarray(0, fault.keepBytes ?? Math.floor(file.byteLength / 2)));
       return;
     case "wrong-schema":
-      send(res, 200, "application/json", Buffer.from(JSON.stringify({ changeNumber: 1, cloud: "Public", items: [{ name: "AzureContainerRegistry" }] })));
+      send(
+        res,
+        200,
+        "application/json",
+        Buffer.from(JSON.stringify({ changeNumber: 1, cloud: "Public", items: [{ name: "AzureContainerRegistry" }] })),
+      );
       return;
     case "wrong-cloud": {
       const parsed = JSON.parse(file.toString("utf8")) as Record<string, unknown>;
@@ -251,7 +294,10 @@ function applyFault(fault: ServiceTagsFault, file: Buffer, req: IncomingMessage,
       return;
     }
     case "oversized": {
-      res.writeHead(200, { "content-type": "application/octet-stream", ...(fault.declareLength === true ? { "content-length": String(fault.bytes) } : {}) });
+      res.writeHead(200, {
+        "content-type": "application/octet-stream",
+        ...(fault.declareLength === true ? { "content-length": String(fault.bytes) } : {}),
+      });
       const chunk = Buffer.alloc(64 * 1024, 0x20);
       let sent = 0;
       const pump = (): void => {

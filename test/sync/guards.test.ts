@@ -4,7 +4,14 @@ import { GuardError } from "../../src/errors.js";
 import { evaluateGuards, guardErrorFor } from "../../src/sync/guards.js";
 import type { Plan } from "../../src/sync/plan.js";
 
-const POLICY: SyncPolicy = { headroom: 0, minPrefixLength: 8, maxExtraAddresses: undefined, maxExtraRatio: undefined, maxRemovalShare: 0.25, writeWhenDefaultAllow: false };
+const POLICY: SyncPolicy = {
+  headroom: 0,
+  minPrefixLength: 8,
+  maxExtraAddresses: undefined,
+  maxExtraRatio: undefined,
+  maxRemovalShare: 0.25,
+  writeWhenDefaultAllow: false,
+};
 
 function basePlan(overrides: Partial<Plan> = {}, registry: Partial<Plan["registry"]> = {}): Plan {
   return {
@@ -21,7 +28,20 @@ function basePlan(overrides: Partial<Plan> = {}, registry: Partial<Plan["registr
       networkRuleBypassAllowedForTasks: true,
       ...registry,
     },
-    source: { kind: "service-tags", origin: { kind: "explicit", location: "x", fileName: "f.json", changeNumber: 1, cloud: "Public", retrievedAt: "", bytes: 1 }, regions: ["japaneast"], tags: [] },
+    source: {
+      kind: "service-tags",
+      origin: {
+        kind: "explicit",
+        location: "x",
+        fileName: "f.json",
+        changeNumber: 1,
+        cloud: "Public",
+        retrievedAt: "",
+        bytes: 1,
+      },
+      regions: ["japaneast"],
+      tags: [],
+    },
     ownership: "ledger",
     adds: [{ rule: "20.0.0.0/24", owner: "service", reason: "published" }],
     removes: [],
@@ -29,8 +49,25 @@ function basePlan(overrides: Partial<Plan> = {}, registry: Partial<Plan["registr
     ipRulesAfter: ["20.0.0.0/24"],
     ownedAfter: ["20.0.0.0/24"],
     ownedBefore: [],
-    counts: { before: 0, after: 1, limit: 100, limitSource: "listUsages", peopleRules: 0, pinnedRules: 0, serviceRules: 1, headroom: 0, budget: 100 },
-    aggregation: { publishedPrefixes: 1, mergedPrefixes: 1, targetAddresses: 256, coveredAddresses: 256, extraAddresses: 0, minPrefixLength: 8 },
+    counts: {
+      before: 0,
+      after: 1,
+      limit: 100,
+      limitSource: "listUsages",
+      peopleRules: 0,
+      pinnedRules: 0,
+      serviceRules: 1,
+      headroom: 0,
+      budget: 100,
+    },
+    aggregation: {
+      publishedPrefixes: 1,
+      mergedPrefixes: 1,
+      targetAddresses: 256,
+      coveredAddresses: 256,
+      extraAddresses: 0,
+      minPrefixLength: 8,
+    },
     drift: [],
     staleTags: [],
     revokedRules: [],
@@ -41,7 +78,8 @@ function basePlan(overrides: Partial<Plan> = {}, registry: Partial<Plan["registr
   };
 }
 
-const guardsOf = (plan: Plan, policy: SyncPolicy = POLICY, force = false) => evaluateGuards(plan, { policy, force }).map((f) => f.guard);
+const guardsOf = (plan: Plan, policy: SyncPolicy = POLICY, force = false) =>
+  evaluateGuards(plan, { policy, force }).map((f) => f.guard);
 
 describe("evaluateGuards", () => {
   it("passes a healthy plan", () => {
@@ -66,7 +104,16 @@ describe("evaluateGuards", () => {
   });
 
   it("trips mass-removal above the share of owned rules, and a forced run passes", () => {
-    const owned = ["20.0.0.0/24", "20.0.1.0/24", "20.0.2.0/24", "20.0.3.0/24", "20.0.4.0/24", "20.0.5.0/24", "20.0.6.0/24", "20.0.7.0/24"];
+    const owned = [
+      "20.0.0.0/24",
+      "20.0.1.0/24",
+      "20.0.2.0/24",
+      "20.0.3.0/24",
+      "20.0.4.0/24",
+      "20.0.5.0/24",
+      "20.0.6.0/24",
+      "20.0.7.0/24",
+    ];
     const plan = basePlan({ ownedBefore: owned, revokedRules: owned.slice(0, 3) });
     expect(guardsOf(plan)).toEqual(["mass-removal"]);
     expect(guardsOf(plan, POLICY, true)).toEqual([]);
@@ -74,9 +121,13 @@ describe("evaluateGuards", () => {
   });
 
   it("trips stale-source for a file older than the one applied before, and a forced run passes", () => {
-    const plan = basePlan({ staleTags: [{ name: "AzureContainerRegistry.JapanEast", changeNumber: 7, appliedChangeNumber: 8 }] });
+    const plan = basePlan({
+      staleTags: [{ name: "AzureContainerRegistry.JapanEast", changeNumber: 7, appliedChangeNumber: 8 }],
+    });
     expect(guardsOf(plan)).toEqual(["stale-source"]);
-    expect(evaluateGuards(plan, { policy: POLICY, force: false })[0]?.message).toContain("AzureContainerRegistry.JapanEast changeNumber 7 < 8");
+    expect(evaluateGuards(plan, { policy: POLICY, force: false })[0]?.message).toContain(
+      "AzureContainerRegistry.JapanEast changeNumber 7 < 8",
+    );
     expect(guardsOf(plan, POLICY, true)).toEqual([]);
   });
 
@@ -85,11 +136,28 @@ describe("evaluateGuards", () => {
   });
 
   it("refuses to leave a Deny registry without rules", () => {
-    expect(guardsOf(basePlan({ ipRulesAfter: [], adds: [], removes: [{ rule: "20.0.0.0/24", owner: "service", reason: "x" }] }))).toContain("empty-deny-list");
+    expect(
+      guardsOf(
+        basePlan({ ipRulesAfter: [], adds: [], removes: [{ rule: "20.0.0.0/24", owner: "service", reason: "x" }] }),
+      ),
+    ).toContain("empty-deny-list");
   });
 
   it("refuses a source whose selected tags hold no IPv4 prefix", () => {
-    expect(guardsOf(basePlan({ aggregation: { publishedPrefixes: 0, mergedPrefixes: 0, targetAddresses: 0, coveredAddresses: 0, extraAddresses: 0, minPrefixLength: 8 } }))).toContain("source-too-small");
+    expect(
+      guardsOf(
+        basePlan({
+          aggregation: {
+            publishedPrefixes: 0,
+            mergedPrefixes: 0,
+            targetAddresses: 0,
+            coveredAddresses: 0,
+            extraAddresses: 0,
+            minPrefixLength: 8,
+          },
+        }),
+      ),
+    ).toContain("source-too-small");
   });
 
   it("turns findings into one typed error that lists them all", () => {

@@ -14,7 +14,14 @@ const REF = {
   name: "myreg",
 };
 
-const POLICY: SyncPolicy = { headroom: 0, minPrefixLength: 8, maxExtraAddresses: undefined, maxExtraRatio: undefined, maxRemovalShare: 0.25, writeWhenDefaultAllow: false };
+const POLICY: SyncPolicy = {
+  headroom: 0,
+  minPrefixLength: 8,
+  maxExtraAddresses: undefined,
+  maxExtraRatio: undefined,
+  maxRemovalShare: 0.25,
+  writeWhenDefaultAllow: false,
+};
 
 function snapshot(ipRules: string[], overrides: Partial<RegistrySnapshot> = {}): RegistrySnapshot {
   return {
@@ -35,21 +42,48 @@ function snapshot(ipRules: string[], overrides: Partial<RegistrySnapshot> = {}):
 }
 
 function tag(name: string, ipv4: string[], changeNumber = 7, ipv6Count = 0): SelectedTag {
-  return { name, changeNumber, region: name.split(".")[1]?.toLowerCase() ?? "", ipv4, prefixes: ipv4.map((p) => parsePrefix(p, { mode: "strict" }).prefix), ipv6Count };
+  return {
+    name,
+    changeNumber,
+    region: name.split(".")[1]?.toLowerCase() ?? "",
+    ipv4,
+    prefixes: ipv4.map((p) => parsePrefix(p, { mode: "strict" }).prefix),
+    ipv6Count,
+  };
 }
 
 function tags(...selected: SelectedTag[]): DesiredSource {
   return {
     kind: "service-tags",
-    origin: { kind: "explicit", location: "test", fileName: "ServiceTags_Public_20251020.json", changeNumber: 374, cloud: "Public", retrievedAt: "2025-10-22T00:00:00.000Z", bytes: 1 },
+    origin: {
+      kind: "explicit",
+      location: "test",
+      fileName: "ServiceTags_Public_20251020.json",
+      changeNumber: 374,
+      cloud: "Public",
+      retrievedAt: "2025-10-22T00:00:00.000Z",
+      bytes: 1,
+    },
     regions: selected.map((t) => t.region),
     tags: selected,
     adoptablePrefixes: selected.flatMap((t) => t.ipv4),
   };
 }
 
-function ledger(ownedRules: string[], pendingRules: string[] = [], appliedTagChangeNumbers: Record<string, number> = {}): LedgerState {
-  return { schemaVersion: 1, registryId: REF.id, ownedRules, pendingRules, appliedTagChangeNumbers, updatedAt: "2025-10-01T00:00:00.000Z", lastAuditId: undefined };
+function ledger(
+  ownedRules: string[],
+  pendingRules: string[] = [],
+  appliedTagChangeNumbers: Record<string, number> = {},
+): LedgerState {
+  return {
+    schemaVersion: 1,
+    registryId: REF.id,
+    ownedRules,
+    pendingRules,
+    appliedTagChangeNumbers,
+    updatedAt: "2025-10-01T00:00:00.000Z",
+    lastAuditId: undefined,
+  };
 }
 
 function plan(input: Partial<PlanInput> & Pick<PlanInput, "snapshot" | "desired">) {
@@ -73,7 +107,10 @@ describe("planAllowlist", () => {
   it("keeps people's rules exactly as the registry spells them and in place", () => {
     const result = plan({ snapshot: snapshot(["203.0.113.7", "198.51.100.0/24"]), desired: tags(JAPAN) });
     expect(result.ipRulesAfter.slice(0, 2)).toEqual(["203.0.113.7", "198.51.100.0/24"]);
-    expect(result.kept.filter((k) => k.owner === "people").map((k) => k.rule)).toEqual(["203.0.113.7/32", "198.51.100.0/24"]);
+    expect(result.kept.filter((k) => k.owner === "people").map((k) => k.rule)).toEqual([
+      "203.0.113.7/32",
+      "198.51.100.0/24",
+    ]);
     expect(result.counts.peopleRules).toBe(2);
   });
 
@@ -100,26 +137,41 @@ describe("planAllowlist", () => {
 
   it("treats a.b.c.d and a.b.c.d/32 as the same rule, so nothing changes", () => {
     const single = tag("AzureContainerRegistry.JapanWest", ["20.189.225.72/32"]);
-    const result = plan({ snapshot: snapshot(["20.189.225.72"]), ledger: ledger(["20.189.225.72/32"]), desired: tags(single) });
+    const result = plan({
+      snapshot: snapshot(["20.189.225.72"]),
+      ledger: ledger(["20.189.225.72/32"]),
+      desired: tags(single),
+    });
     expect(result.changed).toBe(false);
     expect(result.ipRulesAfter).toEqual(["20.189.225.72"]);
   });
 
   it("re-adds owned rules someone removed and reports them as drift", () => {
-    const result = plan({ snapshot: snapshot(["20.18.0.0/26", "40.79.186.0/25"]), ledger: ledger(["20.18.0.0/26", "20.43.64.0/24", "40.79.186.0/25"]), desired: tags(JAPAN) });
+    const result = plan({
+      snapshot: snapshot(["20.18.0.0/26", "40.79.186.0/25"]),
+      ledger: ledger(["20.18.0.0/26", "20.43.64.0/24", "40.79.186.0/25"]),
+      desired: tags(JAPAN),
+    });
     expect(result.drift).toEqual(["20.43.64.0/24"]);
     expect(result.adds.map((a) => a.rule)).toEqual(["20.43.64.0/24"]);
     expect(result.adds[0]?.reason).toContain("re-added");
   });
 
   it("counts pending rules of an interrupted write as owned, so they never become people's", () => {
-    const result = plan({ snapshot: snapshot(["20.18.0.0/26", "20.43.64.0/24", "40.79.186.0/25", "52.1.1.0/24"]), ledger: ledger(["20.18.0.0/26"], ["20.43.64.0/24", "40.79.186.0/25", "52.1.1.0/24"]), desired: tags(JAPAN) });
+    const result = plan({
+      snapshot: snapshot(["20.18.0.0/26", "20.43.64.0/24", "40.79.186.0/25", "52.1.1.0/24"]),
+      ledger: ledger(["20.18.0.0/26"], ["20.43.64.0/24", "40.79.186.0/25", "52.1.1.0/24"]),
+      desired: tags(JAPAN),
+    });
     expect(result.counts.peopleRules).toBe(0);
     expect(result.removes.map((r) => r.rule)).toEqual(["52.1.1.0/24"]);
   });
 
   it("aggregates to fit the budget left by people's rules and the headroom", () => {
-    const many = tag("AzureContainerRegistry.EastUS", Array.from({ length: 8 }, (_, i) => `20.${i}.0.0/24`));
+    const many = tag(
+      "AzureContainerRegistry.EastUS",
+      Array.from({ length: 8 }, (_, i) => `20.${i}.0.0/24`),
+    );
     const people = Array.from({ length: 93 }, (_, i) => `198.51.${i}.1/32`);
     const result = plan({ snapshot: snapshot(people), desired: tags(many), policy: { ...POLICY, headroom: 2 } });
     expect(result.counts.budget).toBe(5);
@@ -128,7 +180,12 @@ describe("planAllowlist", () => {
     expect(result.aggregation.extraAddresses).toBeGreaterThan(0);
     for (const text of many.ipv4) {
       const p = parsePrefix(text, { mode: "strict" }).prefix;
-      expect(result.ownedAfter.some((rule) => { const o = parsePrefix(rule, { mode: "strict" }).prefix; return o.base <= p.base && o.base + 2 ** (32 - o.length) >= p.base + 2 ** (32 - p.length); })).toBe(true);
+      expect(
+        result.ownedAfter.some((rule) => {
+          const o = parsePrefix(rule, { mode: "strict" }).prefix;
+          return o.base <= p.base && o.base + 2 ** (32 - o.length) >= p.base + 2 ** (32 - p.length);
+        }),
+      ).toBe(true);
     }
   });
 
@@ -138,7 +195,11 @@ describe("planAllowlist", () => {
   });
 
   it("keeps pinned rules present and owned, without duplicating one a person already holds", () => {
-    const result = plan({ snapshot: snapshot(["203.0.113.7"]), desired: tags(JAPAN), pinnedRules: ["203.0.113.7", "192.0.2.0/28"] });
+    const result = plan({
+      snapshot: snapshot(["203.0.113.7"]),
+      desired: tags(JAPAN),
+      pinnedRules: ["203.0.113.7", "192.0.2.0/28"],
+    });
     expect(result.adds.map((a) => a.rule)).toContain("192.0.2.0/28");
     expect(result.adds.map((a) => a.rule)).not.toContain("203.0.113.7/32");
     expect(result.ipRulesAfter.filter((r) => r.startsWith("203.0.113.7"))).toHaveLength(1);
@@ -154,8 +215,13 @@ describe("planAllowlist", () => {
   });
 
   it("warns about the tasks bypass, defaultAction Allow and skipped IPv6 without changing anything about them", () => {
-    const result = plan({ snapshot: snapshot([], { networkRuleBypassAllowedForTasks: false, defaultAction: "Allow" }), desired: tags(JAPAN) });
-    expect(result.warnings.map((w) => w.code)).toEqual(expect.arrayContaining(["bypass-for-tasks-disabled", "default-action-allow", "ipv6-skipped"]));
+    const result = plan({
+      snapshot: snapshot([], { networkRuleBypassAllowedForTasks: false, defaultAction: "Allow" }),
+      desired: tags(JAPAN),
+    });
+    expect(result.warnings.map((w) => w.code)).toEqual(
+      expect.arrayContaining(["bypass-for-tasks-disabled", "default-action-allow", "ipv6-skipped"]),
+    );
     expect(result.registry.defaultAction).toBe("Allow");
   });
 
@@ -177,9 +243,21 @@ describe("planAllowlist", () => {
   });
 
   it("lists selected tags older than the ones applied before, and only those", () => {
-    const result = plan({ snapshot: snapshot([]), ledger: ledger([], [], { "AzureContainerRegistry.JapanEast": 13, "AzureContainerRegistry.Other": 99 }), desired: tags(JAPAN) });
-    expect(result.staleTags).toEqual([{ name: "AzureContainerRegistry.JapanEast", changeNumber: 12, appliedChangeNumber: 13 }]);
-    expect(plan({ snapshot: snapshot([]), ledger: ledger([], [], { "AzureContainerRegistry.JapanEast": 12 }), desired: tags(JAPAN) }).staleTags).toEqual([]);
+    const result = plan({
+      snapshot: snapshot([]),
+      ledger: ledger([], [], { "AzureContainerRegistry.JapanEast": 13, "AzureContainerRegistry.Other": 99 }),
+      desired: tags(JAPAN),
+    });
+    expect(result.staleTags).toEqual([
+      { name: "AzureContainerRegistry.JapanEast", changeNumber: 12, appliedChangeNumber: 13 },
+    ]);
+    expect(
+      plan({
+        snapshot: snapshot([]),
+        ledger: ledger([], [], { "AzureContainerRegistry.JapanEast": 12 }),
+        desired: tags(JAPAN),
+      }).staleTags,
+    ).toEqual([]);
   });
 
   it("produces the same plan for the same input", () => {

@@ -30,7 +30,11 @@ function setup(spec: { ipRules?: string[]; name?: string } = {}) {
   const name = spec.name ?? `reg${randomBytes(4).toString("hex")}`;
   const id = harness.addRegistry({ name, ipRules: spec.ipRules ?? PEOPLE });
   const container = `ledger-${randomBytes(6).toString("hex")}`;
-  const runtime = harness.runtime({ TARGET_REGISTRIES: id, AzureWebJobsStorage: process.env.AZURITE_CONNECTION_STRING, LEDGER_CONTAINER: container });
+  const runtime = harness.runtime({
+    TARGET_REGISTRIES: id,
+    AzureWebJobsStorage: process.env.AZURITE_CONNECTION_STRING,
+    LEDGER_CONTAINER: container,
+  });
   return { id, runtime };
 }
 
@@ -50,7 +54,9 @@ describe("a sync run against the emulated registry", () => {
     expect(first.outcome).toBe("applied");
     expect(first.plan.ownership).toBe("adopted");
     expect(first.plan.adds).toHaveLength(JAPAN_EAST_IPV4);
-    expect(first.plan.source.kind === "service-tags" && first.plan.source.origin.fileName).toBe("ServiceTags_Public_20251020.json");
+    expect(first.plan.source.kind === "service-tags" && first.plan.source.origin.fileName).toBe(
+      "ServiceTags_Public_20251020.json",
+    );
     expect(first.plan.source.kind === "service-tags" && first.plan.source.origin.kind).toBe("details-page");
     const state = harness.arm.registry(id);
     expect(state.ipRules.slice(0, 2)).toEqual(PEOPLE);
@@ -58,7 +64,14 @@ describe("a sync run against the emulated registry", () => {
     expect(state.defaultAction).toBe("Deny");
     expect(harness.arm.writes).toBe(writesBefore + 1);
     expect(harness.arm.patchBodies(id)).toEqual([
-      { properties: { networkRuleSet: { defaultAction: "Deny", ipRules: state.ipRules.map((value) => ({ action: "Allow", value })) } } },
+      {
+        properties: {
+          networkRuleSet: {
+            defaultAction: "Deny",
+            ipRules: state.ipRules.map((value) => ({ action: "Allow", value })),
+          },
+        },
+      },
     ]);
 
     const ledger = await runtime.ports.ledger.read(id);
@@ -109,14 +122,19 @@ describe("a sync run against the emulated registry", () => {
       expect(rules).toContain(personInsideAcr);
       expect(rules.slice(0, 2)).toEqual(PEOPLE);
     } finally {
-      harness.tags.publish("ServiceTags_Public_20251027.json", readServiceTagsFixture("ServiceTags_Public_20251020.acr.json"));
+      harness.tags.publish(
+        "ServiceTags_Public_20251027.json",
+        readServiceTagsFixture("ServiceTags_Public_20251020.acr.json"),
+      );
     }
   });
 
   it("refuses a file older than the one applied before, and remembers the newer changeNumber", async () => {
     const { id, runtime } = setup();
     await run(runtime, "apply");
-    expect((await runtime.ports.ledger.read(id))?.appliedTagChangeNumbers).toEqual({ "AzureContainerRegistry.JapanEast": 8 });
+    expect((await runtime.ports.ledger.read(id))?.appliedTagChangeNumbers).toEqual({
+      "AzureContainerRegistry.JapanEast": 8,
+    });
     const file = JSON.parse(readServiceTagsFixture("ServiceTags_Public_20251020.acr.json").toString("utf8")) as {
       values: { name: string; properties: { changeNumber: number; addressPrefixes: string[] } }[];
     };
@@ -127,13 +145,22 @@ describe("a sync run against the emulated registry", () => {
     harness.tags.publish("ServiceTags_Public_20251110.json", JSON.stringify(file));
     try {
       const writes = harness.arm.writes;
-      const [outcome] = await runInvocation(runtime.settings, runtime.ports, { mode: "apply", trigger: "test", actor: "test" });
+      const [outcome] = await runInvocation(runtime.settings, runtime.ports, {
+        mode: "apply",
+        trigger: "test",
+        actor: "test",
+      });
       expect(outcome !== undefined && !outcome.ok && outcome.error).toBeInstanceOf(GuardError);
       expect(outcome !== undefined && !outcome.ok && (outcome.error as GuardError).guard).toBe("stale-source");
       expect(harness.arm.writes).toBe(writes);
-      expect((await runtime.ports.ledger.read(id))?.appliedTagChangeNumbers).toEqual({ "AzureContainerRegistry.JapanEast": 8 });
+      expect((await runtime.ports.ledger.read(id))?.appliedTagChangeNumbers).toEqual({
+        "AzureContainerRegistry.JapanEast": 8,
+      });
     } finally {
-      harness.tags.publish("ServiceTags_Public_20251110.json", readServiceTagsFixture("ServiceTags_Public_20251020.acr.json"));
+      harness.tags.publish(
+        "ServiceTags_Public_20251110.json",
+        readServiceTagsFixture("ServiceTags_Public_20251020.acr.json"),
+      );
     }
   });
 
@@ -142,7 +169,12 @@ describe("a sync run against the emulated registry", () => {
     harness.arm.injectFault({
       op: "patch",
       registryId: id,
-      fault: { kind: "concurrent-writer", when: "after", write: (emulator, registryId) => emulator.setIpRules(registryId, [...emulator.registry(registryId).ipRules, "192.0.2.55"]) },
+      fault: {
+        kind: "concurrent-writer",
+        when: "after",
+        write: (emulator, registryId) =>
+          emulator.setIpRules(registryId, [...emulator.registry(registryId).ipRules, "192.0.2.55"]),
+      },
     });
     const result = await run(runtime, "apply");
     expect(result.outcome).toBe("applied");
@@ -159,10 +191,18 @@ describe("a sync run against the emulated registry", () => {
       op: "patch",
       registryId: id,
       times: Infinity,
-      fault: { kind: "concurrent-writer", when: "after", write: (emulator, registryId) => emulator.setIpRules(registryId, [...PEOPLE, "192.0.2.99"]) },
+      fault: {
+        kind: "concurrent-writer",
+        when: "after",
+        write: (emulator, registryId) => emulator.setIpRules(registryId, [...PEOPLE, "192.0.2.99"]),
+      },
     });
     try {
-      const [outcome] = await runInvocation(runtime.settings, runtime.ports, { mode: "apply", trigger: "test", actor: "test" });
+      const [outcome] = await runInvocation(runtime.settings, runtime.ports, {
+        mode: "apply",
+        trigger: "test",
+        actor: "test",
+      });
       expect(outcome !== undefined && !outcome.ok && outcome.error).toBeInstanceOf(ConvergenceError);
       const audit = await runtime.ports.ledger.listAudit(id);
       expect(audit).toHaveLength(1);
@@ -177,7 +217,11 @@ describe("a sync run against the emulated registry", () => {
     const { id, runtime } = setup();
     const held = await runtime.ports.ledger.acquireLock(id, { waitMs: 0 });
     try {
-      const [outcome] = await runInvocation({ ...runtime.settings, lockWaitMs: 100 }, runtime.ports, { mode: "apply", trigger: "test", actor: "test" });
+      const [outcome] = await runInvocation({ ...runtime.settings, lockWaitMs: 100 }, runtime.ports, {
+        mode: "apply",
+        trigger: "test",
+        actor: "test",
+      });
       expect(outcome?.ok).toBe(false);
       expect(outcome !== undefined && !outcome.ok && outcome.error).toBeInstanceOf(LockHeldError);
       expect(harness.arm.registry(id).ipRules).toEqual(PEOPLE);
@@ -194,11 +238,19 @@ describe("a sync run against the emulated registry", () => {
     const [target] = runtime.settings.targets;
     if (target === undefined || first.auditId === undefined) throw new Error("setup failed");
 
-    const dry = await rollbackTarget(target, first.auditId, runtime.ports, { mode: "plan", actor: "test", lockWaitMs: 1000 });
+    const dry = await rollbackTarget(target, first.auditId, runtime.ports, {
+      mode: "plan",
+      actor: "test",
+      lockWaitMs: 1000,
+    });
     expect(dry.plan.adds.map((a) => a.rule)).toEqual([owned[0]]);
     expect(harness.arm.registry(id).ipRules).toHaveLength(owned.length);
 
-    const applied = await rollbackTarget(target, first.auditId, runtime.ports, { mode: "apply", actor: "test", lockWaitMs: 1000 });
+    const applied = await rollbackTarget(target, first.auditId, runtime.ports, {
+      mode: "apply",
+      actor: "test",
+      lockWaitMs: 1000,
+    });
     expect(applied.outcome).toBe("applied");
     const audit = await runtime.ports.ledger.listAudit(id);
     expect(audit.at(-1)?.operation).toBe("rollback");

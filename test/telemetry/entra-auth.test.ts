@@ -22,8 +22,20 @@ describe("telemetry with Entra ID authentication and a role name", () => {
 
   beforeAll(async () => {
     endpoint = await startIngestionEndpoint();
-    telemetry = createTelemetry({ connectionString: endpoint.connectionString, credential, cloudRoleName: "acr-allowlist-sync-test", offlineStorage: false });
-    telemetry.syncFailed({ registry: "r", dryRun: false, errorType: "LockHeld", message: "Another run holds the registry.", durationMs: 5, trigger: "timer" });
+    telemetry = createTelemetry({
+      connectionString: endpoint.connectionString,
+      credential,
+      cloudRoleName: "acr-allowlist-sync-test",
+      offlineStorage: false,
+    });
+    telemetry.syncFailed({
+      registry: "r",
+      dryRun: false,
+      errorType: "LockHeld",
+      message: "Another run holds the registry.",
+      durationMs: 5,
+      trigger: "timer",
+    });
     await telemetry.flush();
   });
 

@@ -6,7 +6,13 @@ import { startIngestionEndpoint, type IngestionEndpoint } from "../support/inges
 // Each sink owns its exporters and providers (nothing is registered process-wide), so sinks in
 // one process are independent: their own resource, their own lifetime.
 
-const guard = (registry: string): GuardTrippedEvent => ({ registry, dryRun: true, guard: "budget", message: "over budget", trigger: "cli" });
+const guard = (registry: string): GuardTrippedEvent => ({
+  registry,
+  dryRun: true,
+  guard: "budget",
+  message: "over budget",
+  trigger: "cli",
+});
 const quiet = { offlineStorage: false } as const;
 const NO_STATSBEAT_ENV = "APPLICATION_INSIGHTS_NO_STATSBEAT";
 

@@ -29,16 +29,43 @@ describe("telemetry network use", () => {
   });
 
   it("connects only to the loopback ingestion endpoint while a sink is created, used, flushed and shut down", async () => {
-    const telemetry = createTelemetry({ connectionString: endpoint.connectionString, credential, offlineStorage: false });
-    telemetry.syncCompleted({
-      registry: "r", dryRun: false, adds: 1, removes: 1, rulesUsed: 10, ruleLimit: 100, extraAddresses: 0,
-      tagChangeNumbers: "AzureContainerRegistry.EastUS=1", sourceFile: "s", durationMs: 1, trigger: "timer",
+    const telemetry = createTelemetry({
+      connectionString: endpoint.connectionString,
+      credential,
+      offlineStorage: false,
     });
-    telemetry.syncFailed({ registry: "r", dryRun: false, errorType: "X", message: "m", durationMs: 1, trigger: "timer" });
+    telemetry.syncCompleted({
+      registry: "r",
+      dryRun: false,
+      adds: 1,
+      removes: 1,
+      rulesUsed: 10,
+      ruleLimit: 100,
+      extraAddresses: 0,
+      tagChangeNumbers: "AzureContainerRegistry.EastUS=1",
+      sourceFile: "s",
+      durationMs: 1,
+      trigger: "timer",
+    });
+    telemetry.syncFailed({
+      registry: "r",
+      dryRun: false,
+      errorType: "X",
+      message: "m",
+      durationMs: 1,
+      trigger: "timer",
+    });
     telemetry.guardTripped({ registry: "r", dryRun: false, guard: "budget", message: "m", trigger: "timer" });
     telemetry.driftDetected({ registry: "r", missingOwnedRules: ["1.2.3.0/24"], trigger: "timer" });
     await telemetry.flush();
-    telemetry.syncFailed({ registry: "r", dryRun: false, errorType: "Y", message: "m", durationMs: 1, trigger: "timer" });
+    telemetry.syncFailed({
+      registry: "r",
+      dryRun: false,
+      errorType: "Y",
+      message: "m",
+      durationMs: 1,
+      trigger: "timer",
+    });
     await telemetry.shutdown();
 
     const port = Number(new URL(endpoint.url).port);
@@ -46,8 +73,19 @@ describe("telemetry network use", () => {
     expect(recorder.connections.length).toBeGreaterThan(0);
     expect(recorder.connections.every((c) => c.host === "127.0.0.1" && c.port === port)).toBe(true);
     // The sink really worked through those connections.
-    expect(endpoint.events().map((e) => e.name).sort()).toEqual(
-      [EVENT_NAMES.completed, EVENT_NAMES.driftDetected, EVENT_NAMES.failed, EVENT_NAMES.failed, EVENT_NAMES.guardTripped].sort(),
+    expect(
+      endpoint
+        .events()
+        .map((e) => e.name)
+        .sort(),
+    ).toEqual(
+      [
+        EVENT_NAMES.completed,
+        EVENT_NAMES.driftDetected,
+        EVENT_NAMES.failed,
+        EVENT_NAMES.failed,
+        EVENT_NAMES.guardTripped,
+      ].sort(),
     );
     expect(endpoint.metrics(METRIC_NAMES.changes).map((m) => m.value)).toEqual([2]);
   });

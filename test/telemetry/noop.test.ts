@@ -21,8 +21,27 @@ describe("telemetry without a connection string", () => {
     for (const connectionString of [undefined, "", "   "]) {
       const telemetry = createTelemetry({ connectionString });
       expect(telemetry.enabled).toBe(false);
-      telemetry.syncCompleted({ registry: "r", dryRun: false, adds: 1, removes: 0, rulesUsed: 1, ruleLimit: 100, extraAddresses: 0, tagChangeNumbers: "", sourceFile: "", durationMs: 1, trigger: "cli" });
-      telemetry.syncFailed({ registry: "r", dryRun: false, errorType: "X", message: "m", durationMs: 1, trigger: "cli" });
+      telemetry.syncCompleted({
+        registry: "r",
+        dryRun: false,
+        adds: 1,
+        removes: 0,
+        rulesUsed: 1,
+        ruleLimit: 100,
+        extraAddresses: 0,
+        tagChangeNumbers: "",
+        sourceFile: "",
+        durationMs: 1,
+        trigger: "cli",
+      });
+      telemetry.syncFailed({
+        registry: "r",
+        dryRun: false,
+        errorType: "X",
+        message: "m",
+        durationMs: 1,
+        trigger: "cli",
+      });
       telemetry.guardTripped({ registry: "r", dryRun: false, guard: "budget", message: "m", trigger: "cli" });
       telemetry.driftDetected({ registry: "r", missingOwnedRules: ["1.2.3.4/32"], trigger: "cli" });
       await telemetry.flush();

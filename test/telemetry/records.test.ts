@@ -1,5 +1,11 @@
 import { describe, expect, it } from "vitest";
-import { completedMetricPoints, completedRecord, driftDetectedRecord, failedRecord, MAX_PROPERTY_LENGTH } from "../../src/telemetry/records.js";
+import {
+  completedMetricPoints,
+  completedRecord,
+  driftDetectedRecord,
+  failedRecord,
+  MAX_PROPERTY_LENGTH,
+} from "../../src/telemetry/records.js";
 import { EVENT_NAMES, METRIC_NAMES, type SyncCompletedEvent } from "../../src/telemetry/types.js";
 
 const completed: SyncCompletedEvent = {
@@ -25,7 +31,9 @@ describe("telemetry records", () => {
   });
 
   it("scrubs string properties, SAS signatures in the source included", () => {
-    expect(completedRecord(completed).properties.sourceFile).toBe("https://acct.blob.core.windows.net/c/tags.json?sv=1&sig=[REDACTED]");
+    expect(completedRecord(completed).properties.sourceFile).toBe(
+      "https://acct.blob.core.windows.net/c/tags.json?sv=1&sig=[REDACTED]",
+    );
   });
 
   it("sends 0 for a non-finite number so KQL toint() keeps working", () => {
@@ -33,14 +41,30 @@ describe("telemetry records", () => {
   });
 
   it("caps long messages below Application Insights' dimension limit", () => {
-    const record = failedRecord({ registry: "r", dryRun: false, errorType: "X", message: "m".repeat(20_000), durationMs: 1, trigger: "timer" });
+    const record = failedRecord({
+      registry: "r",
+      dryRun: false,
+      errorType: "X",
+      message: "m".repeat(20_000),
+      durationMs: 1,
+      trigger: "timer",
+    });
     expect(String(record.properties.message).length).toBe(MAX_PROPERTY_LENGTH);
     expect(record.severity).toBe("error");
   });
 
   it("turns the missing rules into a comma list with a count", () => {
-    const record = driftDetectedRecord({ registry: "r", missingOwnedRules: ["1.2.3.0/24", "5.6.7.8/32"], trigger: "timer" });
-    expect(record.properties).toEqual({ registry: "r", missingOwnedRules: "1.2.3.0/24,5.6.7.8/32", missingOwnedRuleCount: 2, trigger: "timer" });
+    const record = driftDetectedRecord({
+      registry: "r",
+      missingOwnedRules: ["1.2.3.0/24", "5.6.7.8/32"],
+      trigger: "timer",
+    });
+    expect(record.properties).toEqual({
+      registry: "r",
+      missingOwnedRules: "1.2.3.0/24,5.6.7.8/32",
+      missingOwnedRuleCount: 2,
+      trigger: "timer",
+    });
   });
 
   it("emits the four metrics with registry and dryRun dimensions, changes as adds plus removes", () => {

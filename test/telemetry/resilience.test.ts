@@ -8,7 +8,14 @@ import { serverTlsOptions } from "../support/tls.js";
 
 // A telemetry outage must never fail or stall a sync run: flush() resolves whatever ingestion does.
 
-const failure: SyncFailedEvent = { registry: "r", dryRun: false, errorType: "RegistryRequestFailed", message: "ARM 503", durationMs: 9, trigger: "timer" };
+const failure: SyncFailedEvent = {
+  registry: "r",
+  dryRun: false,
+  errorType: "RegistryRequestFailed",
+  message: "ARM 503",
+  durationMs: 9,
+  trigger: "timer",
+};
 const quiet = { offlineStorage: false } as const;
 
 describe("telemetry when ingestion misbehaves", () => {

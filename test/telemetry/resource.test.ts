@@ -3,7 +3,9 @@ import { cloudRoleName, DEFAULT_CLOUD_ROLE_NAME, telemetryResource } from "../..
 
 describe("telemetry resource", () => {
   it("uses the configured role name before the platform's site name", () => {
-    expect(cloudRoleName({ cloudRoleName: "  custom-role " }, { WEBSITE_SITE_NAME: "func-acrsync-prod" })).toBe("custom-role");
+    expect(cloudRoleName({ cloudRoleName: "  custom-role " }, { WEBSITE_SITE_NAME: "func-acrsync-prod" })).toBe(
+      "custom-role",
+    );
   });
 
   it("names the role after the Functions app when none is configured", () => {

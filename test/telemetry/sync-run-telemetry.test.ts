@@ -65,7 +65,11 @@ describe("telemetry of a real sync invocation", () => {
   it("sends AllowlistSyncFailed for the missing registry, with its error type and no secret", () => {
     const failed = ingestion.events("AllowlistSyncFailed");
     expect(failed).toHaveLength(1);
-    expect(failed[0]?.properties).toMatchObject({ registry: ids.missing, errorType: "RegistryNotFound", dryRun: "false" });
+    expect(failed[0]?.properties).toMatchObject({
+      registry: ids.missing,
+      errorType: "RegistryNotFound",
+      dryRun: "false",
+    });
     expect(failed[0]?.properties.message).toContain("missingreg");
     expect(JSON.stringify(ingestion.envelopes)).not.toMatch(/Bearer |access_token/);
   });
@@ -76,7 +80,11 @@ describe("telemetry of a real sync invocation", () => {
   });
 
   it("records the rule gauges and the change counter for the converged registry", () => {
-    const value = (name: string) => ingestion.metrics(name).filter((m) => m.properties.registry === ids.ok).map((m) => m.value);
+    const value = (name: string) =>
+      ingestion
+        .metrics(name)
+        .filter((m) => m.properties.registry === ids.ok)
+        .map((m) => m.value);
     expect(value("allowlist_rules_used")).toEqual([12]);
     expect(value("allowlist_rules_limit")).toEqual([100]);
     expect(value("allowlist_extra_addresses")).toEqual([0]);
