@@ -201,6 +201,20 @@ export class GuardError extends AllowlistSyncError {
   }
 }
 
+// ---- temporary grants ---------------------------------------------------------------------------
+
+/** A grant that does not fit the registry's budget: nothing is written; the message gives the figures. */
+export class GrantRefusedError extends AllowlistSyncError {
+  readonly code = "GrantNoRoom";
+  readonly category = "guard";
+}
+
+/** The "what is my IP" endpoint did not answer with one public IPv4 address. */
+export class MyIpLookupError extends AllowlistSyncError {
+  readonly code = "MyIpLookupFailed";
+  readonly category = "source";
+}
+
 // ---- ledger and concurrency --------------------------------------------------------------------
 
 export class LedgerError extends AllowlistSyncError {

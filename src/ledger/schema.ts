@@ -16,6 +16,16 @@ const ipRuleSchema = z
 const timestampSchema = z.iso.datetime({ offset: true });
 const auditIdSchema = z.string().regex(AUDIT_ID_PATTERN, "not an audit id YYYYMMDDTHHMMSSmmmZ-xxxxxx");
 
+const grantSchema = z.object({
+  id: z.string().regex(/^g[0-9a-f]{12}$/, "not a grant id g + 12 hex digits"),
+  rule: ownedRuleSchema,
+  createdAt: timestampSchema,
+  expiresAt: timestampSchema,
+  grantedBy: z.string().min(1).max(300),
+  reason: z.string().min(1).max(500),
+  revokedBy: z.string().min(1).max(300).optional(),
+});
+
 export const ledgerStateSchema = z.object({
   schemaVersion: z.literal(LEDGER_SCHEMA_VERSION),
   registryId: z.string().min(1),
@@ -24,6 +34,9 @@ export const ledgerStateSchema = z.object({
   appliedTagChangeNumbers: z.record(z.string().min(1).max(200), z.number().int().nonnegative()).default({}),
   updatedAt: timestampSchema,
   lastAuditId: auditIdSchema.nullish(),
+  // Both absent in ledgers written before grants existed: read as no grant and no recorded clock.
+  grants: z.array(grantSchema).max(1000).default([]),
+  clockHighWater: timestampSchema.nullish(),
 });
 
 export const serviceTagsOriginSchema = z.object({
@@ -36,7 +49,11 @@ export const serviceTagsOriginSchema = z.object({
   bytes: z.number().int().nonnegative(),
 });
 
-const rulesSnapshotSchema = z.object({ ipRules: z.array(ipRuleSchema), ownedRules: z.array(ownedRuleSchema) });
+const rulesSnapshotSchema = z.object({
+  ipRules: z.array(ipRuleSchema),
+  ownedRules: z.array(ownedRuleSchema),
+  grantRules: z.array(ownedRuleSchema).optional(),
+});
 
 export const auditEntrySchema = z.object({
   schemaVersion: z.literal(LEDGER_SCHEMA_VERSION),
@@ -94,6 +111,9 @@ export function ledgerStateFrom(raw: unknown, where: DocumentLocation): LedgerSt
     appliedTagChangeNumbers: data.appliedTagChangeNumbers,
     updatedAt: data.updatedAt,
     lastAuditId: data.lastAuditId ?? undefined,
+    // Only when there are any: a ledger without grants reads exactly as it did before grants existed.
+    ...(data.grants.length > 0 ? { grants: data.grants } : {}),
+    ...(data.clockHighWater == null ? {} : { clockHighWater: data.clockHighWater }),
   };
 }
 
@@ -116,7 +136,14 @@ export function parseAuditEntry(text: string, where: DocumentLocation): AuditEnt
 
 /** The stored form: absent optional fields are written as `null` so every document shows every field. */
 export function ledgerStateToJson(state: LedgerState): Record<string, unknown> {
-  return { ...state, lastAuditId: state.lastAuditId ?? null };
+  const { grants, clockHighWater, ...rest } = state;
+  // Grant fields only when set, so a ledger without grants is stored exactly as before they existed.
+  return {
+    ...rest,
+    lastAuditId: state.lastAuditId ?? null,
+    ...(grants !== undefined && grants.length > 0 ? { grants } : {}),
+    ...(clockHighWater === undefined ? {} : { clockHighWater }),
+  };
 }
 
 export function auditEntryToJson(entry: AuditEntry): Record<string, unknown> {

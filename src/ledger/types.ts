@@ -19,6 +19,41 @@ export interface LedgerState {
   readonly updatedAt: string;
   /** The audit entry that produced this state. */
   readonly lastAuditId: string | undefined;
+  /**
+   * Temporary grants: rules a person asked for with an expiry (`acr-allowlist-sync grant`). Their
+   * rules are owned (in `ownedRules`) while they are on the registry; every run removes the expired
+   * ones. Absent in ledgers written before grants existed, which reads as none.
+   */
+  readonly grants?: readonly Grant[];
+  /**
+   * The latest run clock any run recorded for this registry. A later run never uses an earlier
+   * instant (see `src/grants/clock.ts`), so a run with a slow clock cannot make a grant younger.
+   */
+  readonly clockHighWater?: string | undefined;
+}
+
+/** One temporary rule: who asked for it, why, and until when. */
+export interface Grant {
+  /** `g` + 12 hex digits: joins AllowlistGrantAdded and AllowlistGrantExpired in telemetry. */
+  readonly id: string;
+  /** Canonical `a.b.c.d/n`. */
+  readonly rule: string;
+  /** Run clock (see `src/grants/clock.ts`) when the grant was made, ISO 8601. */
+  readonly createdAt: string;
+  /** The grant ends at this instant: the first successful run at or after it removes the rule. */
+  readonly expiresAt: string;
+  /** The actor who made it: `cli:<user>@<host>`. */
+  readonly grantedBy: string;
+  readonly reason: string;
+  /** Set only while a `revoke` run plans the grant's end (never stored: the run drops the grant). */
+  readonly revokedBy?: string;
+}
+
+export interface RulesSnapshot {
+  readonly ipRules: readonly string[];
+  readonly ownedRules: readonly string[];
+  /** The owned rules that were temporary grants (absent in entries written before grants existed). */
+  readonly grantRules?: readonly string[];
 }
 
 /** One applied change, append-only. */
@@ -33,8 +68,8 @@ export interface AuditEntry {
   readonly rollbackOf: string | undefined;
   /** Who or what ran it: `timer`, `cli:<user>@<host>`, ... */
   readonly actor: string;
-  readonly before: { readonly ipRules: readonly string[]; readonly ownedRules: readonly string[] };
-  readonly after: { readonly ipRules: readonly string[]; readonly ownedRules: readonly string[] };
+  readonly before: RulesSnapshot;
+  readonly after: RulesSnapshot;
   readonly source: ServiceTagsOrigin | undefined;
   /** The plan as JSON (see `src/sync/plan.ts`). */
   readonly plan: unknown;

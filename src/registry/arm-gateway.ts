@@ -73,8 +73,15 @@ export function createArmRegistryGateway(options: ArmRegistryGatewayOptions): Re
       const abortSignal = readOptions.signal;
       const signals = { callerSignal: abortSignal };
       // One call after the other: a missing registry or a refused read stops at the first.
+      // ARM's Date header is the run clock of grant expiry (src/grants/clock.ts).
+      let armTime: string | undefined;
       const registry = await call(ref, "get", signals, () =>
-        client.registries.get(ref.resourceGroup, ref.name, { abortSignal }),
+        client.registries.get(ref.resourceGroup, ref.name, {
+          abortSignal,
+          onResponse: (response) => {
+            armTime = response.headers.get("date") ?? undefined;
+          },
+        }),
       );
       const document = parseArm(registryDocumentSchema, registry, ref, "get");
       const usages = await call(ref, "listUsages", signals, () =>
@@ -93,7 +100,7 @@ export function createArmRegistryGateway(options: ArmRegistryGatewayOptions): Re
               return locations;
             })
           : [];
-      return toSnapshot(ref, document, limit, replicas);
+      return { ...toSnapshot(ref, document, limit, replicas), armTime };
     },
 
     async replaceIpRules(

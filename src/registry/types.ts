@@ -34,6 +34,11 @@ export interface RegistrySnapshot {
   readonly networkRuleBypassAllowedForTasks: boolean | undefined;
   /** ARM locations of geo-replicas (the home location included when ARM lists it); empty unless asked for. */
   readonly replicaLocations: readonly string[];
+  /**
+   * ARM's clock: the `Date` header of the registry read (RFC 1123). The run clock of grant
+   * expiry (`src/grants/clock.ts`); undefined when ARM sent none.
+   */
+  readonly armTime?: string | undefined;
 }
 
 export interface ReplaceIpRulesRequest {

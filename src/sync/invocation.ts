@@ -1,7 +1,9 @@
 import { AllowlistSyncError, GuardError, describeError, type GuardName } from "../errors.js";
 import type { Settings, TargetConfig } from "../config/settings.js";
+import type { GrantChange } from "../grants/change.js";
+import type { Grant, LedgerStore } from "../ledger/types.js";
 import type { ServiceTagsDocument } from "../servicetags/schema.js";
-import type { TelemetrySink } from "../telemetry/types.js";
+import type { GrantEventBase, TelemetrySink } from "../telemetry/types.js";
 import { syncTarget, type RunResult, type SyncMode, type SyncPorts } from "./run.js";
 
 /** Fetches the current service-tags file (the source chain lives in `src/servicetags/source.ts`). */
@@ -22,6 +24,8 @@ export interface InvocationOptions {
   readonly force?: boolean;
   /** Defaults to every configured target. */
   readonly targets?: readonly TargetConfig[];
+  /** A `grant` or `revoke` for the (single) target: see `RunOptions.grant`. */
+  readonly grant?: GrantChange;
 }
 
 export type TargetOutcome =
@@ -63,10 +67,12 @@ export async function runInvocation(
           force: options.force,
           actor: options.actor,
           lockWaitMs: settings.lockWaitMs,
+          grant: options.grant,
         });
         outcome = { target, ok: true, result, durationMs: Date.now() - targetStarted };
       } catch (error) {
         outcome = { target, ok: false, error, durationMs: Date.now() - targetStarted };
+        if (!dryRun) await reportOverdueGrants(ports.ledger, ports.telemetry, target, options.trigger, ports.now);
       }
       report(ports.telemetry, outcome, options.trigger, dryRun);
       outcomes.push(outcome);
@@ -112,6 +118,7 @@ function report(telemetry: TelemetrySink, outcome: TargetOutcome, trigger: strin
       durationMs: outcome.durationMs,
       trigger,
     });
+    if (!dryRun) reportGrants(telemetry, outcome.result, registry, trigger);
     return;
   }
   const guard = guardNameOf(outcome.error);
@@ -127,4 +134,65 @@ function report(telemetry: TelemetrySink, outcome: TargetOutcome, trigger: strin
     durationMs: outcome.durationMs,
     trigger,
   });
+}
+
+/** Grant events of a run that wrote or recorded its plan: the grant it added, the grants it ended. */
+function reportGrants(telemetry: TelemetrySink, result: RunResult, registry: string, trigger: string): void {
+  const { plan, grant } = result;
+  const recorded =
+    result.outcome === "applied" || (result.outcome === "unchanged" && grant?.kind !== "already-admitted");
+  if (!recorded) return;
+  if (grant?.kind === "added" && result.outcome === "applied") {
+    telemetry.grantAdded({ registry, ...grantFields(grant.grant), createdAt: grant.grant.createdAt, trigger });
+  }
+  for (const ended of plan.grants.expired) {
+    telemetry.grantExpired({
+      registry,
+      ...grantFields(ended),
+      endedAt: plan.grants.clock ?? "",
+      revokedBy: ended.revokedBy ?? "",
+      trigger,
+    });
+  }
+}
+
+function grantFields(grant: Grant): Omit<GrantEventBase, "registry" | "trigger"> {
+  return {
+    rule: grant.rule,
+    grantId: grant.id,
+    grantedBy: grant.grantedBy,
+    reason: grant.reason,
+    expiresAt: grant.expiresAt,
+  };
+}
+
+/**
+ * A run that failed leaves every grant on the registry, the expired ones too: say so for each one
+ * past its expiry (by this machine's clock), so the overdue-grant alert sees it even while every
+ * run fails. Best effort: a ledger that cannot be read is already the failure being reported.
+ */
+async function reportOverdueGrants(
+  ledger: LedgerStore,
+  telemetry: TelemetrySink,
+  target: TargetConfig,
+  trigger: string,
+  now: (() => Date) | undefined,
+): Promise<void> {
+  let grants: readonly Grant[];
+  try {
+    grants = (await ledger.read(target.ref.id))?.grants ?? [];
+  } catch {
+    return;
+  }
+  const at = (now ?? (() => new Date()))().getTime();
+  for (const grant of grants) {
+    const overdueMs = at - Date.parse(grant.expiresAt);
+    if (overdueMs < 0) continue;
+    telemetry.grantOverdue({
+      registry: target.ref.id,
+      ...grantFields(grant),
+      overdueMinutes: Math.floor(overdueMs / 60_000),
+      trigger,
+    });
+  }
 }

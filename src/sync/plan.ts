@@ -1,6 +1,6 @@
 import { CoverInfeasibleError } from "../errors.js";
 import type { SyncPolicy } from "../config/settings.js";
-import type { LedgerState } from "../ledger/types.js";
+import type { Grant, LedgerState } from "../ledger/types.js";
 import { optimalCover } from "../prefixes/cover.js";
 import { formatPrefix, parsePrefix, prefixEnd, prefixSize, type Prefix } from "../prefixes/ipv4.js";
 import { mergePrefixes } from "../prefixes/merge.js";
@@ -32,9 +32,14 @@ export interface PlanInput {
   readonly desired: DesiredSource;
   readonly pinnedRules: readonly string[];
   readonly policy: SyncPolicy;
+  /**
+   * The run clock (`src/grants/clock.ts`): grants whose `expiresAt` is at or before it are expired.
+   * Required when the ledger holds grants; the planner never reads a clock itself.
+   */
+  readonly now?: Date;
 }
 
-export type RuleOwner = "service" | "people" | "pinned";
+export type RuleOwner = "service" | "people" | "pinned" | "grant";
 
 export interface PlannedRule {
   /** Canonical `a.b.c.d/n`, or the raw value for an unparseable people's rule. */
@@ -106,6 +111,8 @@ export interface Plan {
     readonly limitSource: "listUsages" | "default";
     readonly peopleRules: number;
     readonly pinnedRules: number;
+    /** Active grants that hold a rule of their own (taken from the cover's budget). */
+    readonly grantRules: number;
     readonly serviceRules: number;
     readonly headroom: number;
     readonly budget: number;
@@ -132,6 +139,13 @@ export interface Plan {
   readonly warnings: readonly PlanWarning[];
   /** Filled by `evaluateGuards`; empty in the pure plan. */
   readonly guards: readonly GuardFinding[];
+  /** Temporary grants at the run clock: active ones keep their rule, expired ones are removed by this plan. */
+  readonly grants: {
+    /** The run clock the expiry was decided with (ISO 8601); null when there is no grant. */
+    readonly clock: string | null;
+    readonly active: readonly Grant[];
+    readonly expired: readonly Grant[];
+  };
 }
 
 interface RegistryRule {
@@ -181,7 +195,26 @@ export function planAllowlist(input: PlanInput): Plan {
   const pinned = uniqueCanonical(input.pinnedRules);
   const pinnedNeedingSlot = pinned.filter((rule) => !peopleCanonical.has(rule));
 
-  const budget = snapshot.ruleLimit - policy.headroom - peopleRules.length - pinnedNeedingSlot.length;
+  // Active grants take their rules out of the cover's budget first, so a grant never pushes the
+  // registry over its limit; expired ones are simply not planned any more, which removes them.
+  const { active: activeGrants, expired: expiredGrants, clock } = splitGrants(ledger?.grants ?? [], input.now);
+  const grantRules = new Map<string, Grant>();
+  for (const grant of activeGrants) grantRules.set(grant.rule, grant);
+  const grantsNeedingSlot = [...grantRules.keys()].filter(
+    (rule) => !peopleCanonical.has(rule) && !pinned.includes(rule),
+  );
+
+  const budget =
+    snapshot.ruleLimit - policy.headroom - peopleRules.length - pinnedNeedingSlot.length - grantsNeedingSlot.length;
+  const room = {
+    registry: snapshot.ref.id,
+    limit: snapshot.ruleLimit,
+    peopleRules: peopleRules.length,
+    pinnedRules: pinnedNeedingSlot.length,
+    grantRules: grantsNeedingSlot.length,
+    headroom: policy.headroom,
+    budget,
+  };
 
   // The rules the service wants to own.
   let desiredCover: string[];
@@ -192,28 +225,36 @@ export function planAllowlist(input: PlanInput): Plan {
     const merged = mergePrefixes(published);
     if (budget < 1) {
       throw new CoverInfeasibleError(
-        `Registry ${snapshot.ref.name} has no room for service rules: limit ${snapshot.ruleLimit}, people's rules ${peopleRules.length}, pinned ${pinnedNeedingSlot.length}, headroom ${policy.headroom}.`,
+        `Registry ${snapshot.ref.name} has no room for service rules: limit ${snapshot.ruleLimit}, people's rules ${peopleRules.length}, pinned ${pinnedNeedingSlot.length}, active grants ${grantsNeedingSlot.length}, headroom ${policy.headroom}.`,
         {
-          details: {
-            registry: snapshot.ref.id,
-            limit: snapshot.ruleLimit,
-            peopleRules: peopleRules.length,
-            pinnedRules: pinnedNeedingSlot.length,
-            headroom: policy.headroom,
-            budget,
-            minimumBudget: 1,
-          },
-          remedy: "Remove some hand-made rules, lower SYNC_HEADROOM, or unpin rules.",
+          details: { ...room, minimumBudget: 1 },
+          remedy:
+            grantsNeedingSlot.length > 0
+              ? "Revoke a grant (acr-allowlist-sync grants lists them), remove some hand-made rules, lower SYNC_HEADROOM, or unpin rules."
+              : "Remove some hand-made rules, lower SYNC_HEADROOM, or unpin rules.",
         },
       );
     }
-    const cover = optimalCover(merged, {
-      maxPrefixes: budget,
-      minPrefixLength: policy.minPrefixLength,
-      maxExtraAddresses: policy.maxExtraAddresses,
-      maxExtraRatio: policy.maxExtraRatio,
-      preferred: [...ownedBefore].map((rule) => parsePrefix(rule, { mode: "strict" }).prefix),
-    });
+    let cover: ReturnType<typeof optimalCover>;
+    try {
+      cover = optimalCover(merged, {
+        maxPrefixes: budget,
+        minPrefixLength: policy.minPrefixLength,
+        maxExtraAddresses: policy.maxExtraAddresses,
+        maxExtraRatio: policy.maxExtraRatio,
+        preferred: [...ownedBefore].map((rule) => parsePrefix(rule, { mode: "strict" }).prefix),
+      });
+    } catch (error) {
+      // The cover's own figures (minimum budget, best extra addresses) plus where the budget went.
+      if (error instanceof CoverInfeasibleError && grantsNeedingSlot.length > 0) {
+        throw new CoverInfeasibleError(`${error.message} Active grants hold ${grantsNeedingSlot.length} rule(s).`, {
+          details: { ...error.details, ...room },
+          remedy: `Revoke a grant (acr-allowlist-sync grants lists them), or: ${error.remedy ?? ""}`.trim(),
+          cause: error,
+        });
+      }
+      throw error;
+    }
     desiredCover = cover.prefixes.map(formatPrefix);
     aggregation = {
       publishedPrefixes: published.length,
@@ -238,24 +279,40 @@ export function planAllowlist(input: PlanInput): Plan {
     for (const rule of desiredCover) reasons.set(rule, `restored from audit entry ${desired.auditId}`);
   }
 
-  // Rules the service owns after the plan: the cover and the pinned rules, minus what people already hold.
+  // Rules the service owns after the plan: the cover, the pinned rules and the active grants, minus what people already hold.
   const ownedAfterSet = new Set<string>();
-  for (const rule of [...desiredCover, ...pinned]) if (!peopleCanonical.has(rule)) ownedAfterSet.add(rule);
+  for (const rule of [...desiredCover, ...pinned, ...grantRules.keys()])
+    if (!peopleCanonical.has(rule)) ownedAfterSet.add(rule);
+  for (const [rule, grant] of grantRules)
+    if (!reasons.has(rule))
+      reasons.set(rule, `granted by ${grant.grantedBy} until ${grant.expiresAt}: ${grant.reason}`);
   for (const rule of pinned) reasons.set(rule, "pinned by configuration");
+  const expiredRules = new Map<string, Grant>();
+  for (const grant of expiredGrants) if (!ownedAfterSet.has(grant.rule)) expiredRules.set(grant.rule, grant);
 
   const driftSet = new Set(drift);
   const adds: PlannedRule[] = [];
   const kept: PlannedRule[] = [];
   const removes: PlannedRule[] = [];
+  const coverSet = new Set(desiredCover);
   for (const rule of sortRules(ownedAfterSet)) {
-    const owner: RuleOwner = pinned.includes(rule) ? "pinned" : "service";
+    const owner: RuleOwner = pinned.includes(rule)
+      ? "pinned"
+      : grantRules.has(rule) && !coverSet.has(rule)
+        ? "grant"
+        : "service";
     const reason = reasons.get(rule) ?? "owned";
     if (onRegistry.has(rule)) kept.push({ rule, owner, reason });
     else adds.push({ rule, owner, reason: driftSet.has(rule) ? `${reason} (re-added: someone removed it)` : reason });
   }
   for (const rule of sortRules(ownedBefore)) {
-    if (!ownedAfterSet.has(rule))
-      removes.push({ rule, owner: "service", reason: removalReason(rule, desired, ownedAfterSet) });
+    if (ownedAfterSet.has(rule)) continue;
+    const expired = expiredRules.get(rule);
+    removes.push(
+      expired === undefined
+        ? { rule, owner: "service", reason: removalReason(rule, desired, ownedAfterSet) }
+        : { rule, owner: "grant", reason: grantEndReason(expired) },
+    );
   }
   for (const r of peopleRules) {
     const rule = r.canonical ?? r.raw;
@@ -282,7 +339,9 @@ export function planAllowlist(input: PlanInput): Plan {
       .flatMap((r) => (r.prefix === undefined ? [] : [r.prefix])),
     ...adds.map((a) => parsePrefix(a.rule, { mode: "strict" }).prefix),
   ]);
+  // An expired grant going away is the point of a grant, not a revocation the mass-removal guard weighs.
   const revokedRules = removes
+    .filter((r) => r.owner !== "grant")
     .map((r) => r.rule)
     .filter((rule) => !isInside(parsePrefix(rule, { mode: "strict" }).prefix, finalPrefixes));
 
@@ -359,6 +418,7 @@ export function planAllowlist(input: PlanInput): Plan {
       limitSource: snapshot.ruleLimitSource,
       peopleRules: peopleRules.length,
       pinnedRules: pinned.length,
+      grantRules: grantsNeedingSlot.length,
       serviceRules: ownedAfterSet.size,
       headroom: policy.headroom,
       budget,
@@ -378,7 +438,31 @@ export function planAllowlist(input: PlanInput): Plan {
     changed: adds.length > 0 || removes.length > 0,
     warnings,
     guards: [],
+    grants: { clock: clock === undefined ? null : clock.toISOString(), active: activeGrants, expired: expiredGrants },
   };
+}
+
+/** Active grants (expiry after the clock) and expired ones, each in expiry order. */
+function splitGrants(
+  grants: readonly Grant[],
+  now: Date | undefined,
+): { active: Grant[]; expired: Grant[]; clock: Date | undefined } {
+  // Without grants the clock decides nothing: leave it out, so plans of the same inputs stay equal.
+  if (grants.length === 0) return { active: [], expired: [], clock: undefined };
+  if (now === undefined) throw new Error("planAllowlist needs the run clock (now) when the ledger holds grants");
+  const sorted = [...grants].sort((a, b) => Date.parse(a.expiresAt) - Date.parse(b.expiresAt));
+  const at = now.getTime();
+  return {
+    active: sorted.filter((grant) => Date.parse(grant.expiresAt) > at),
+    expired: sorted.filter((grant) => Date.parse(grant.expiresAt) <= at),
+    clock: now,
+  };
+}
+
+function grantEndReason(grant: Grant): string {
+  return grant.revokedBy === undefined
+    ? `grant by ${grant.grantedBy} expired at ${grant.expiresAt}`
+    : `grant by ${grant.grantedBy} revoked by ${grant.revokedBy}`;
 }
 
 function readRegistryRule(raw: string, warnings: PlanWarning[]): RegistryRule {

@@ -26,6 +26,12 @@ export function renderPlan(plan: Plan): string {
     `Published: ${a.publishedPrefixes} prefix(es), ${a.mergedPrefixes} after merge, ${a.targetAddresses} address(es); extra addresses admitted: ${a.extraAddresses}`,
   );
   lines.push(`Ownership: ${plan.ownership === "ledger" ? "from the ledger" : "adopted (no ledger yet)"}`);
+  for (const grant of plan.grants.active)
+    lines.push(`Grant: ${grant.rule} until ${grant.expiresAt}, by ${grant.grantedBy}: ${grant.reason}`);
+  for (const grant of plan.grants.expired)
+    lines.push(
+      `Grant ended: ${grant.rule} (${grant.revokedBy === undefined ? `expired ${grant.expiresAt}` : `revoked by ${grant.revokedBy}`}), by ${grant.grantedBy}: ${grant.reason}`,
+    );
   lines.push("");
   const width = Math.max(18, ...[...plan.adds, ...plan.removes, ...plan.kept].map((rule) => rule.rule.length));
   const row = (mark: string, rule: PlannedRule) =>

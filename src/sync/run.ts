@@ -1,7 +1,16 @@
-import { ConvergenceError, UsageError } from "../errors.js";
+import { randomBytes } from "node:crypto";
+import {
+  ConvergenceError,
+  CoverInfeasibleError,
+  ExtraAddressCapError,
+  GrantRefusedError,
+  UsageError,
+} from "../errors.js";
 import type { TargetConfig } from "../config/settings.js";
 import { createAuditId } from "../ledger/audit-id.js";
-import type { AuditEntry, LedgerState, LedgerStore, LockHandle } from "../ledger/types.js";
+import { decideGrantChange, type GrantChange, type GrantOutcome } from "../grants/change.js";
+import { laterInstant, runClock } from "../grants/clock.js";
+import type { AuditEntry, Grant, LedgerState, LedgerStore, LockHandle } from "../ledger/types.js";
 import { formatPrefix, parsePrefix } from "../prefixes/ipv4.js";
 import type { RegistryGateway, RegistryRef, RegistrySnapshot } from "../registry/types.js";
 import type { ServiceTagsDocument } from "../servicetags/schema.js";
@@ -30,6 +39,8 @@ export interface RunOptions {
   /** Who or what runs it, recorded in the audit trail: `timer`, `http`, `cli:<user>@<host>`. */
   readonly actor: string;
   readonly lockWaitMs: number;
+  /** A `grant` or `revoke`: decided under the lock, then planned and written like any run (same guards, one PATCH). */
+  readonly grant?: GrantChange;
 }
 
 export type RunOutcome = "dry-run" | "unchanged" | "applied";
@@ -41,6 +52,13 @@ export interface RunResult {
   readonly auditId: string | undefined;
   /** 1, or 2 when someone else changed the rules during the run (before our PATCH or before our read-back) and we re-planned once. */
   readonly attempts: number;
+  /** What became of the requested grant change (only with `RunOptions.grant`). */
+  readonly grant?: GrantOutcome;
+}
+
+/** A fresh grant id (`g` + 12 hex digits). */
+export function createGrantId(): string {
+  return `g${randomBytes(6).toString("hex")}`;
 }
 
 /** One sync run of a target against an already fetched, validated service-tags file. */
@@ -68,7 +86,13 @@ export async function rollbackTarget(
       remedy: "List the entries with 'acr-allowlist-sync history'.",
     });
   }
-  return execute(target, ports, options, () => ({ kind: "rollback", auditId, ownedRules: entry.after.ownedRules }));
+  // Grants of that time are not restored: they have their own expiry; active ones stay through the planner.
+  const grantRules = new Set(entry.after.grantRules ?? []);
+  return execute(target, ports, options, () => ({
+    kind: "rollback",
+    auditId,
+    ownedRules: entry.after.ownedRules.filter((rule) => !grantRules.has(rule)),
+  }));
 }
 
 async function execute(
@@ -80,14 +104,37 @@ async function execute(
   const { ref, policy, pinnedRules } = target;
   const readOptions = { includeReplicas: target.includeReplicas };
   const now = ports.now ?? (() => new Date());
-  const planFrom = (snapshot: RegistrySnapshot, ledger: LedgerState | undefined): Plan => {
-    const plan = planAllowlist({ snapshot, ledger, desired: desiredFor(snapshot), pinnedRules, policy });
+  interface Planned {
+    readonly plan: Plan;
+    /** The ledger the plan was made from: the stored one, with the grant change applied. */
+    readonly planned: LedgerState | undefined;
+    readonly clock: Date;
+    readonly grant: GrantOutcome | undefined;
+    /** The grant change needs no write: report it and stop. */
+    readonly stop: boolean;
+  }
+  const planWith = (snapshot: RegistrySnapshot, ledger: LedgerState | undefined, clock: Date): Plan => {
+    const plan = planAllowlist({ snapshot, ledger, desired: desiredFor(snapshot), pinnedRules, policy, now: clock });
     return { ...plan, guards: evaluateGuards(plan, { policy, force: options.force === true }) };
+  };
+  const planFrom = (snapshot: RegistrySnapshot, ledger: LedgerState | undefined): Planned => {
+    const clock = runClock(snapshot.armTime, ledger?.clockHighWater, now());
+    const current = planWith(snapshot, ledger, clock);
+    if (options.grant === undefined) return { plan: current, planned: ledger, clock, grant: undefined, stop: false };
+    const decision = decideGrantChange(options.grant, current, ledger, ref.id, clock);
+    if (decision.kind === "stop") return { plan: current, planned: ledger, clock, grant: decision.outcome, stop: true };
+    try {
+      const plan = planWith(snapshot, decision.ledger, clock);
+      return { plan, planned: decision.ledger, clock, grant: decision.outcome, stop: false };
+    } catch (error) {
+      throw noRoomForGrant(error, current, options.grant);
+    }
   };
 
   if (options.mode === "plan") {
     const [snapshot, ledger] = await Promise.all([ports.registry.read(ref, readOptions), ports.ledger.read(ref.id)]);
-    return { plan: planFrom(snapshot, ledger), outcome: "dry-run", auditId: undefined, attempts: 1 };
+    const { plan, grant } = planFrom(snapshot, ledger);
+    return { plan, outcome: "dry-run", auditId: undefined, attempts: 1, grant };
   }
 
   const lock: LockHandle = await ports.ledger.acquireLock(ref.id, { waitMs: options.lockWaitMs });
@@ -104,13 +151,18 @@ async function execute(
       operation: plan.source.kind === "rollback" ? "rollback" : "sync",
       rollbackOf: plan.source.kind === "rollback" ? plan.source.auditId : undefined,
       actor: options.actor,
-      before: { ipRules: [...before.ipRules], ownedRules: [...plan.ownedBefore] },
-      after: { ipRules: [...after.ipRules], ownedRules: [...plan.ownedAfter] },
+      before: { ipRules: [...before.ipRules], ownedRules: [...plan.ownedBefore], grantRules: grantRulesOf(ledger) },
+      after: {
+        ipRules: [...after.ipRules],
+        ownedRules: [...plan.ownedAfter],
+        grantRules: plan.grants.active.map((grant) => grant.rule),
+      },
       source: plan.source.kind === "service-tags" ? plan.source.origin : undefined,
       plan,
     });
     for (let attempt = 1; ; attempt += 1) {
-      const plan = planFrom(snapshot, ledger);
+      const { plan, clock, grant, stop } = planFrom(snapshot, ledger);
+      if (stop) return { plan, outcome: "unchanged", auditId: undefined, attempts: attempt, grant };
       if (plan.guards.length > 0) throw guardErrorFor(plan, plan.guards);
       if (!plan.changed) {
         const tagNumbers = tagNumbersAfter(ledger, plan, options.force === true);
@@ -123,11 +175,13 @@ async function execute(
               pendingRules: [],
               appliedTagChangeNumbers: tagNumbers,
               lastAuditId: ledger?.lastAuditId,
+              grants: plan.grants.active,
+              clockHighWater: highWaterAfter(ledger, plan, clock),
             },
             now,
           );
         }
-        if (attempt === 1) return { plan, outcome: "unchanged", auditId: undefined, attempts: attempt };
+        if (attempt === 1) return { plan, outcome: "unchanged", auditId: undefined, attempts: attempt, grant };
       } else {
         // Claim the additions before writing, so a crash before the ledger update cannot turn them into people's rules.
         ledger = await writeLedger(
@@ -138,6 +192,9 @@ async function execute(
             pendingRules: plan.adds.map((add) => add.rule),
             appliedTagChangeNumbers: ledger?.appliedTagChangeNumbers ?? {},
             lastAuditId: ledger?.lastAuditId,
+            // The stored grants, unchanged: a new grant is recorded only once its rule is on the registry.
+            grants: ledger?.grants ?? [],
+            clockHighWater: highWaterAfter(ledger, plan, clock),
           },
           now,
         );
@@ -165,10 +222,12 @@ async function execute(
             pendingRules: [],
             appliedTagChangeNumbers: tagNumbersAfter(ledger, plan, options.force === true),
             lastAuditId: entry.id,
+            grants: plan.grants.active,
+            clockHighWater: highWaterAfter(ledger, plan, clock),
           },
           now,
         );
-        return { plan, outcome: "applied", auditId: entry.id, attempts: attempt };
+        return { plan, outcome: "applied", auditId: entry.id, attempts: attempt, grant };
       }
       if (attempt >= 2) {
         // Our PATCH was applied and then overwritten: record it all the same (the ledger keeps the additions
@@ -198,7 +257,10 @@ function notConverged(ref: RegistryRef, plan: Plan, actual: RegistrySnapshot): C
 async function writeLedger(
   store: LedgerStore,
   ref: RegistryRef,
-  content: Pick<LedgerState, "ownedRules" | "pendingRules" | "appliedTagChangeNumbers" | "lastAuditId">,
+  content: Pick<
+    LedgerState,
+    "ownedRules" | "pendingRules" | "appliedTagChangeNumbers" | "lastAuditId" | "grants" | "clockHighWater"
+  >,
   now: () => Date,
 ): Promise<LedgerState> {
   const state: LedgerState = { schemaVersion: 1, registryId: ref.id, ...content, updatedAt: now().toISOString() };
@@ -226,6 +288,14 @@ function ledgerMatches(
 ): boolean {
   if (ledger === undefined) return false;
   if (ledger.pendingRules.length > 0) return false;
+  // Expired grants still listed (their rule was already gone) are dropped by writing the ledger.
+  if (
+    !sameSet(
+      (ledger.grants ?? []).map((grant) => grant.id),
+      plan.grants.active.map((grant) => grant.id),
+    )
+  )
+    return false;
   const recorded = Object.entries(ledger.appliedTagChangeNumbers);
   if (
     recorded.length !== Object.keys(tagNumbers).length ||
@@ -233,6 +303,54 @@ function ledgerMatches(
   )
     return false;
   return sameSet(ledger.ownedRules, plan.ownedAfter);
+}
+
+/** Recorded only where grants are involved: it decides nothing else. */
+function highWaterAfter(ledger: LedgerState | undefined, plan: Plan, clock: Date): string | undefined {
+  if ((ledger?.grants ?? []).length === 0 && plan.grants.active.length === 0 && plan.grants.expired.length === 0)
+    return ledger?.clockHighWater;
+  return laterInstant(ledger?.clockHighWater, clock.toISOString());
+}
+
+function grantRulesOf(ledger: LedgerState | undefined): string[] {
+  return (ledger?.grants ?? []).map((grant: Grant) => grant.rule);
+}
+
+/**
+ * A grant that does not fit: the figures of the cover that no longer fits once the grant takes its
+ * rule, and what would free room. Other failures pass through as they are.
+ */
+function noRoomForGrant(error: unknown, current: Plan, change: GrantChange): unknown {
+  if (change.kind !== "add" || !(error instanceof CoverInfeasibleError || error instanceof ExtraAddressCapError))
+    return error;
+  const c = current.counts;
+  const rulesLeft = c.budget - 1;
+  const needed = typeof error.details.minimumBudget === "number" ? error.details.minimumBudget : undefined;
+  const cover =
+    error instanceof CoverInfeasibleError
+      ? needed === undefined || needed <= 1
+        ? "no rule would be left for the service-tag cover"
+        : `the service-tag cover needs at least ${needed} rules (nothing shorter than /${current.aggregation.minPrefixLength}) and only ${Math.max(0, rulesLeft)} would be left`
+      : `the cover squeezed into ${Math.max(0, rulesLeft)} rules would admit more extra addresses than SYNC_MAX_EXTRA_ADDRESSES/SYNC_MAX_EXTRA_RATIO allow`;
+  return new GrantRefusedError(
+    `No room for a grant of ${change.rule} on ${current.registry.name}: the registry allows ${c.limit} IP rules; people's rules ${c.peopleRules}, pinned ${c.pinnedRules}, active grants ${c.grantRules} and headroom ${c.headroom} leave ${c.budget} for the service-tag cover, and with this grant ${cover}.`,
+    {
+      details: {
+        registry: current.registry.id,
+        rule: change.rule,
+        limit: c.limit,
+        peopleRules: c.peopleRules,
+        pinnedRules: c.pinnedRules,
+        grantRules: c.grantRules,
+        headroom: c.headroom,
+        budget: c.budget,
+        minimumBudget: needed,
+      },
+      remedy:
+        "To free room: revoke a grant ('acr-allowlist-sync grants' lists them, 'revoke' ends one), remove a hand-made rule, lower SYNC_HEADROOM, lower SYNC_MIN_PREFIX_LENGTH, or select fewer regions.",
+      cause: error,
+    },
+  );
 }
 
 /** ACR may store `1.2.3.4` for `1.2.3.4/32` and in any order: compare canonical sets. */

@@ -16,6 +16,9 @@ import {
   completedRecord,
   driftDetectedRecord,
   failedRecord,
+  grantAddedRecord,
+  grantExpiredRecord,
+  grantOverdueRecord,
   guardTrippedRecord,
   type CustomEventRecord,
   type MetricPoint,
@@ -214,6 +217,18 @@ class AzureMonitorTelemetry implements Telemetry {
 
   driftDetected(event: Parameters<Telemetry["driftDetected"]>[0]): void {
     this.#safely((p) => emit(p, driftDetectedRecord(event)));
+  }
+
+  grantAdded(event: Parameters<Telemetry["grantAdded"]>[0]): void {
+    this.#safely((p) => emit(p, grantAddedRecord(event)));
+  }
+
+  grantExpired(event: Parameters<Telemetry["grantExpired"]>[0]): void {
+    this.#safely((p) => emit(p, grantExpiredRecord(event)));
+  }
+
+  grantOverdue(event: Parameters<Telemetry["grantOverdue"]>[0]): void {
+    this.#safely((p) => emit(p, grantOverdueRecord(event)));
   }
 
   /** Sends what is buffered. Never rejects: a telemetry outage must not fail a sync. */

@@ -8,6 +8,9 @@ export function noopTelemetry(): Telemetry {
     syncFailed: () => undefined,
     guardTripped: () => undefined,
     driftDetected: () => undefined,
+    grantAdded: () => undefined,
+    grantExpired: () => undefined,
+    grantOverdue: () => undefined,
     flush: () => Promise.resolve(),
     shutdown: () => Promise.resolve(),
   };

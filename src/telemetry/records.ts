@@ -4,6 +4,10 @@ import {
   METRIC_DIMENSIONS,
   METRIC_NAMES,
   type DriftDetectedEvent,
+  type GrantAddedEvent,
+  type GrantEventBase,
+  type GrantExpiredEvent,
+  type GrantOverdueEvent,
   type GuardTrippedEvent,
   type SyncCompletedEvent,
   type SyncFailedEvent,
@@ -109,6 +113,42 @@ export function driftDetectedRecord(event: DriftDetectedEvent): CustomEventRecor
       missingOwnedRuleCount: event.missingOwnedRules.length,
       trigger: text(event.trigger),
     },
+  };
+}
+
+function grantProperties(event: GrantEventBase): Record<string, PropertyValue> {
+  return {
+    registry: text(event.registry),
+    rule: text(event.rule),
+    grantId: text(event.grantId),
+    grantedBy: text(event.grantedBy),
+    reason: text(event.reason),
+    expiresAt: text(event.expiresAt),
+    trigger: text(event.trigger),
+  };
+}
+
+export function grantAddedRecord(event: GrantAddedEvent): CustomEventRecord {
+  return {
+    name: EVENT_NAMES.grantAdded,
+    severity: "info",
+    properties: { ...grantProperties(event), createdAt: text(event.createdAt) },
+  };
+}
+
+export function grantExpiredRecord(event: GrantExpiredEvent): CustomEventRecord {
+  return {
+    name: EVENT_NAMES.grantExpired,
+    severity: "info",
+    properties: { ...grantProperties(event), endedAt: text(event.endedAt), revokedBy: text(event.revokedBy) },
+  };
+}
+
+export function grantOverdueRecord(event: GrantOverdueEvent): CustomEventRecord {
+  return {
+    name: EVENT_NAMES.grantOverdue,
+    severity: "warn",
+    properties: { ...grantProperties(event), overdueMinutes: finite(event.overdueMinutes) },
   };
 }
 

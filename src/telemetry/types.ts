@@ -7,6 +7,9 @@ export const EVENT_NAMES = {
   failed: "AllowlistSyncFailed",
   guardTripped: "AllowlistGuardTripped",
   driftDetected: "AllowlistDriftDetected",
+  grantAdded: "AllowlistGrantAdded",
+  grantExpired: "AllowlistGrantExpired",
+  grantOverdue: "AllowlistGrantOverdue",
 } as const;
 
 export const METRIC_NAMES = {
@@ -66,12 +69,46 @@ export interface DriftDetectedEvent {
   readonly trigger: string;
 }
 
+/** The fields every grant event carries (see `Grant` in src/ledger/types.ts). */
+export interface GrantEventBase {
+  readonly registry: string;
+  readonly rule: string;
+  readonly grantId: string;
+  /** Who made the grant (`cli:<user>@<host>`). */
+  readonly grantedBy: string;
+  readonly reason: string;
+  /** ISO 8601. */
+  readonly expiresAt: string;
+  readonly trigger: string;
+}
+
+/** A grant's rule was written to the registry. */
+export interface GrantAddedEvent extends GrantEventBase {
+  readonly createdAt: string;
+}
+
+/** A grant's rule was removed: it expired, or someone revoked it (`revokedBy`). */
+export interface GrantExpiredEvent extends GrantEventBase {
+  /** The run clock of the run that removed it. */
+  readonly endedAt: string;
+  /** Empty when it simply expired. */
+  readonly revokedBy: string;
+}
+
+/** A run failed while a grant was past its expiry: the rule is still on the registry. */
+export interface GrantOverdueEvent extends GrantEventBase {
+  readonly overdueMinutes: number;
+}
+
 /** The telemetry edge. Without a connection string, implementations accept everything and send nothing. */
 export interface TelemetrySink {
   syncCompleted(event: SyncCompletedEvent): void;
   syncFailed(event: SyncFailedEvent): void;
   guardTripped(event: GuardTrippedEvent): void;
   driftDetected(event: DriftDetectedEvent): void;
+  grantAdded(event: GrantAddedEvent): void;
+  grantExpired(event: GrantExpiredEvent): void;
+  grantOverdue(event: GrantOverdueEvent): void;
   /** Sends what is buffered; called before every invocation ends. */
   flush(): Promise<void>;
 }

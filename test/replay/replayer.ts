@@ -13,6 +13,7 @@ import type { ReplayConfiguration } from "./configurations.js";
 import { planWeekFaults, type FaultPolicy, type PlannedFault } from "./faults.js";
 import { publicationText, regionalIpv4, type Publication } from "./history.js";
 import { emptyFigures } from "./figures.js";
+import { GrantStream, type GrantFigures, type GrantStreamOptions } from "./grants.js";
 import { checkFailedAttempt, checkWeek } from "./invariants.js";
 import { seededRandom } from "../support/random.js";
 
@@ -45,6 +46,8 @@ export interface ReplayOptions {
   readonly label?: string;
   /** Per week, the registry's rules at the end of a reference replay: the end states must match. */
   readonly reference?: readonly (readonly string[])[];
+  /** A seeded stream of temporary grants, with ARM's clock following the history. */
+  readonly grants?: GrantStreamOptions;
 }
 
 export interface ReplayFigures {
@@ -77,6 +80,8 @@ export interface ReplayFigures {
   auditEntries: number;
   appliedRuns: number;
   violations: string[];
+  /** Only in a replay with a grant stream. */
+  grants?: GrantFigures;
   /** One line per week with a fault, a guard or a forced run: the trail to read when a violation shows up. */
   events: string[];
   durationMs: number;
@@ -135,6 +140,10 @@ export async function replayHistory(options: ReplayOptions): Promise<ReplayResul
       { ledger, tuning: FAULTY_TUNING },
     );
     const random = seededRandom(options.faults?.seed ?? 0);
+    const grants =
+      options.grants === undefined
+        ? undefined
+        : new GrantStream(harness, seededRandom(options.grants.seed), options.grants);
     const regions = configuration.regions ?? [configuration.location];
 
     const rules = (): string[] => [...harness.arm.registry(registryId).ipRules];
@@ -168,7 +177,8 @@ export async function replayHistory(options: ReplayOptions): Promise<ReplayResul
     };
 
     let lastConverged: string | undefined;
-    for (const publication of publications) {
+    for (const [position, publication] of publications.entries()) {
+      grants?.startWeek(publication);
       const label = `${configuration.name} ${publication.label}#${publication.index}`;
       harness.tags.publish(publication.fileName, publicationText(publication));
       harness.tags.setLatest(publication.fileName);
@@ -278,10 +288,26 @@ export async function replayHistory(options: ReplayOptions): Promise<ReplayResul
           peopleRules: configuration.peopleRules,
           patches: patchCount() - patchesBefore,
           writes: harness.arm.writes - writesBefore,
-          selectionUnchanged,
+          // A week that ends a grant writes even when the selection did not change.
+          selectionUnchanged: selectionUnchanged && grants?.endsGrants(before) !== true,
           ledger: ledgerState,
         }),
       );
+      if (grants !== undefined) {
+        const next = publications[position + 1];
+        const week = await grants.afterWeek({
+          label,
+          converged,
+          rules: after,
+          ledger: ledgerState,
+          runtime: clean,
+          ruleLimit: configuration.ruleLimit,
+          nextWeekAt: next === undefined ? undefined : grants.runTimeOf(next),
+        });
+        figures.violations.push(...week.violations);
+        figures.writes += week.writes;
+        figures.runs += week.runs;
+      }
       const reference = options.reference?.[publication.index];
       if (reference !== undefined && !sameRuleSet(after, reference)) {
         figures.violations.push(`${label}: the registry ends the week differently from the clean replay`);
@@ -300,6 +326,7 @@ export async function replayHistory(options: ReplayOptions): Promise<ReplayResul
       states.push(after);
     }
     figures.auditEntries = (await clean.ports.ledger.listAudit(registryId)).length;
+    if (grants !== undefined) figures.grants = grants.figures;
   } finally {
     harness.arm.clearFaults();
     harness.tags.clearFaults();

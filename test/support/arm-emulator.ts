@@ -184,6 +184,7 @@ export class ArmEmulator {
     this.handle(req, res).catch(() => req.socket.destroy());
   });
   private baseUrl = "";
+  private clock: () => Date = () => new Date();
 
   constructor(private readonly options: ArmEmulatorOptions) {
     this.configure(options);
@@ -278,6 +279,19 @@ export class ArmEmulator {
     Object.assign(this.find(id), changes);
   }
 
+  /**
+   * ARM's clock, sent as the `Date` header of every answer (as ARM does; the service takes it as the
+   * run clock of grant expiry). Default: the real time.
+   */
+  setClock(clock: () => Date): void {
+    this.clock = clock;
+  }
+
+  /** The emulator's current time. */
+  now(): Date {
+    return this.clock();
+  }
+
   injectFault(rule: FaultRule): void {
     this.faults.push({ rule, left: rule.times ?? 1 });
   }
@@ -349,6 +363,7 @@ export class ArmEmulator {
     res.writeHead(answer.status, {
       "content-type": "application/json; charset=utf-8",
       "x-ms-request-id": randomUUID(),
+      date: this.clock().toUTCString(),
       ...answer.headers,
     });
     res.end(

@@ -56,6 +56,7 @@ function basePlan(overrides: Partial<Plan> = {}, registry: Partial<Plan["registr
       limitSource: "listUsages",
       peopleRules: 0,
       pinnedRules: 0,
+      grantRules: 0,
       serviceRules: 1,
       headroom: 0,
       budget: 100,
@@ -74,6 +75,7 @@ function basePlan(overrides: Partial<Plan> = {}, registry: Partial<Plan["registr
     changed: true,
     warnings: [],
     guards: [],
+    grants: { clock: null, active: [], expired: [] },
     ...overrides,
   };
 }
