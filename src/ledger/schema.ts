@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { LedgerCorruptError, LedgerError } from "../errors.js";
 import { CLOUDS } from "../servicetags/schema.js";
+import { formatPrefix, parsePrefix } from "../prefixes/ipv4.js";
 import { AUDIT_ID_PATTERN } from "./audit-id.js";
 import type { AuditEntry, LedgerState } from "./types.js";
 
@@ -18,7 +19,8 @@ const auditIdSchema = z.string().regex(AUDIT_ID_PATTERN, "not an audit id YYYYMM
 
 const grantSchema = z.object({
   id: z.string().regex(/^g[0-9a-f]{12}$/, "not a grant id g + 12 hex digits"),
-  rule: ownedRuleSchema,
+  // Canonical too: a hand-edited 192.0.2.7/24 must not quietly become a /24 grant.
+  rule: ownedRuleSchema.refine(isCanonicalPrefix, "not a canonical prefix (host bits set)"),
   createdAt: timestampSchema,
   expiresAt: timestampSchema,
   grantedBy: z.string().min(1).max(300),
@@ -68,6 +70,14 @@ export const auditEntrySchema = z.object({
   source: serviceTagsOriginSchema.nullish(),
   plan: z.unknown(),
 });
+
+function isCanonicalPrefix(text: string): boolean {
+  try {
+    return formatPrefix(parsePrefix(text, { mode: "strict" }).prefix) === text;
+  } catch {
+    return false;
+  }
+}
 
 const MAX_SHOWN_CHARS = 64;
 
