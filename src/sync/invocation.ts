@@ -3,6 +3,7 @@ import type { Settings, TargetConfig } from "../config/settings.js";
 import type { GrantChange } from "../grants/change.js";
 import type { Grant, LedgerStore } from "../ledger/types.js";
 import type { ServiceTagsDocument } from "../servicetags/schema.js";
+import type { TasksGateway } from "../canary/tasks-client.js";
 import type { GrantEventBase, TelemetrySink } from "../telemetry/types.js";
 import { syncTarget, type RunResult, type SyncMode, type SyncPorts } from "./run.js";
 
@@ -14,6 +15,8 @@ export interface ServiceTagsSource {
 export interface InvocationPorts extends SyncPorts {
   readonly serviceTags: ServiceTagsSource;
   readonly telemetry: TelemetrySink;
+  /** ACR Tasks, for the canary (absent: no canary runs). */
+  readonly tasks?: TasksGateway;
 }
 
 export interface InvocationOptions {
