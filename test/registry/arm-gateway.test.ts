@@ -121,6 +121,7 @@ describe("reading a registry", () => {
       networkRuleBypassOptions: "AzureServices",
       networkRuleBypassAllowedForTasks: false,
       replicaLocations: ["japaneast", "japanwest"],
+      legacyVirtualNetworkRules: 0,
       armTime: expect.stringMatching(/^\w{3}, \d{2} \w{3} \d{4} \d{2}:\d{2}:\d{2} GMT$/),
     });
     expect(requestsFor(ref).map((r) => r.op)).toEqual(["get", "usages", "replications"]);
