@@ -2,6 +2,7 @@ import { AllowlistSyncError, GuardError, describeError, type GuardName } from ".
 import type { Settings, TargetConfig } from "../config/settings.js";
 import type { ServiceTagsDocument } from "../servicetags/schema.js";
 import type { DiscoveryMemory, DiscoverySource } from "../discovery/types.js";
+import type { TasksGateway } from "../canary/tasks-client.js";
 import type { TelemetrySink } from "../telemetry/types.js";
 import { forEachBounded } from "./bounded.js";
 import { syncTarget, type RunResult, type SyncMode, type SyncPorts } from "./run.js";
@@ -17,6 +18,8 @@ export interface InvocationPorts extends SyncPorts {
   /** Resource Graph, used when TARGET_DISCOVERY_TAG is set. */
   readonly discovery?: DiscoverySource | undefined;
   readonly discoveryMemory?: DiscoveryMemory | undefined;
+  /** ACR Tasks, for the canary (absent: no canary runs). */
+  readonly tasks?: TasksGateway;
 }
 
 export interface InvocationOptions {

@@ -4,6 +4,7 @@ import { createServer } from "node:https";
 import { isIPv4, isIPv6, type AddressInfo, type Socket } from "node:net";
 import { setTimeout as delay } from "node:timers/promises";
 import { serverTlsOptions } from "./tls.js";
+import { TASKS_API_VERSION, TasksEmulation, type TasksBehaviour, type TasksFault } from "./arm-tasks.js";
 
 /**
  * A local Azure Resource Manager for `Microsoft.ContainerRegistry/registries`, served over HTTPS
@@ -15,6 +16,10 @@ import { serverTlsOptions } from "./tls.js";
  * `$skipToken`, with the per-user quota headers), can throttle registry calls per subscription like
  * ARM's token buckets (429 + Retry-After) and can add latency to every answer (azure-facts §8, §9).
  * No test-framework imports: the offline demo runs it from dist/.
+ *
+ * ACR Tasks (api-version 2019-06-01-preview, used by the canary) live in `./arm-tasks.ts`:
+ * `scheduleRun` as a long-running operation, runs whose state moves over time, `listLogSasUrl`
+ * pointing at a log blob served here, and agents refused unless the registry's rules admit them.
  */
 
 export const ARM_API_VERSION = "2025-11-01";
@@ -26,6 +31,9 @@ export const REGISTRY_ACTIONS = {
   poll: "Microsoft.ContainerRegistry/registries/operationStatuses/read",
   usages: "Microsoft.ContainerRegistry/registries/listUsages/read",
   replications: "Microsoft.ContainerRegistry/registries/replications/read",
+  scheduleRun: "Microsoft.ContainerRegistry/registries/scheduleRun/action",
+  getRun: "Microsoft.ContainerRegistry/registries/runs/read",
+  listLogSasUrl: "Microsoft.ContainerRegistry/registries/runs/listLogSasUrl/action",
 } as const;
 
 export type ArmOp = keyof typeof REGISTRY_ACTIONS;
@@ -106,7 +114,9 @@ export type Fault =
       readonly kind: "concurrent-writer";
       readonly when: "before" | "after";
       readonly write: (emulator: ArmEmulator, registryId: string) => void;
-    };
+    }
+  /** ACR Tasks only (see `./arm-tasks.ts`): how a scheduled run ends, or an unreadable log. */
+  | TasksFault;
 
 export interface FaultRule {
   /** `query` is a Resource Graph query. */
@@ -127,7 +137,7 @@ export interface ArmRequestRecord {
   /** The HTTP status answered, or how the request ended without one. */
   status: number | "reset" | "hang";
   readonly fault: Fault["kind"] | undefined;
-  /** The raw request body (PATCH and Resource Graph queries). */
+  /** The raw request body (PATCH and POST: Resource Graph queries, Tasks runs). */
   readonly body: string | undefined;
   /** The latency added before the answer, in ms. */
   readonly latencyMs: number;
@@ -152,6 +162,8 @@ export interface ArmEmulatorBehaviour {
   readonly throttle?: ThrottleLimits | null;
   /** Resource Graph queries per window and the window (default 15 per 5 s, the documented example). */
   readonly resourceGraphQuota?: { readonly queries: number; readonly windowMs: number };
+  /** ACR Tasks timing and answers (see `./arm-tasks.ts`). */
+  readonly tasks?: TasksBehaviour;
 }
 
 export interface ThrottleLimits {
@@ -178,14 +190,14 @@ interface Bucket {
   at: number;
 }
 
-interface Answer {
+export interface Answer {
   readonly status: number;
   readonly body?: unknown;
   readonly headers?: Readonly<Record<string, string>>;
 }
 
 const REGISTRY_PATH =
-  /^\/subscriptions\/([^/]+)\/resourceGroups\/([^/]+)\/providers\/Microsoft\.ContainerRegistry\/registries\/([^/]+)(?:\/(listUsages|replications|operationStatuses\/([^/]+)))?\/?$/i;
+  /^\/subscriptions\/([^/]+)\/resourceGroups\/([^/]+)\/providers\/Microsoft\.ContainerRegistry\/registries\/([^/]+)(?:\/(listUsages|replications|operationStatuses\/([^/]+)|scheduleRun|runs\/[^/]+(?:\/listLogSasUrl)?))?\/?$/i;
 const DEFAULT_RULE_LIMIT = 100;
 const MAX_BODY_BYTES = 1024 * 1024;
 const PRINCIPAL_ID = "9f3c2b1a-0000-4000-8000-00000000c0de";
@@ -209,7 +221,7 @@ export class ArmEmulator {
   private readonly buckets = new Map<string, Bucket>();
   private graphWindow: number[] = [];
   private throttledAnswers = 0;
-  private behaviour: Required<ArmEmulatorBehaviour> = {
+  private behaviour: Required<Omit<ArmEmulatorBehaviour, "tasks">> = {
     patchResponse: "async",
     pollsBeforeDone: 1,
     retryAfterSeconds: 0,
@@ -223,6 +235,12 @@ export class ArmEmulator {
     this.handle(req, res).catch(() => req.socket.destroy());
   });
   private baseUrl = "";
+  /** ACR Tasks: runs, agents and log blobs. */
+  readonly tasks = new TasksEmulation({
+    registry: (id) => this.find(id),
+    baseUrl: () => this.baseUrl,
+    addOperation: (registryId, apply) => this.addOperation(registryId, apply),
+  });
 
   constructor(private readonly options: ArmEmulatorOptions) {
     this.configure(options);
@@ -269,6 +287,7 @@ export class ArmEmulator {
       throttle: behaviour.throttle === undefined ? current.throttle : behaviour.throttle,
       resourceGraphQuota: behaviour.resourceGraphQuota ?? current.resourceGraphQuota,
     };
+    if (behaviour.tasks !== undefined) this.tasks.configure(behaviour.tasks);
     this.buckets.clear();
   }
 
@@ -370,6 +389,13 @@ export class ArmEmulator {
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = new URL(req.url ?? "/", "https://localhost");
+    // Run logs are blobs behind a SAS, not ARM: no bearer token, no api-version.
+    if (this.tasks.isLogBlob(url)) {
+      const blob = this.tasks.serveLog(req, url);
+      res.writeHead(blob.status, blob.headers);
+      res.end(blob.body);
+      return;
+    }
     const match = REGISTRY_PATH.exec(url.pathname);
     const method = req.method ?? "GET";
     const isQuery =
@@ -377,7 +403,7 @@ export class ArmEmulator {
     const op = isQuery ? "query" : classify(method, match);
     const target = match === null ? undefined : targetOf(match);
     const registryId = target?.id;
-    const body = method === "PATCH" || isQuery ? await readBody(req) : undefined;
+    const body = method === "PATCH" || method === "POST" ? await readBody(req) : undefined;
     const latencyMs = this.behaviour.latencyMs;
     if (latencyMs > 0) await delay(latencyMs);
     const fault = op === "unknown" ? undefined : this.takeFault(op, registryId);
@@ -462,7 +488,7 @@ export class ArmEmulator {
     }
     const limits = this.behaviour.throttle;
     if (limits === null || target === undefined) return undefined;
-    const kind = op === "patch" ? "writes" : "reads";
+    const kind = op === "patch" || req.method === "POST" ? "writes" : "reads";
     const { capacity, refillPerSecond } = limits[kind];
     const subscription = target.id.split("/")[2]?.toLowerCase() ?? "";
     const key = `${subscription}:${kind}`;
@@ -591,11 +617,18 @@ export class ArmEmulator {
         "MissingApiVersionParameter",
         "The api-version query parameter (?api-version=) is required for all requests.",
       );
-    if (apiVersion !== ARM_API_VERSION) {
+    // Tasks answer only on their preview version; a poll URL carries the version of the operation it follows.
+    const versions =
+      op === "scheduleRun" || op === "getRun" || op === "listLogSasUrl"
+        ? [TASKS_API_VERSION]
+        : op === "poll"
+          ? [ARM_API_VERSION, TASKS_API_VERSION]
+          : [ARM_API_VERSION];
+    if (!versions.includes(apiVersion)) {
       return armError(
         400,
         "InvalidApiVersionParameter",
-        `The api-version '${apiVersion}' is invalid. The supported versions are '${ARM_API_VERSION}'.`,
+        `The api-version '${apiVersion}' is invalid. The supported versions are '${versions.join("', '")}'.`,
       );
     }
     if (op === "unknown" || target === undefined)
@@ -626,7 +659,27 @@ export class ArmEmulator {
         return { status: 200, body: usagesDocument(registry) };
       case "replications":
         return this.replications(registry, url);
+      case "scheduleRun":
+        return this.tasks.scheduleRun(registry, body ?? "", fault, this.behaviour.retryAfterSeconds);
+      case "getRun":
+        return this.tasks.getRun(registry, runIdOf(url.pathname));
+      case "listLogSasUrl":
+        return this.tasks.listLogSasUrl(registry, runIdOf(url.pathname), fault);
     }
+  }
+
+  /** A long-running operation followed through `operationStatuses` (PATCH and scheduleRun share them). */
+  private addOperation(registryId: string, apply: () => void): string {
+    const operation: Operation = {
+      id: `registries-${randomUUID()}`,
+      registryKey: registryId.toLowerCase(),
+      apply,
+      outcome: "succeeded",
+      pollsLeft: this.behaviour.pollsBeforeDone,
+      finished: false,
+    };
+    this.operations.set(operation.id, operation);
+    return operation.id;
   }
 
   private patch(registry: MutableRegistry, text: string, fault: Fault | undefined): Answer {
@@ -754,8 +807,19 @@ function classify(method: string, match: RegExpExecArray | null): ArmOp | "unkno
   if (match === null) return "unknown";
   const sub = match[4]?.toLowerCase();
   if (sub === undefined) return method === "GET" ? "get" : method === "PATCH" ? "patch" : "unknown";
+  if (sub === "schedulerun") return method === "POST" ? "scheduleRun" : "unknown";
+  if (sub.startsWith("runs/")) {
+    if (sub.endsWith("/listlogsasurl")) return method === "POST" ? "listLogSasUrl" : "unknown";
+    return method === "GET" ? "getRun" : "unknown";
+  }
   if (method !== "GET") return "unknown";
   return sub === "listusages" ? "usages" : sub === "replications" ? "replications" : "poll";
+}
+
+function runIdOf(pathname: string): string {
+  const parts = pathname.split("/");
+  const index = parts.findIndex((part) => part.toLowerCase() === "runs");
+  return decodeURIComponent(parts[index + 1] ?? "");
 }
 
 function registryDocument(registry: RegistryState): unknown {
