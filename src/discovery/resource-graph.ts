@@ -6,13 +6,13 @@ import { DiscoveryError } from "../errors.js";
 import type { ArmRetryOptions } from "../registry/arm-client.js";
 import { ARM_ENDPOINTS } from "../registry/clouds.js";
 import type { ThrottleGate } from "../registry/throttle.js";
-import type { Cloud } from "../servicetags/schema.js";
+import type { DeploymentCloud } from "../servicetags/schema.js";
 import { discoveryQuery, parseResetsAfter, scopeRequests } from "./query.js";
 import type { DiscoveredRegistry, DiscoveryRequest, DiscoveryResult, DiscoverySource } from "./types.js";
 
 export interface ResourceGraphSourceOptions {
   readonly credential: TokenCredential;
-  readonly cloud: Cloud;
+  readonly cloud: DeploymentCloud;
   /** ARM endpoint (default: the cloud's); the token scope stays the cloud's audience. */
   readonly endpoint?: string;
   readonly retryOptions?: ArmRetryOptions;
