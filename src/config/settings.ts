@@ -277,16 +277,16 @@ const blankToUndefined = (value: unknown): unknown =>
   typeof value === "string" && value.trim() === "" ? undefined : typeof value === "string" ? value.trim() : value;
 
 const intSetting = (min: number, max: number) =>
-  z.preprocess(blankToUndefined, z.coerce.number({ message: "expected a whole number" }).int().min(min).max(max));
+  z.preprocess(blankToUndefined, z.coerce.number({ error: "expected a whole number" }).int().min(min).max(max));
 const numberSetting = (min: number, max: number) =>
-  z.preprocess(blankToUndefined, z.coerce.number({ message: "expected a number" }).min(min).max(max));
+  z.preprocess(blankToUndefined, z.coerce.number({ error: "expected a number" }).min(min).max(max));
 const boolSetting = z.preprocess(
   blankToUndefined,
   z
-    .enum(["true", "false", "1", "0", "yes", "no"], { message: "expected true or false" })
+    .enum(["true", "false", "1", "0", "yes", "no"], { error: "expected true or false" })
     .transform((v) => v === "true" || v === "1" || v === "yes"),
 );
-const httpsUrl = z.url({ protocol: /^https$/, message: "expected an https URL" });
+const httpsUrl = z.url({ protocol: /^https$/, error: "expected an https URL" });
 const listSetting = z.preprocess(
   blankToUndefined,
   z.string().transform((v) =>
@@ -344,7 +344,7 @@ const settingsSchema = z.object({
   SYNC_LOCK_WAIT_MS: intSetting(0, 600_000).default(30_000),
   ARM_ENDPOINT: z.preprocess(
     blankToUndefined,
-    z.url({ protocol: /^https$/, message: "expected an https URL (the SDK refuses tokens over http)" }).optional(),
+    z.url({ protocol: /^https$/, error: "expected an https URL (the SDK refuses tokens over http)" }).optional(),
   ),
   LEDGER_CONTAINER: z.preprocess(
     blankToUndefined,

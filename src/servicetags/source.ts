@@ -201,16 +201,17 @@ function explicitStep(value: string, settings: Settings): Step {
   return {
     kind: "explicit",
     location: value,
-    run: async () => {
-      throw new StepFailure(
-        new ServiceTagsFetchError(
-          "not-https",
-          `'${value}' is neither an https URL nor a local path; plain http and other schemes are refused.`,
+    run: () =>
+      Promise.reject(
+        new StepFailure(
+          new ServiceTagsFetchError(
+            "not-https",
+            `'${value}' is neither an https URL nor a local path; plain http and other schemes are refused.`,
+          ),
+          value,
+          0,
         ),
-        value,
-        0,
-      );
-    },
+      ),
   };
 }
 

@@ -28,7 +28,7 @@ beforeAll(async () => {
   scratch = mkdtempSync(join(tmpdir(), "cli-sync-"));
 });
 afterAll(async () => {
-  await harness?.close();
+  await harness.close();
   rmSync(scratch, { recursive: true, force: true });
 });
 
@@ -46,7 +46,7 @@ async function cli(args: string[], extraEnv: Record<string, string> = {}): Promi
     ...extraEnv,
   };
   try {
-    const { stdout, stderr } = await run(process.execPath, [MAIN, ...args], { env: env as NodeJS.ProcessEnv });
+    const { stdout, stderr } = await run(process.execPath, [MAIN, ...args], { env: env });
     return { code: 0, stdout, stderr };
   } catch (error) {
     const failed = error as { code?: number; stdout?: string; stderr?: string };
