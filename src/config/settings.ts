@@ -3,6 +3,7 @@ import { ConfigError } from "../errors.js";
 import { ARM_ENDPOINTS } from "../registry/clouds.js";
 import { parseRegistryId } from "../registry/resource-id.js";
 import type { RegistryRef } from "../registry/types.js";
+import { explicitSourceProblem } from "../servicetags/explicit-source.js";
 import { CLOUDS, type Cloud } from "../servicetags/schema.js";
 
 /**
@@ -44,7 +45,7 @@ export const APP_SETTINGS: readonly AppSettingInfo[] = [
     required: false,
     example: "https://download.microsoft.com/.../ServiceTags_Public_20251020.json",
     description:
-      "Explicit service-tags source (https URL or local file path), tried before the Download Center page and the _Latest alias.",
+      "Explicit service-tags source (https URL or readable local file): when set it is the only source, the Download Center page, the _Latest alias and the Discovery API are not asked.",
     flag: "--service-tags",
   },
   {
@@ -317,7 +318,16 @@ type TargetOverrides = z.infer<typeof policyOverridesSchema>;
 
 const settingsSchema = z.object({
   SERVICE_TAGS_CLOUD: z.preprocess(blankToUndefined, z.enum(CLOUDS).default("Public")),
-  SERVICE_TAGS_URL: z.preprocess(blankToUndefined, z.string().optional()),
+  SERVICE_TAGS_URL: z.preprocess(
+    blankToUndefined,
+    z
+      .string()
+      .superRefine((value, context) => {
+        const problem = explicitSourceProblem(value);
+        if (problem !== undefined) context.addIssue({ code: "custom", message: problem });
+      })
+      .optional(),
+  ),
   SERVICE_TAGS_DETAILS_URL: z.preprocess(blankToUndefined, httpsUrl.optional()),
   SERVICE_TAGS_LATEST_URL: z.preprocess(blankToUndefined, httpsUrl.optional()),
   SERVICE_TAGS_TIMEOUT_MS: intSetting(100, 600_000).default(30_000),

@@ -85,11 +85,12 @@ export function guardErrorFor(plan: Plan, findings: readonly GuardFinding[]): Gu
   return new GuardError(first.guard as GuardName, `Nothing written to ${plan.registry.name}: ${first.message}`, {
     details: { registry: plan.registry.id, guards: findings.map((f) => f.guard) },
     remedy:
-      findings.length > 1
+      (findings.length > 1
         ? `${findings.length - 1} more guard(s) also tripped: ${findings
             .slice(1)
             .map((f) => f.guard)
-            .join(", ")}.`
-        : undefined,
+            .join(", ")}. `
+        : "") + "Fix what the guard names (acr-allowlist-sync plan shows the refused plan), then run again.",
+    plan,
   });
 }
