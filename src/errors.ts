@@ -176,6 +176,17 @@ export class RegistryStateInvalidError extends AllowlistSyncError {
   readonly category = "registry";
 }
 
+// ---- canary (ACR Tasks) ------------------------------------------------------------------------
+
+/**
+ * The canary run's log could not be read (expired or refused SAS, blob missing, network). The
+ * canary then reports "inconclusive", never "refused": without the log nobody can tell.
+ */
+export class CanaryLogUnreadableError extends AllowlistSyncError {
+  readonly code = "CanaryLogUnreadable";
+  readonly category = "registry";
+}
+
 // ---- guards ------------------------------------------------------------------------------------
 
 export type GuardName =

@@ -3,6 +3,7 @@ import { loadSettings, type Settings, type SettingsSource } from "../config/sett
 import { blobContainerFromSettings, createBlobLedgerStore } from "../ledger/blob-store.js";
 import { createFileLedgerStore } from "../ledger/file-store.js";
 import type { LedgerStore } from "../ledger/types.js";
+import { createTasksGateway } from "../canary/tasks-client.js";
 import { createArmRegistryGateway, type ArmRegistryGatewayOptions } from "../registry/arm-gateway.js";
 import { createServiceTagsSource, type ServiceTagsSourceOptions } from "../servicetags/source.js";
 import type { InvocationPorts } from "../sync/invocation.js";
@@ -58,6 +59,13 @@ export function createRuntime(env: SettingsSource, options: RuntimeOptions = {})
         cloud: settings.cloud,
         endpoint: settings.armEndpoint,
         operationTimeoutMs: settings.operationTimeoutMs,
+        ...options.tuning?.registry,
+      }),
+      // The canary's ACR Tasks calls ride the same pipeline options (token, retries, timeouts) as the registry's.
+      tasks: createTasksGateway({
+        credential,
+        cloud: settings.cloud,
+        endpoint: settings.armEndpoint,
         ...options.tuning?.registry,
       }),
       ledger,
