@@ -1,10 +1,12 @@
 import { AllowlistSyncError, GuardError, describeError, type GuardName } from "../errors.js";
 import type { Settings, TargetConfig } from "../config/settings.js";
+import type { ServiceTagsDocument } from "../servicetags/schema.js";
+import type { DiscoveryMemory, DiscoverySource } from "../discovery/types.js";
+import type { TasksGateway } from "../canary/tasks-client.js";
 import type { GrantChange } from "../grants/change.js";
 import type { Grant, LedgerStore } from "../ledger/types.js";
-import type { ServiceTagsDocument } from "../servicetags/schema.js";
-import type { TasksGateway } from "../canary/tasks-client.js";
 import type { GrantEventBase, TelemetrySink } from "../telemetry/types.js";
+import { forEachBounded } from "./bounded.js";
 import { syncTarget, type RunResult, type SyncMode, type SyncPorts } from "./run.js";
 
 /** Fetches the current service-tags file (the source chain lives in `src/servicetags/source.ts`). */
@@ -15,6 +17,9 @@ export interface ServiceTagsSource {
 export interface InvocationPorts extends SyncPorts {
   readonly serviceTags: ServiceTagsSource;
   readonly telemetry: TelemetrySink;
+  /** Resource Graph, used when TARGET_DISCOVERY_TAG is set. */
+  readonly discovery?: DiscoverySource | undefined;
+  readonly discoveryMemory?: DiscoveryMemory | undefined;
   /** ACR Tasks, for the canary (absent: no canary runs). */
   readonly tasks?: TasksGateway;
 }
@@ -27,6 +32,8 @@ export interface InvocationOptions {
   readonly force?: boolean;
   /** Defaults to every configured target. */
   readonly targets?: readonly TargetConfig[];
+  /** Registries synced at the same time (default 1); per subscription at most `settings.maxPerSubscription`. */
+  readonly concurrency?: number;
   /** A `grant` or `revoke` for the (single) target: see `RunOptions.grant`. */
   readonly grant?: GrantChange;
 }
@@ -56,33 +63,55 @@ export async function runInvocation(
     } catch (error) {
       for (const target of targets) {
         const outcome: TargetOutcome = { target, ok: false, error, durationMs: Date.now() - started };
-        report(ports.telemetry, outcome, options.trigger, dryRun);
+        reportOutcome(ports.telemetry, outcome, options.trigger, dryRun);
         outcomes.push(outcome);
       }
       return outcomes;
     }
-    for (const target of targets) {
-      const targetStarted = Date.now();
-      let outcome: TargetOutcome;
-      try {
-        const result = await syncTarget(target, document, ports, {
-          mode: options.mode,
-          force: options.force,
-          actor: options.actor,
-          lockWaitMs: settings.lockWaitMs,
-          grant: options.grant,
-        });
-        outcome = { target, ok: true, result, durationMs: Date.now() - targetStarted };
-      } catch (error) {
-        outcome = { target, ok: false, error, durationMs: Date.now() - targetStarted };
-        if (!dryRun) await reportOverdueGrants(ports.ledger, ports.telemetry, target, options.trigger, ports.now);
-      }
-      report(ports.telemetry, outcome, options.trigger, dryRun);
-      outcomes.push(outcome);
-    }
+    const byIndex: TargetOutcome[] = [];
+    await forEachBounded(
+      targets,
+      {
+        concurrency: options.concurrency ?? 1,
+        perKey: settings.maxPerSubscription,
+        keyOf: (target) => target.ref.subscriptionId,
+      },
+      async (target, index) => {
+        const outcome = await syncOne(settings, target, document, ports, options);
+        if (!outcome.ok && !dryRun)
+          await reportOverdueGrants(ports.ledger, ports.telemetry, target, options.trigger, ports.now);
+        reportOutcome(ports.telemetry, outcome, options.trigger, dryRun);
+        byIndex[index] = outcome;
+      },
+    );
+    // Outcomes in the order of the targets, whatever order they finished in.
+    outcomes.push(...byIndex);
     return outcomes;
   } finally {
     await ports.telemetry.flush();
+  }
+}
+
+/** One registry against an already fetched file; never throws (the failure is the outcome). */
+export async function syncOne(
+  settings: Settings,
+  target: TargetConfig,
+  document: ServiceTagsDocument,
+  ports: SyncPorts,
+  options: Pick<InvocationOptions, "mode" | "force" | "actor" | "grant">,
+): Promise<TargetOutcome> {
+  const started = Date.now();
+  try {
+    const result = await syncTarget(target, document, ports, {
+      mode: options.mode,
+      force: options.force,
+      actor: options.actor,
+      lockWaitMs: settings.lockWaitMs,
+      grant: options.grant,
+    });
+    return { target, ok: true, result, durationMs: Date.now() - started };
+  } catch (error) {
+    return { target, ok: false, error, durationMs: Date.now() - started };
   }
 }
 
@@ -98,7 +127,13 @@ export function guardNameOf(error: unknown): GuardName | undefined {
   }
 }
 
-function report(telemetry: TelemetrySink, outcome: TargetOutcome, trigger: string, dryRun: boolean): void {
+/** The events of one registry's outcome: completed (plus drift and guard findings), guard tripped, or failed. */
+export function reportOutcome(
+  telemetry: TelemetrySink,
+  outcome: TargetOutcome,
+  trigger: string,
+  dryRun: boolean,
+): void {
   const registry = outcome.target.ref.id;
   if (outcome.ok) {
     const { plan } = outcome.result;

@@ -11,6 +11,8 @@ export function noopTelemetry(): Telemetry {
     grantAdded: () => undefined,
     grantExpired: () => undefined,
     grantOverdue: () => undefined,
+    registryUntagged: () => undefined,
+    fanoutScheduled: () => undefined,
     flush: () => Promise.resolve(),
     shutdown: () => Promise.resolve(),
   };

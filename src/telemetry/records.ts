@@ -8,6 +8,8 @@ import {
   type GrantEventBase,
   type GrantExpiredEvent,
   type GrantOverdueEvent,
+  type FanoutScheduledEvent,
+  type RegistryUntaggedEvent,
   type GuardTrippedEvent,
   type SyncCompletedEvent,
   type SyncFailedEvent,
@@ -149,6 +151,30 @@ export function grantOverdueRecord(event: GrantOverdueEvent): CustomEventRecord 
     name: EVENT_NAMES.grantOverdue,
     severity: "warn",
     properties: { ...grantProperties(event), overdueMinutes: finite(event.overdueMinutes) },
+  };
+}
+
+export function registryUntaggedRecord(event: RegistryUntaggedEvent): CustomEventRecord {
+  return {
+    name: EVENT_NAMES.registryUntagged,
+    severity: "warn",
+    properties: { registry: text(event.registry), trigger: text(event.trigger) },
+  };
+}
+
+export function fanoutScheduledRecord(event: FanoutScheduledEvent): CustomEventRecord {
+  return {
+    name: EVENT_NAMES.fanoutScheduled,
+    severity: "info",
+    properties: {
+      runId: text(event.runId),
+      registries: finite(event.registries),
+      skipped: finite(event.skipped),
+      discovered: finite(event.discovered),
+      serviceTagsBlob: text(event.serviceTagsBlob),
+      durationMs: finite(event.durationMs),
+      trigger: text(event.trigger),
+    },
   };
 }
 

@@ -186,8 +186,8 @@ export class GrantStream {
       grant: { kind: "revoke", rule: target.rule, revokedBy: "cli:replay@revoke" },
     });
     const say = (message: string) => [`${week.label} revoke of ${target.rule}: ${message}`];
-    if (outcome === undefined || !outcome.ok)
-      return say(`failed: ${outcome !== undefined && !outcome.ok ? String(outcome.error) : "no outcome"}`);
+    if (outcome === undefined) return say("no outcome");
+    if (!outcome.ok) return say(`failed: ${String(outcome.error)}`);
     target.revoked = true;
     this.figures.revoked += 1;
     return this.harness.arm.registry(this.registryIdOf(week.runtime)).ipRules.includes(target.rule)
