@@ -79,6 +79,23 @@ customMetrics
 | where ruleLimit > 0 and rulesUsed * 100 > {0} * ruleLimit
 '''
 
+// A grant older than its ttl by more than a day: every failed apply run reports each grant past
+// its expiry (AllowlistGrantOverdue, the rule is still on the registry); the row stays until an
+// AllowlistGrantExpired for the same grant says a run removed it. Runs that do not happen at all
+// are the heartbeat alert's.
+var grantOverdueQuery = '''
+let removed = customEvents
+    | where name == "AllowlistGrantExpired"
+    | project grantId = tostring(customDimensions.grantId);
+customEvents
+| where name == "AllowlistGrantOverdue"
+| extend grantId = tostring(customDimensions.grantId), expiresAt = todatetime(customDimensions.expiresAt)
+| where expiresAt < ago(1d)
+| join kind=leftanti removed on grantId
+| summarize arg_max(timestamp, *) by grantId
+| project timestamp, grantId, expiresAt, registry = tostring(customDimensions.registry), rule = tostring(customDimensions.rule), grantedBy = tostring(customDimensions.grantedBy), reason = tostring(customDimensions.reason)
+'''
+
 var actions = {
   actionGroups: [actionGroup.id]
 }
@@ -206,6 +223,40 @@ resource rulesUsedAlert 'Microsoft.Insights/scheduledQueryRules@2023-12-01' = {
       allOf: [
         {
           query: format(rulesUsedQueryTemplate, rulesUsedAlertPercent)
+          timeAggregation: 'Count'
+          operator: 'GreaterThan'
+          threshold: 0
+          dimensions: [
+            { name: 'registry', operator: 'Include', values: ['*'] }
+          ]
+          failingPeriods: { numberOfEvaluationPeriods: 1, minFailingPeriodsToAlert: 1 }
+        }
+      ]
+    }
+    autoMitigate: true
+    actions: actions
+  }
+}
+
+resource grantOverdueAlert 'Microsoft.Insights/scheduledQueryRules@2023-12-01' = {
+  name: 'alert-acrsync-grant-overdue-${resourceToken}'
+  location: location
+  tags: tags
+  kind: 'LogAlert'
+  properties: {
+    displayName: 'ACR allowlist grant still open a day after it expired'
+    description: 'A temporary grant (acr-allowlist-sync grant) expired more than a day ago and its rule is still on the registry: every run since then failed (AllowlistGrantOverdue). Fix the failure (see the sync failed alert), or end it now with acr-allowlist-sync revoke.'
+    severity: 2
+    enabled: true
+    scopes: [appInsightsId]
+    evaluationFrequency: 'PT1H'
+    windowSize: 'PT1H'
+    // Runs are daily: two days always hold the latest failed run's report.
+    overrideQueryTimeRange: 'P2D'
+    criteria: {
+      allOf: [
+        {
+          query: grantOverdueQuery
           timeAggregation: 'Count'
           operator: 'GreaterThan'
           threshold: 0

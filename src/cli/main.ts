@@ -5,6 +5,8 @@ import { UsageError } from "../errors.js";
 import { aggregateCommand } from "./aggregate.js";
 import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, exitCodeFor, type CliIO, type Subcommand } from "./command.js";
 import { errorBody, serialiseEnvelope, usageEnvelope } from "./envelope.js";
+import { grantCommand, revokeCommand } from "./grant.js";
+import { grantsCommand } from "./grants.js";
 import { historyCommand } from "./history.js";
 import { message } from "./output.js";
 import { applyCommand, planCommand } from "./plan-apply.js";
@@ -16,6 +18,9 @@ const SUBCOMMANDS: readonly Subcommand[] = [
   applyCommand,
   historyCommand,
   rollbackCommand,
+  grantCommand,
+  grantsCommand,
+  revokeCommand,
   aggregateCommand,
 ];
 

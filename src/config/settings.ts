@@ -301,6 +301,17 @@ export const APP_SETTINGS: readonly AppSettingInfo[] = [
     example: "InstrumentationKey=...;IngestionEndpoint=https://...",
     description: "Application Insights connection string; without it nothing is sent.",
   },
+  {
+    name: "GRANT_MY_IP_URL",
+    required: false,
+    default: "https://api.ipify.org",
+    example: "https://ifconfig.me/ip",
+    description:
+      "HTTPS endpoint that 'grant --ip me' asks for this machine's public IPv4 address (plain text, or JSON with an 'ip' field).",
+    flag: "--my-ip-url",
+    // Only the CLI's grant command reads it; the function app never makes grants.
+    setByInfra: false,
+  },
 ];
 
 export interface SyncPolicy {
@@ -373,6 +384,7 @@ export interface Settings {
   };
   readonly azureClientId: string | undefined;
   readonly appInsightsConnectionString: string | undefined;
+  readonly grants: { readonly myIpUrl: string };
 }
 
 export type SettingsSource = Readonly<Record<string, string | undefined>>;
@@ -547,6 +559,7 @@ const settingsSchema = z.object({
   ),
   AZURE_CLIENT_ID: z.preprocess(blankToUndefined, z.string().optional()),
   APPLICATIONINSIGHTS_CONNECTION_STRING: z.preprocess(blankToUndefined, z.string().optional()),
+  GRANT_MY_IP_URL: z.preprocess(blankToUndefined, httpsUrl.default("https://api.ipify.org")),
 });
 
 function configErrorFor(setting: string, problem: string, value: string | undefined): ConfigError {
@@ -633,6 +646,7 @@ export function loadSettings(source: SettingsSource): Settings {
     },
     azureClientId: s.AZURE_CLIENT_ID,
     appInsightsConnectionString: s.APPLICATIONINSIGHTS_CONNECTION_STRING,
+    grants: { myIpUrl: s.GRANT_MY_IP_URL },
   };
 }
 

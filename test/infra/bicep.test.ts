@@ -2,7 +2,15 @@ import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { APP_SETTINGS } from "../../src/config/settings.js";
-import { completedRecord, driftDetectedRecord, failedRecord, guardTrippedRecord } from "../../src/telemetry/records.js";
+import {
+  completedRecord,
+  driftDetectedRecord,
+  failedRecord,
+  grantAddedRecord,
+  grantExpiredRecord,
+  grantOverdueRecord,
+  guardTrippedRecord,
+} from "../../src/telemetry/records.js";
 import { EVENT_NAMES, METRIC_DIMENSIONS, METRIC_NAMES } from "../../src/telemetry/types.js";
 import {
   arrayItems,
@@ -41,6 +49,7 @@ const resourcesOfType = (prefix: string) =>
 
 // ---- what the code emits, computed from the code itself ----------------------------------------
 
+const GRANT_EVENT = { registry: "r", rule: "", grantId: "", grantedBy: "", reason: "", expiresAt: "", trigger: "" };
 const KNOWN_NAMES = new Set<string>([...Object.values(EVENT_NAMES), ...Object.values(METRIC_NAMES)]);
 const EMITTED_PROPERTIES = new Set<string>([
   ...Object.keys(
@@ -63,6 +72,9 @@ const EMITTED_PROPERTIES = new Set<string>([
   ),
   ...Object.keys(guardTrippedRecord({ registry: "r", dryRun: false, guard: "", message: "", trigger: "" }).properties),
   ...Object.keys(driftDetectedRecord({ registry: "r", missingOwnedRules: [], trigger: "" }).properties),
+  ...Object.keys(grantAddedRecord({ ...GRANT_EVENT, createdAt: "" }).properties),
+  ...Object.keys(grantExpiredRecord({ ...GRANT_EVENT, endedAt: "", revokedBy: "" }).properties),
+  ...Object.keys(grantOverdueRecord({ ...GRANT_EVENT, overdueMinutes: 0 }).properties),
   ...Object.values(METRIC_DIMENSIONS),
 ]);
 
@@ -310,18 +322,29 @@ describe("alerts", () => {
     return { symbol: r.symbol, queries, actions: at(r.body, "properties", "actions")?.text };
   });
 
-  it("has a rule for failures, guard trips, the heartbeat and the rule limit", () => {
+  it("has a rule for failures, guard trips, the heartbeat, the rule limit and overdue grants", () => {
     const used = new Set(rules.flatMap((r) => r.queries.flatMap((q) => contractNames(q).names)));
     expect([...used].sort()).toEqual(
       [
         EVENT_NAMES.completed,
         EVENT_NAMES.failed,
         EVENT_NAMES.guardTripped,
+        EVENT_NAMES.grantOverdue,
+        EVENT_NAMES.grantExpired,
         METRIC_NAMES.rulesLimit,
         METRIC_NAMES.rulesUsed,
       ].sort(),
     );
-    expect(rules).toHaveLength(4);
+    expect(rules).toHaveLength(5);
+  });
+
+  it("alerts on a grant still open more than a day after its expiry, until a run removes it", () => {
+    const grant = rules.find((r) => r.symbol === "grantOverdueAlert");
+    const query = grant?.queries[0] ?? "";
+    expect(query).toContain(`name == "${EVENT_NAMES.grantOverdue}"`);
+    expect(query).toMatch(/expiresAt < ago\(1d\)/);
+    expect(query).toMatch(/join kind=leftanti removed on grantId/);
+    expect(query).toContain(`name == "${EVENT_NAMES.grantExpired}"`);
   });
 
   it("queries only events, metrics and properties the code emits", () => {
@@ -371,6 +394,12 @@ describe("workbook", () => {
     ]) {
       expect(used.has(name), name).toBe(true);
     }
+  });
+
+  it("shows the active temporary grants", () => {
+    const active = queries.find((q) => q.includes(`name == "${EVENT_NAMES.grantAdded}"`));
+    expect(active).toBeDefined();
+    expect(active).toMatch(/join kind=leftanti ended on grantId/);
   });
 
   it("queries only events, metrics and properties the code emits", () => {
