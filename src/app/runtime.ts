@@ -4,6 +4,7 @@ import { blobContainerFromSettings, createBlobLedgerStore } from "../ledger/blob
 import { createFileLedgerStore } from "../ledger/file-store.js";
 import type { LedgerStore } from "../ledger/types.js";
 import { createTasksGateway } from "../canary/tasks-client.js";
+import { createBlobCanaryStore, createFileCanaryStore } from "../ledger/canary-store.js";
 import { createArmRegistryGateway, type ArmRegistryGatewayOptions } from "../registry/arm-gateway.js";
 import { createServiceTagsSource, type ServiceTagsSourceOptions } from "../servicetags/source.js";
 import type { InvocationPorts } from "../sync/invocation.js";
@@ -29,6 +30,8 @@ export interface RuntimeOptions {
   readonly tuning?: {
     readonly registry?: Pick<ArmRegistryGatewayOptions, "retryOptions" | "pollIntervalMs" | "requestTimeoutMs">;
     readonly serviceTags?: Pick<ServiceTagsSourceOptions, "retryDelayMs" | "sleep" | "now">;
+    /** Between two reads of a canary run (default 5 s). */
+    readonly canaryPollIntervalMs?: number;
   };
 }
 
@@ -61,13 +64,28 @@ export function createRuntime(env: SettingsSource, options: RuntimeOptions = {})
         operationTimeoutMs: settings.operationTimeoutMs,
         ...options.tuning?.registry,
       }),
-      // The canary's ACR Tasks calls ride the same pipeline options (token, retries, timeouts) as the registry's.
-      tasks: createTasksGateway({
-        credential,
-        cloud: settings.cloud,
-        endpoint: settings.armEndpoint,
-        ...options.tuning?.registry,
-      }),
+      canary: {
+        // The canary's ACR Tasks calls ride the same pipeline options (token, retries, timeouts) as the registry's.
+        tasks: createTasksGateway({
+          credential,
+          cloud: settings.cloud,
+          endpoint: settings.armEndpoint,
+          ...options.tuning?.registry,
+        }),
+        // The last result of each registry, kept with the ledger.
+        results:
+          options.ledger?.kind === "file"
+            ? createFileCanaryStore(options.ledger.path)
+            : createBlobCanaryStore(
+                blobContainerFromSettings({
+                  connectionString: settings.storage.connectionString,
+                  blobServiceUri: settings.storage.blobServiceUri,
+                  credential,
+                  containerName: settings.ledgerContainer,
+                }),
+              ),
+        pollIntervalMs: options.tuning?.canaryPollIntervalMs ?? DEFAULT_CANARY_POLL_INTERVAL_MS,
+      },
       ledger,
       serviceTags: createServiceTagsSource({
         cloud: settings.cloud,
@@ -84,6 +102,8 @@ export function createRuntime(env: SettingsSource, options: RuntimeOptions = {})
     },
   };
 }
+
+const DEFAULT_CANARY_POLL_INTERVAL_MS = 5_000;
 
 let shared: Runtime | undefined;
 

@@ -1,4 +1,5 @@
 import type { InvocationContext, Timer } from "@azure/functions";
+import { renderCanaryResult } from "../canary/result.js";
 import { describeError } from "../errors.js";
 import { runInvocation } from "../sync/invocation.js";
 import type { Runtime } from "./runtime.js";
@@ -14,6 +15,7 @@ export function createTimerHandler(runtime: Runtime) {
       mode: "apply",
       trigger: "timer",
       actor: "timer",
+      canaryAfterApply: true,
     });
     const failures: string[] = [];
     for (const outcome of outcomes) {
@@ -23,6 +25,9 @@ export function createTimerHandler(runtime: Runtime) {
         context.log(
           `${name}: ${kind}, +${plan.adds.length} -${plan.removes.length}, ${plan.counts.after}/${plan.counts.limit} rules${auditId === undefined ? "" : `, audit ${auditId}`}`,
         );
+        // A refused canary is reported (event, alert); the sync itself succeeded.
+        if (outcome.canary?.ok === true) context.log(renderCanaryResult(outcome.canary));
+        else if (outcome.canary !== undefined) context.warn(renderCanaryResult(outcome.canary));
       } else {
         failures.push(`${name}: ${describeError(outcome.error)}`);
         context.error(`${name}: ${describeError(outcome.error)}`);

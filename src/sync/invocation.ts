@@ -1,7 +1,8 @@
 import { AllowlistSyncError, GuardError, describeError, type GuardName } from "../errors.js";
 import type { Settings, TargetConfig } from "../config/settings.js";
 import type { ServiceTagsDocument } from "../servicetags/schema.js";
-import type { TasksGateway } from "../canary/tasks-client.js";
+import { runCanaries, type CanaryServices } from "../canary/invoke.js";
+import type { CanaryResult } from "../canary/result.js";
 import type { TelemetrySink } from "../telemetry/types.js";
 import { syncTarget, type RunResult, type SyncMode, type SyncPorts } from "./run.js";
 
@@ -13,8 +14,8 @@ export interface ServiceTagsSource {
 export interface InvocationPorts extends SyncPorts {
   readonly serviceTags: ServiceTagsSource;
   readonly telemetry: TelemetrySink;
-  /** ACR Tasks, for the canary (absent: no canary runs). */
-  readonly tasks?: TasksGateway;
+  /** ACR Tasks and the last results, for the canary (absent: no canary runs). */
+  readonly canary?: CanaryServices;
 }
 
 export interface InvocationOptions {
@@ -25,10 +26,22 @@ export interface InvocationOptions {
   readonly force?: boolean;
   /** Defaults to every configured target. */
   readonly targets?: readonly TargetConfig[];
+  /**
+   * Apply mode: run the canary on each canary registry whose sync applied a change, after the
+   * propagation delay (the timer does; the CLI runs `canary` on demand instead of waiting).
+   */
+  readonly canaryAfterApply?: boolean;
 }
 
 export type TargetOutcome =
-  | { readonly target: TargetConfig; readonly ok: true; readonly result: RunResult; readonly durationMs: number }
+  | {
+      readonly target: TargetConfig;
+      readonly ok: true;
+      readonly result: RunResult;
+      readonly durationMs: number;
+      /** The canary run after this registry's applied change. */
+      readonly canary?: CanaryResult;
+    }
   | { readonly target: TargetConfig; readonly ok: false; readonly error: unknown; readonly durationMs: number };
 
 /**
@@ -74,10 +87,40 @@ export async function runInvocation(
       report(ports.telemetry, outcome, options.trigger, dryRun);
       outcomes.push(outcome);
     }
+    if (options.mode === "apply" && options.canaryAfterApply === true && ports.canary !== undefined)
+      await canariesAfterApply(settings, { ...ports, canary: ports.canary }, outcomes, document);
     return outcomes;
   } finally {
     await ports.telemetry.flush();
   }
+}
+
+/** After ARM reported success: the changed canary registries, once the new rules have had time to take effect. */
+async function canariesAfterApply(
+  settings: Settings,
+  ports: InvocationPorts & { readonly canary: CanaryServices },
+  outcomes: TargetOutcome[],
+  document: ServiceTagsDocument,
+): Promise<void> {
+  const due = outcomes.flatMap((outcome, index) =>
+    outcome.ok && outcome.result.outcome === "applied" && outcome.target.canary !== undefined ? [index] : [],
+  );
+  if (due.length === 0) return;
+  const results = await runCanaries(
+    due.flatMap((index) => outcomes[index]?.target ?? []),
+    ports,
+    {
+      trigger: "after-apply",
+      document,
+      deadlineMs: settings.canary.deadlineMs,
+      delayMs: settings.canary.propagationDelayMs,
+    },
+  );
+  due.forEach((index, i) => {
+    const outcome = outcomes[index];
+    const canary = results[i];
+    if (outcome?.ok === true && canary !== undefined) outcomes[index] = { ...outcome, canary };
+  });
 }
 
 /** The guard a guard-category error stands for (typed errors raised outside `evaluateGuards` included). */

@@ -78,6 +78,7 @@ export function captureTelemetry(): TelemetryCapture {
     syncFailed: (event) => void failed.push(event),
     guardTripped: (event) => void guards.push(event),
     driftDetected: (event) => void drift.push(event),
+    canaryCompleted: () => undefined,
     flush: () => {
       flushes += 1;
       return Promise.resolve();
