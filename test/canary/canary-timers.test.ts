@@ -1,7 +1,8 @@
-import { InvocationContext, type Timer } from "@azure/functions";
+import { HttpRequest, HttpResponse, InvocationContext, type Timer } from "@azure/functions";
 import { randomBytes } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createCanaryTimerHandler } from "../../src/app/canary-handler.js";
+import { createPlanHandler } from "../../src/app/plan-handler.js";
 import type { Runtime } from "../../src/app/runtime.js";
 import { createTimerHandler } from "../../src/app/timer-handler.js";
 import type { Telemetry } from "../../src/telemetry/types.js";
@@ -183,5 +184,34 @@ describe("the canary in the timer path", () => {
     expect(runtime.settings.targets.map((target) => target.canary)).toEqual(["target"]);
     await createTimerHandler(runtime)(timer(), context("allowlistSync").context);
     expect(harness.arm.tasks.runs(prod).map((run) => run.admitted)).toEqual([true]);
+  });
+});
+
+describe("the HTTP plan answer", () => {
+  async function plan(runtime: Runtime, query: string): Promise<HttpResponse> {
+    const request = new HttpRequest({ method: "GET", url: `https://func.example/api/plan${query}` });
+    return new HttpResponse(await createPlanHandler(runtime)(request, context("allowlistPlan").context));
+  }
+
+  it("shows the registry's last canary result, in JSON and in text, and null before any", async () => {
+    const { canary, canaryName, runtime } = setup();
+    const before = (await (await plan(runtime, `?registry=${canaryName}`)).json()) as { lastCanary: unknown };
+    expect(before.lastCanary).toBeNull();
+
+    await expect(createCanaryTimerHandler(runtime)(timer(), context("allowlistCanary").context)).rejects.toThrow();
+    const stored = await runtime.ports.canary?.results.read(canary);
+    const answer = (await (await plan(runtime, `?registry=${canaryName}`)).json()) as {
+      lastCanary: Record<string, unknown>;
+      adds: unknown[];
+    };
+    expect(answer.adds).toHaveLength(11);
+    expect(answer.lastCanary).toEqual(JSON.parse(JSON.stringify(stored)) as unknown);
+    expect(answer.lastCanary).toMatchObject({ verdict: "refused", refusedIp: "4.216.205.65", runId: "ca1" });
+
+    const text = await (await plan(runtime, `?registry=${canaryName}&format=text`)).text();
+    expect(text).toContain(
+      `\nLast canary:\nCanary ${canaryName} (japaneast), run ca1 at ${String(stored?.at)}: refused.\n`,
+    );
+    expect(text).toContain("Tags holding 4.216.205.65: AzureContainerRegistry.JapanEast, AzureContainerRegistry.\n");
   });
 });
