@@ -30,7 +30,7 @@ export interface RuntimeOptions {
   readonly tuning?: {
     readonly registry?: Pick<ArmRegistryGatewayOptions, "retryOptions" | "pollIntervalMs" | "requestTimeoutMs">;
     readonly serviceTags?: Pick<ServiceTagsSourceOptions, "retryDelayMs" | "sleep" | "now">;
-    /** Between two reads of a canary run (default 5 s). */
+    /** Between two reads of a canary run (default: CANARY_POLL_INTERVAL_MS). */
     readonly canaryPollIntervalMs?: number;
   };
 }
@@ -84,7 +84,7 @@ export function createRuntime(env: SettingsSource, options: RuntimeOptions = {})
                   containerName: settings.ledgerContainer,
                 }),
               ),
-        pollIntervalMs: options.tuning?.canaryPollIntervalMs ?? DEFAULT_CANARY_POLL_INTERVAL_MS,
+        pollIntervalMs: options.tuning?.canaryPollIntervalMs ?? settings.canary.pollIntervalMs,
       },
       ledger,
       serviceTags: createServiceTagsSource({
@@ -102,8 +102,6 @@ export function createRuntime(env: SettingsSource, options: RuntimeOptions = {})
     },
   };
 }
-
-const DEFAULT_CANARY_POLL_INTERVAL_MS = 5_000;
 
 let shared: Runtime | undefined;
 

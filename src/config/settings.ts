@@ -265,6 +265,13 @@ export const APP_SETTINGS: readonly AppSettingInfo[] = [
     description: "How long a canary waits for its run to end (scheduling included) before reporting it inconclusive.",
     flag: "--canary-deadline-ms",
   },
+  {
+    name: "CANARY_POLL_INTERVAL_MS",
+    required: false,
+    default: "5000",
+    example: "10000",
+    description: "How often a canary reads its run while waiting for it to end (one ARM read each time).",
+  },
 ];
 
 export interface SyncPolicy {
@@ -283,6 +290,7 @@ export interface CanarySettings {
   readonly schedule: string;
   readonly propagationDelayMs: number;
   readonly deadlineMs: number;
+  readonly pollIntervalMs: number;
 }
 
 export interface TargetConfig {
@@ -430,6 +438,7 @@ const settingsSchema = z.object({
   ),
   CANARY_PROPAGATION_DELAY_MS: intSetting(0, 600_000).default(180_000),
   CANARY_DEADLINE_MS: intSetting(1_000, 1_800_000).default(240_000),
+  CANARY_POLL_INTERVAL_MS: intSetting(10, 60_000).default(5_000),
 });
 
 function configErrorFor(setting: string, problem: string, value: string | undefined): ConfigError {
@@ -510,6 +519,7 @@ export function loadSettings(source: SettingsSource): Settings {
       schedule: s.CANARY_SCHEDULE,
       propagationDelayMs: s.CANARY_PROPAGATION_DELAY_MS,
       deadlineMs: s.CANARY_DEADLINE_MS,
+      pollIntervalMs: s.CANARY_POLL_INTERVAL_MS,
     },
   };
 }
