@@ -199,7 +199,8 @@ export type GuardName =
   | "provisioning-state"
   | "public-network-disabled"
   | "default-action-allow"
-  | "empty-deny-list";
+  | "empty-deny-list"
+  | "legacy-vnet-rules";
 
 export class GuardError extends AllowlistSyncError {
   readonly code = "GuardTripped";

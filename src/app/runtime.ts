@@ -50,7 +50,7 @@ export function createRuntime(env: SettingsSource, options: RuntimeOptions = {})
           containerClient: blobContainerFromSettings({
             connectionString: settings.storage.connectionString,
             blobServiceUri: settings.storage.blobServiceUri,
-            credential,
+            credential: ledgerCredential(settings, credential, options.credential),
             containerName: settings.ledgerContainer,
           }),
         });
@@ -101,6 +101,20 @@ export function createRuntime(env: SettingsSource, options: RuntimeOptions = {})
       telemetry: createTelemetry({ connectionString: settings.appInsightsConnectionString, credential }),
     },
   };
+}
+
+/**
+ * The host's storage identity (`AzureWebJobsStorage__clientId`) when it names one, so the ledger
+ * reads the same account with the same identity as the host; otherwise the app's credential.
+ */
+function ledgerCredential(
+  settings: Settings,
+  appCredential: TokenCredential,
+  given: TokenCredential | undefined,
+): TokenCredential {
+  const clientId = settings.storage.clientId;
+  if (given !== undefined || clientId === undefined || clientId === settings.azureClientId) return appCredential;
+  return new DefaultAzureCredential({ managedIdentityClientId: clientId });
 }
 
 let shared: Runtime | undefined;

@@ -55,6 +55,11 @@ export interface RegistrySpec {
   readonly storeSingleAddressAs?: SingleAddressStorage;
   /** Actions the caller's role lacks on this registry: answered 403 `AuthorizationFailed`. */
   readonly deniedActions?: readonly string[];
+  /**
+   * Legacy (service-endpoint) virtual-network rules on the registry: invisible in the 2025-11-01
+   * documents, counted by `listUsages` as `VNetRules`. Default 0.
+   */
+  readonly legacyVirtualNetworkRules?: number;
 }
 
 /** The emulator's view of a registry (a copy; change it with the emulator's methods). */
@@ -75,6 +80,7 @@ export interface RegistryState {
   readonly ruleLimit: number | null;
   readonly storeSingleAddressAs: SingleAddressStorage;
   readonly deniedActions: readonly string[];
+  readonly legacyVirtualNetworkRules: number;
 }
 
 type MutableRegistry = { -readonly [K in keyof RegistryState]: RegistryState[K] };
@@ -270,6 +276,7 @@ export class ArmEmulator {
       ruleLimit: spec.ruleLimit === undefined ? DEFAULT_RULE_LIMIT : spec.ruleLimit,
       storeSingleAddressAs: spec.storeSingleAddressAs ?? "as-sent",
       deniedActions: [...(spec.deniedActions ?? [])],
+      legacyVirtualNetworkRules: spec.legacyVirtualNetworkRules ?? 0,
     });
     return id;
   }
@@ -654,7 +661,7 @@ function usagesDocument(registry: RegistryState): unknown {
       { name: "Size", limit: 536_870_912_000, currentValue: 1_234_567, unit: "Bytes" },
       { name: "Webhooks", limit: 500, currentValue: 0, unit: "Count" },
       ...ipRules,
-      { name: "VNetRules", limit: 100, currentValue: 0, unit: "Count" },
+      { name: "VNetRules", limit: 100, currentValue: registry.legacyVirtualNetworkRules, unit: "Count" },
     ],
   };
 }
@@ -738,6 +745,8 @@ function parsePatch(registry: RegistryState, text: string): { changes: Partial<M
   if (values.length > limit) return armError(400, "QuotaExceeded", quotaExceededMessage(limit, registry.sku));
   changes.defaultAction = ruleSet.defaultAction;
   changes.ipRules = values;
+  // The PATCH replaces the whole rule set: one without virtualNetworkRules drops the legacy ones.
+  if (!Array.isArray(ruleSet.virtualNetworkRules)) changes.legacyVirtualNetworkRules = 0;
   return { changes };
 }
 
