@@ -43,7 +43,7 @@ beforeAll(async () => {
   tokenValue = (await new DefaultAzureCredential().getToken("https://management.azure.com/.default")).token;
 });
 afterAll(async () => {
-  await harness?.close();
+  await harness.close();
 });
 
 interface Answer {
@@ -283,5 +283,5 @@ function withoutRetrievedAt(plan: Record<string, unknown>): Record<string, unkno
   expect(typeof copy.source?.origin?.retrievedAt).toBe("string");
   delete copy.source?.origin?.retrievedAt;
   delete copy.lastCanary;
-  return copy as Record<string, unknown>;
+  return copy;
 }
