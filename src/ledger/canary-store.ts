@@ -116,8 +116,9 @@ function check(raw: unknown, where: string): CanaryResult {
   const parsed = canaryResultSchema.safeParse(raw);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
+    const path = issue === undefined || issue.path.length === 0 ? "(root)" : issue.path.join(".");
     throw corrupt(
-      `The canary result ${where} does not have the expected shape (${issue?.path.join(".") || "(root)"}: ${issue?.message ?? "invalid"}).`,
+      `The canary result ${where} does not have the expected shape (${path}: ${issue?.message ?? "invalid"}).`,
       where,
     );
   }

@@ -37,8 +37,8 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   for (const runtime of runtimes) await (runtime.ports.telemetry as Telemetry).shutdown();
-  await ingestion?.close();
-  await harness?.close();
+  await ingestion.close();
+  await harness.close();
 });
 
 function timer(): Timer {

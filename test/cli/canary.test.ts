@@ -38,7 +38,7 @@ beforeAll(async () => {
   scratch = mkdtempSync(join(tmpdir(), "cli-canary-"));
 });
 afterAll(async () => {
-  await harness?.close();
+  await harness.close();
   rmSync(scratch, { recursive: true, force: true });
 });
 
