@@ -13,6 +13,7 @@ export function noopTelemetry(): Telemetry {
     grantOverdue: () => undefined,
     registryUntagged: () => undefined,
     fanoutScheduled: () => undefined,
+    canaryCompleted: () => undefined,
     flush: () => Promise.resolve(),
     shutdown: () => Promise.resolve(),
   };

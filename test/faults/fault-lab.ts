@@ -91,6 +91,7 @@ export function captureTelemetry(): TelemetryCapture {
     grantOverdue: () => undefined,
     registryUntagged: (event) => void untagged.push(event),
     fanoutScheduled: (event) => void scheduled.push(event),
+    canaryCompleted: () => undefined,
     flush: () => {
       flushes += 1;
       return Promise.resolve();

@@ -3,6 +3,8 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { APP_SETTINGS } from "../../src/config/settings.js";
 import {
+  canaryCompletedRecord,
+  canaryMetricPoints,
   completedRecord,
   driftDetectedRecord,
   failedRecord,
@@ -50,6 +52,19 @@ const resourcesOfType = (prefix: string) =>
 // ---- what the code emits, computed from the code itself ----------------------------------------
 
 const GRANT_EVENT = { registry: "r", rule: "", grantId: "", grantedBy: "", reason: "", expiresAt: "", trigger: "" };
+const CANARY_EVENT = {
+  registry: "r",
+  region: "",
+  ok: false,
+  verdict: "refused",
+  refusedIp: "",
+  containingTags: [],
+  runId: "",
+  durationMs: 0,
+  summary: "",
+  advice: "",
+  trigger: "",
+};
 const KNOWN_NAMES = new Set<string>([...Object.values(EVENT_NAMES), ...Object.values(METRIC_NAMES)]);
 const EMITTED_PROPERTIES = new Set<string>([
   ...Object.keys(
@@ -75,6 +90,8 @@ const EMITTED_PROPERTIES = new Set<string>([
   ...Object.keys(grantAddedRecord({ ...GRANT_EVENT, createdAt: "" }).properties),
   ...Object.keys(grantExpiredRecord({ ...GRANT_EVENT, endedAt: "", revokedBy: "" }).properties),
   ...Object.keys(grantOverdueRecord({ ...GRANT_EVENT, overdueMinutes: 0 }).properties),
+  ...Object.keys(canaryCompletedRecord(CANARY_EVENT).properties),
+  ...canaryMetricPoints(CANARY_EVENT).flatMap((point) => Object.keys(point.dimensions)),
   ...Object.values(METRIC_DIMENSIONS),
 ]);
 
@@ -322,7 +339,7 @@ describe("alerts", () => {
     return { symbol: r.symbol, queries, actions: at(r.body, "properties", "actions")?.text };
   });
 
-  it("has a rule for failures, guard trips, the heartbeat, the rule limit and overdue grants", () => {
+  it("has a rule for failures, guard trips, the heartbeat, the rule limit, a refused canary and overdue grants", () => {
     const used = new Set(rules.flatMap((r) => r.queries.flatMap((q) => contractNames(q).names)));
     expect([...used].sort()).toEqual(
       [
@@ -333,9 +350,10 @@ describe("alerts", () => {
         EVENT_NAMES.grantExpired,
         METRIC_NAMES.rulesLimit,
         METRIC_NAMES.rulesUsed,
+        EVENT_NAMES.canaryCompleted,
       ].sort(),
     );
-    expect(rules).toHaveLength(5);
+    expect(rules).toHaveLength(6);
   });
 
   it("alerts on a grant still open more than a day after its expiry, until a run removes it", () => {
