@@ -76,6 +76,8 @@ export async function runInvocation(
     } catch (error) {
       for (const target of targets) {
         const outcome: TargetOutcome = { target, ok: false, error, durationMs: Date.now() - started };
+        // No file, no run: expired grants stay on the registry, so they are overdue like after any failure.
+        if (!dryRun) await reportOverdueGrants(ports.ledger, ports.telemetry, target, options.trigger, ports.now);
         reportOutcome(ports.telemetry, outcome, options.trigger, dryRun);
         outcomes.push(outcome);
       }

@@ -218,6 +218,29 @@ describe("temporary grants against the emulated registry", () => {
   });
 });
 
+describe("a grant while the service-tags file cannot be had", () => {
+  it("reports the expired grant as overdue, and the first run with a file removes it", async () => {
+    const { id, runtime } = setup();
+    await ok(runtime, { grant: add("192.0.2.12/32", HOUR) });
+    armNow = START + 26 * HOUR;
+    // Every source of the chain fails: the details page and the _Latest alias.
+    harness.tags.setFault("/en-us/download/details.aspx", { kind: "status", status: 503 });
+    harness.tags.setFault("/download/ServiceTags_Public_Latest.json", { kind: "status", status: 503 });
+    try {
+      const failed = await invoke(runtime, { ports: { now: () => new Date(START + 26 * HOUR) } });
+      expect(failed.ok).toBe(false);
+    } finally {
+      harness.tags.clearFaults();
+    }
+    const overdue = eventsFor("AllowlistGrantOverdue", id);
+    expect(overdue.map((e) => [e.properties.rule, e.properties.overdueMinutes])).toEqual([
+      ["192.0.2.12/32", String(25 * 60)],
+    ]);
+    expect(harness.arm.registry(id).ipRules).toContain("192.0.2.12/32");
+    expect((await ok(runtime)).plan.removes.map((r) => r.rule)).toEqual(["192.0.2.12/32"]);
+  });
+});
+
 describe("clock skew between runs", () => {
   it("decides expiry on ARM's clock, however far the machine's own clock is off", async () => {
     const { id, runtime } = setup();
