@@ -200,7 +200,7 @@ function benchMerge(): MergeFigures {
     // Ours, timed the same way as Python's: lines in memory, then parse, then merge.
     const parseAndMerge: number[] = [];
     const mergeOnly: number[] = [];
-    let merged: Prefix[] = [];
+    let merged: readonly Prefix[] = [];
     for (let run = 0; run < MERGE_RUNS; run += 1) {
       const t0 = performance.now();
       const parsed: Prefix[] = new Array<Prefix>(lines.length);
