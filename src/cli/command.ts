@@ -22,6 +22,19 @@ export interface Subcommand {
   run(args: readonly string[], io: CliIO): Promise<number>;
 }
 
+/**
+ * A subcommand whose module is imported only when it runs, so that starting the CLI for another
+ * command does not pay for loading it. Its name and summary are given here for the top-level help.
+ */
+export function lazyCommand(name: string, summary: string, load: () => Promise<Subcommand>): Subcommand {
+  return {
+    name,
+    summary,
+    usage: `Run 'acr-allowlist-sync ${name} --help'.`,
+    run: async (args, io) => (await load()).run(args, io),
+  };
+}
+
 export const EXIT_OK = 0;
 /** The run failed: infeasible budget, guard tripped, registry refused, source unavailable, ... */
 export const EXIT_FAILURE = 1;

@@ -3,15 +3,34 @@ import { realpathSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { describeError, UsageError } from "../errors.js";
 import { aggregateCommand } from "./aggregate.js";
-import { applyCommand, historyCommand, planCommand, rollbackCommand } from "./sync-commands.js";
-import { EXIT_OK, EXIT_USAGE, exitCodeFor, type CliIO, type Subcommand } from "./command.js";
+import { EXIT_OK, EXIT_USAGE, exitCodeFor, lazyCommand, type CliIO, type Subcommand } from "./command.js";
 
-/** The subcommands, in help order. Add new ones here. */
+// The sync commands load the Azure SDKs (ARM, identity, storage, OpenTelemetry: half a second):
+// imported when one of them runs, never for `--help` or `aggregate`.
+const syncCommands = () => import("./sync-commands.js");
+
+/** The subcommands, in help order. Add new ones here; a command that builds the runtime goes through lazyCommand. */
 const SUBCOMMANDS: readonly Subcommand[] = [
-  planCommand,
-  applyCommand,
-  historyCommand,
-  rollbackCommand,
+  lazyCommand(
+    "plan",
+    "Dry run: read the registry and the service tags, print the plan, write nothing.",
+    async () => (await syncCommands()).planCommand,
+  ),
+  lazyCommand(
+    "apply",
+    "Plan, then write the registry's IP rules (guards first), verify and record the change.",
+    async () => (await syncCommands()).applyCommand,
+  ),
+  lazyCommand(
+    "history",
+    "List the applied changes recorded in the audit trail.",
+    async () => (await syncCommands()).historyCommand,
+  ),
+  lazyCommand(
+    "rollback",
+    "Restore the owned rules of an audit entry (dry run unless --yes).",
+    async () => (await syncCommands()).rollbackCommand,
+  ),
   aggregateCommand,
 ];
 

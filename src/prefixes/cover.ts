@@ -1,6 +1,6 @@
 import { CoverInfeasibleError, ExtraAddressCapError, UsageError } from "../errors.js";
-import { formatPrefix, IPV4_BITS, networkOf, type Prefix } from "./ipv4.js";
-import { addressCount, isMergedList, mergePrefixes, type MergedPrefixes } from "./merge.js";
+import { formatPrefix, IPV4_BITS, networkOf, SIZE_OF_LENGTH, type Prefix } from "./ipv4.js";
+import { arraysOf, isMergedList, mergePrefixes, prefixesOf, type MergedPrefixes, type PrefixArrays } from "./merge.js";
 
 /**
  * Optimal cover: at most K prefixes that contain every target address with the fewest extra
@@ -45,7 +45,7 @@ export interface CoverOptions {
 
 export interface Cover {
   /** Canonical, disjoint, sorted by base; at most `maxPrefixes`. */
-  readonly prefixes: Prefix[];
+  readonly prefixes: readonly Prefix[];
   /** The number of prefixes after the lossless merge of the targets. */
   readonly mergedPrefixes: number;
   readonly targetAddresses: number;
@@ -94,31 +94,59 @@ function checkOptions(options: CoverOptions): { budget: number; floor: number } 
  * can be covered by the block itself. With F = 0 it is 1 (0.0.0.0/0) for any non-empty target.
  */
 export function minimumBudget(merged: readonly Prefix[], minPrefixLength: number): number {
-  const blockSize = 2 ** (IPV4_BITS - minPrefixLength);
+  return minimumBudgetOf(arraysOf(merged), minPrefixLength);
+}
+
+function minimumBudgetOf(merged: PrefixArrays, minPrefixLength: number): number {
+  const blockSize = SIZE_OF_LENGTH[minPrefixLength] as number;
+  const { count: n, bases, lengths } = merged;
   let count = 0;
   let previousLast = -1;
-  for (const prefix of merged) {
-    const first = Math.floor(prefix.base / blockSize);
-    const last = Math.floor((prefix.base + 2 ** (IPV4_BITS - prefix.length) - 1) / blockSize);
+  for (let index = 0; index < n; index += 1) {
+    const base = bases[index] as number;
+    const first = Math.floor(base / blockSize);
+    const last = Math.floor((base + (SIZE_OF_LENGTH[lengths[index] as number] as number) - 1) / blockSize);
     count += last - first + 1 - (first === previousLast ? 1 : 0);
     previousLast = last;
   }
   return count;
 }
 
+function addressCountOf(prefixes: PrefixArrays): number {
+  let total = 0;
+  for (let index = 0; index < prefixes.count; index += 1)
+    total += SIZE_OF_LENGTH[prefixes.lengths[index] as number] as number;
+  return total;
+}
+
 /** Splits merged prefixes shorter than the floor into their /F pieces (all needed anyway). */
-function splitToFloor(merged: readonly Prefix[], floor: number): Prefix[] {
-  const out: Prefix[] = [];
-  const pieceSize = 2 ** (IPV4_BITS - floor);
-  for (const prefix of merged) {
-    if (prefix.length >= floor) {
-      out.push(prefix);
+function splitToFloor(merged: PrefixArrays, floor: number): PrefixArrays {
+  const { count, bases, lengths } = merged;
+  let pieces = 0;
+  for (let index = 0; index < count; index += 1) {
+    const length = lengths[index] as number;
+    pieces += length >= floor ? 1 : (SIZE_OF_LENGTH[length] as number) / (SIZE_OF_LENGTH[floor] as number);
+  }
+  if (pieces === count) return merged;
+  const outBases = new Uint32Array(pieces);
+  const outLengths = new Uint8Array(pieces);
+  const pieceSize = SIZE_OF_LENGTH[floor] as number;
+  let at = 0;
+  for (let index = 0; index < count; index += 1) {
+    const base = bases[index] as number;
+    const length = lengths[index] as number;
+    if (length >= floor) {
+      outBases[at] = base;
+      outLengths[at++] = length;
       continue;
     }
-    const end = prefix.base + 2 ** (IPV4_BITS - prefix.length);
-    for (let base = prefix.base; base < end; base += pieceSize) out.push({ base, length: floor });
+    const end = base + (SIZE_OF_LENGTH[length] as number);
+    for (let piece = base; piece < end; piece += pieceSize) {
+      outBases[at] = piece;
+      outLengths[at++] = floor;
+    }
   }
-  return out;
+  return { count: pieces, bases: outBases, lengths: outLengths };
 }
 
 /**
@@ -137,17 +165,16 @@ interface Trie {
   readonly order: Int32Array;
 }
 
-function buildTrie(leaves: readonly Prefix[]): Trie {
-  const n = leaves.length;
+function buildTrie(leaves: PrefixArrays): Trie {
+  const n = leaves.count;
   const nodes = 2 * n - 1;
   const depth = new Uint8Array(nodes);
   const base = new Float64Array(nodes);
   const left = new Int32Array(nodes).fill(-1);
   const right = new Int32Array(nodes).fill(-1);
   for (let index = 0; index < n; index += 1) {
-    const leaf = leaves[index] as Prefix;
-    depth[index] = leaf.length;
-    base[index] = leaf.base;
+    depth[index] = leaves.lengths[index] as number;
+    base[index] = leaves.bases[index] as number;
   }
   const stack = new Int32Array(Math.max(n - 1, 1));
   let top = 0;
@@ -186,7 +213,7 @@ function buildTrie(leaves: readonly Prefix[]): Trie {
  * the left child). Ties in cost go to more preferred prefixes, then to v as one prefix, then to
  * the smallest i: a fixed order, so the output depends only on the input sets.
  */
-function solve(leaves: readonly Prefix[], budget: number, floor: number, preferred: ReadonlySet<number>): Prefix[] {
+function solve(leaves: PrefixArrays, budget: number, floor: number, preferred: ReadonlySet<number>): PrefixArrays {
   const trie = buildTrie(leaves);
   const { leafCount: n, depth, base, left, right, order } = trie;
   const nodes = 2 * n - 1;
@@ -196,7 +223,7 @@ function solve(leaves: readonly Prefix[], budget: number, floor: number, preferr
   const offset = new Int32Array(nodes);
   let total = 0;
   for (let leaf = 0; leaf < n; leaf += 1) {
-    targets[leaf] = 2 ** (IPV4_BITS - (depth[leaf] as number));
+    targets[leaf] = SIZE_OF_LENGTH[depth[leaf] as number] as number;
     leavesUnder[leaf] = 1;
     cap[leaf] = 1;
     offset[leaf] = total;
@@ -226,7 +253,7 @@ function solve(leaves: readonly Prefix[], budget: number, floor: number, preferr
     const a = left[node] as number;
     const b = right[node] as number;
     const d = depth[node] as number;
-    const wholeCost = d >= floor ? 2 ** (IPV4_BITS - d) - (targets[node] as number) : Infinity;
+    const wholeCost = d >= floor ? (SIZE_OF_LENGTH[d] as number) - (targets[node] as number) : Infinity;
     // Offsets shifted by one, so that budget i of a node is at its offset + i.
     const oa = (offset[a] as number) - 1;
     const ob = (offset[b] as number) - 1;
@@ -242,7 +269,9 @@ function solve(leaves: readonly Prefix[], budget: number, floor: number, preferr
     }
   }
 
-  const result: Prefix[] = [];
+  const outBases = new Uint32Array(budget);
+  const outLengths = new Uint8Array(budget);
+  let written = 0;
   const rootBudget = cap[trie.root] as number;
   // Explicit stack (right pushed before left) so the output comes out sorted by base.
   const stackNode: number[] = [trie.root];
@@ -252,13 +281,15 @@ function solve(leaves: readonly Prefix[], budget: number, floor: number, preferr
     const k = stackBudget.pop() as number;
     const pick = choice[(offset[node] as number) + k - 1] as number;
     if (pick === -1) {
-      result.push({ base: base[node] as number, length: depth[node] as number });
+      outBases[written] = base[node] as number;
+      outLengths[written] = depth[node] as number;
+      written += 1;
     } else {
       stackNode.push(right[node] as number, left[node] as number);
       stackBudget.push(k - pick, pick);
     }
   }
-  return result;
+  return { count: written, bases: outBases.subarray(0, written), lengths: outLengths.subarray(0, written) };
 }
 
 /**
@@ -448,38 +479,64 @@ function fillNodePreferring(
   }
 }
 
+/** A cover with its prefixes in typed arrays (`coverOfMerged`). */
+export interface ArrayCover extends Omit<Cover, "prefixes" | "merged"> {
+  readonly prefixes: PrefixArrays;
+}
+
 /**
  * At most `maxPrefixes` prefixes covering every address of `targets` with the minimum number of
  * extra addresses, under the options above. Deterministic: the same target set (in any order,
- * with any duplicates) and the same preferred set give the same output.
+ * with any duplicates) and the same preferred set give the same output. A list `mergePrefixes`
+ * returned is taken as it is (not merged again).
  *
  * Throws `CoverInfeasibleError` (details: `minimumBudget`, `minPrefixLength`, `budget`) when no
- * cover exists under the floor, and `ExtraAddressCapError` (details: `bestExtraAddresses`, the
- * caps) when the best cover breaks a cap.
+ * cover exists under the floor, `ExtraAddressCapError` (details: `bestExtraAddresses`, the caps)
+ * when the best cover breaks a cap, and `UsageError` (details: `work`, `maxWork`) when the cover
+ * would take more than `MAX_COVER_WORK`.
  */
 export function optimalCover(targets: readonly Prefix[], options: CoverOptions): Cover {
-  const { budget, floor } = checkOptions(options);
   const merged = isMergedList(targets) ? targets : mergePrefixes(targets);
-  const targetAddresses = addressCount(merged);
-  const needed = minimumBudget(merged, floor);
+  const mergedArrays = arraysOf(merged);
+  const cover = coverOfMerged(mergedArrays, options);
+  const prefixes = cover.prefixes === mergedArrays ? merged : prefixesOf(cover.prefixes);
+  return { ...cover, prefixes, merged };
+}
+
+/**
+ * `optimalCover` on the lossless merge of the targets, held in typed arrays (`mergePrefixArrays`):
+ * the path of the million-prefix files, with no object per prefix. When everything fits, the
+ * returned prefixes are `merged` itself.
+ */
+export function coverOfMerged(merged: PrefixArrays, options: CoverOptions): ArrayCover {
+  const { budget, floor } = checkOptions(options);
+  const mergedPrefixes = merged.count;
+  const targetAddresses = addressCountOf(merged);
+  const needed = minimumBudgetOf(merged, floor);
   if (needed > budget) {
     throw new CoverInfeasibleError(
-      `No cover of ${merged.length} merged prefixes fits in ${budget} rules with no prefix shorter than /${floor}: at least ${needed} rules are needed.`,
+      `No cover of ${mergedPrefixes} merged prefixes fits in ${budget} rules with no prefix shorter than /${floor}: at least ${needed} rules are needed.`,
       {
-        details: { minimumBudget: needed, minPrefixLength: floor, budget, mergedPrefixes: merged.length },
+        details: { minimumBudget: needed, minPrefixLength: floor, budget, mergedPrefixes },
         remedy: `Allow at least ${needed} rules, lower the minimum prefix length, or select fewer regions.`,
       },
     );
   }
   const leaves = floor > 0 ? splitToFloor(merged, floor) : merged;
-  if (leaves.length > budget) checkWork(leaves.length, merged.length, budget);
+  if (leaves.count > budget) checkWork(leaves.count, mergedPrefixes, budget);
   const preferred = new Set<number>();
   for (const prefix of options.preferred ?? []) preferred.add(preferredKey(prefix.base, prefix.length));
-  const prefixes = leaves.length <= budget ? leaves.slice() : solve(leaves, budget, floor, preferred);
-  const coveredAddresses = addressCount(prefixes);
+  // Everything fits: the merge (or its split to the floor) is the cover, with no extra address.
+  const prefixes = leaves.count <= budget ? leaves : solve(leaves, budget, floor, preferred);
+  const coveredAddresses = prefixes === leaves ? targetAddresses : addressCountOf(prefixes);
   const extraAddresses = coveredAddresses - targetAddresses;
   let preferredKept = 0;
-  for (const prefix of prefixes) if (preferred.has(preferredKey(prefix.base, prefix.length))) preferredKept += 1;
+  if (preferred.size > 0) {
+    for (let index = 0; index < prefixes.count; index += 1) {
+      if (preferred.has(preferredKey(prefixes.bases[index] as number, prefixes.lengths[index] as number)))
+        preferredKept += 1;
+    }
+  }
 
   const { maxExtraAddresses, maxExtraRatio } = options;
   const ratio = targetAddresses === 0 ? 0 : extraAddresses / targetAddresses;
@@ -501,21 +558,13 @@ export function optimalCover(targets: readonly Prefix[], options: CoverOptions):
           budget,
           maxExtraAddresses: maxExtraAddresses ?? null,
           maxExtraRatio: maxExtraRatio ?? null,
-          widestPrefix: prefixes.length === 0 ? null : formatPrefix(widest(prefixes)),
+          widestPrefix: prefixes.count === 0 ? null : formatPrefix(widest(prefixes)),
         },
         remedy: "Allow more rules, raise the cap, or select fewer regions.",
       },
     );
   }
-  return {
-    prefixes,
-    mergedPrefixes: merged.length,
-    targetAddresses,
-    coveredAddresses,
-    extraAddresses,
-    preferredKept,
-    merged,
-  };
+  return { prefixes, mergedPrefixes, targetAddresses, coveredAddresses, extraAddresses, preferredKept };
 }
 
 /** Refuses a cover over `MAX_COVER_WORK` before any of it is done (operator contract: bounded work). */
@@ -536,8 +585,10 @@ function checkWork(leaves: number, mergedPrefixes: number, budget: number): void
   );
 }
 
-function widest(prefixes: readonly Prefix[]): Prefix {
-  let best = prefixes[0] as Prefix;
-  for (const prefix of prefixes) if (prefix.length < best.length) best = prefix;
-  return best;
+function widest(prefixes: PrefixArrays): Prefix {
+  let best = 0;
+  for (let index = 1; index < prefixes.count; index += 1) {
+    if ((prefixes.lengths[index] as number) < (prefixes.lengths[best] as number)) best = index;
+  }
+  return { base: prefixes.bases[best] as number, length: prefixes.lengths[best] as number };
 }

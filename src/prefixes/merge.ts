@@ -1,5 +1,5 @@
 import { InvalidPrefixError } from "../errors.js";
-import { IPV4_BITS, IPV4_SPACE, type Prefix } from "./ipv4.js";
+import { IPV4_BITS, IPV4_SPACE, SIZE_OF_LENGTH, type Prefix } from "./ipv4.js";
 
 /**
  * Prefixes as two parallel typed arrays (no object per prefix): what the million-line paths
@@ -153,7 +153,7 @@ function writeRange(start: number, end: number, bases: Uint32Array, lengths: Uin
     bases[at] = cursor;
     lengths[at] = length;
     at += 1;
-    cursor += 2 ** (IPV4_BITS - length);
+    cursor += SIZE_OF_LENGTH[length] as number;
   }
   return at;
 }
@@ -162,7 +162,7 @@ function writeRange(start: number, end: number, bases: Uint32Array, lengths: Uin
 function lastsOf(bases: Uint32Array, lengths: Uint8Array, count: number): Uint32Array {
   const lasts = new Uint32Array(count);
   for (let index = 0; index < count; index += 1) {
-    lasts[index] = (bases[index] as number) + 2 ** (IPV4_BITS - (lengths[index] as number)) - 1;
+    lasts[index] = (bases[index] as number) + (SIZE_OF_LENGTH[lengths[index] as number] as number) - 1;
   }
   return lasts;
 }
@@ -189,12 +189,31 @@ export function isMergedList(list: readonly Prefix[]): boolean {
   return MERGED.has(list);
 }
 
-/** Objects for the typed arrays' entries (the form the cover and the planner work on). */
-export function mergedToPrefixes(merged: PrefixArrays): MergedPrefixes {
-  const out: Prefix[] = new Array<Prefix>(merged.count);
-  for (let index = 0; index < merged.count; index += 1) {
-    out[index] = { base: merged.bases[index] as number, length: merged.lengths[index] as number };
+/** Prefix objects as typed arrays (no check: for prefixes that are canonical already). */
+export function arraysOf(prefixes: readonly Prefix[]): PrefixArrays {
+  const count = prefixes.length;
+  const bases = new Uint32Array(count);
+  const lengths = new Uint8Array(count);
+  for (let index = 0; index < count; index += 1) {
+    const prefix = prefixes[index] as Prefix;
+    bases[index] = prefix.base;
+    lengths[index] = prefix.length;
   }
+  return { count, bases, lengths };
+}
+
+/** Objects for the typed arrays' entries (the form the planner works on). */
+export function prefixesOf(arrays: PrefixArrays): Prefix[] {
+  const out: Prefix[] = new Array<Prefix>(arrays.count);
+  for (let index = 0; index < arrays.count; index += 1) {
+    out[index] = { base: arrays.bases[index] as number, length: arrays.lengths[index] as number };
+  }
+  return out;
+}
+
+/** `prefixesOf` for the output of `mergePrefixArrays`, marked as merged. */
+export function mergedToPrefixes(merged: PrefixArrays): MergedPrefixes {
+  const out = prefixesOf(merged);
   Object.freeze(out);
   MERGED.add(out);
   return out;
@@ -238,6 +257,8 @@ export function mergePrefixes(prefixes: readonly Prefix[]): MergedPrefixes {
 /** The number of addresses in a list of disjoint prefixes (e.g. the output of `mergePrefixes`). */
 export function addressCount(disjoint: readonly Prefix[]): number {
   let total = 0;
-  for (const prefix of disjoint) total += 2 ** (IPV4_BITS - prefix.length);
+  for (let index = 0; index < disjoint.length; index += 1) {
+    total += SIZE_OF_LENGTH[(disjoint[index] as Prefix).length] as number;
+  }
   return total;
 }
