@@ -3,6 +3,7 @@ import { loadSettings, type Settings, type SettingsSource } from "../config/sett
 import { blobContainerFromSettings, createBlobLedgerStore } from "../ledger/blob-store.js";
 import { createFileLedgerStore } from "../ledger/file-store.js";
 import type { LedgerStore } from "../ledger/types.js";
+import { createTasksGateway } from "../canary/tasks-client.js";
 import { createArmRegistryGateway, type ArmRegistryGatewayOptions } from "../registry/arm-gateway.js";
 import { createServiceTagsSource, type ServiceTagsSourceOptions } from "../servicetags/source.js";
 import type { InvocationPorts } from "../sync/invocation.js";
@@ -46,7 +47,7 @@ export function createRuntime(env: SettingsSource, options: RuntimeOptions = {})
           containerClient: blobContainerFromSettings({
             connectionString: settings.storage.connectionString,
             blobServiceUri: settings.storage.blobServiceUri,
-            credential,
+            credential: ledgerCredential(settings, credential, options.credential),
             containerName: settings.ledgerContainer,
           }),
         });
@@ -58,6 +59,13 @@ export function createRuntime(env: SettingsSource, options: RuntimeOptions = {})
         cloud: settings.cloud,
         endpoint: settings.armEndpoint,
         operationTimeoutMs: settings.operationTimeoutMs,
+        ...options.tuning?.registry,
+      }),
+      // The canary's ACR Tasks calls ride the same pipeline options (token, retries, timeouts) as the registry's.
+      tasks: createTasksGateway({
+        credential,
+        cloud: settings.cloud,
+        endpoint: settings.armEndpoint,
         ...options.tuning?.registry,
       }),
       ledger,
@@ -75,6 +83,20 @@ export function createRuntime(env: SettingsSource, options: RuntimeOptions = {})
       telemetry: createTelemetry({ connectionString: settings.appInsightsConnectionString, credential }),
     },
   };
+}
+
+/**
+ * The host's storage identity (`AzureWebJobsStorage__clientId`) when it names one, so the ledger
+ * reads the same account with the same identity as the host; otherwise the app's credential.
+ */
+function ledgerCredential(
+  settings: Settings,
+  appCredential: TokenCredential,
+  given: TokenCredential | undefined,
+): TokenCredential {
+  const clientId = settings.storage.clientId;
+  if (given !== undefined || clientId === undefined || clientId === settings.azureClientId) return appCredential;
+  return new DefaultAzureCredential({ managedIdentityClientId: clientId });
 }
 
 let shared: Runtime | undefined;

@@ -19,18 +19,24 @@ export interface Subcommand {
   readonly summary: string;
   /** The full help text of the subcommand (printed for `--help`). */
   readonly usage: string;
+  /** Prints the JSON envelope with --json: usage errors then print it too, with `results: []`. */
+  readonly envelope?: boolean;
   run(args: readonly string[], io: CliIO): Promise<number>;
 }
 
 /**
  * A subcommand whose module is imported only when it runs, so that starting the CLI for another
- * command does not pay for loading it. Its name and summary are given here for the top-level help.
+ * command does not pay for loading it. Its name and summary are given here for the top-level help
+ * (a test checks they are the loaded command's own); registry commands print the envelope.
  */
-export function lazyCommand(name: string, summary: string, load: () => Promise<Subcommand>): Subcommand {
+export function lazyCommand(
+  listed: { readonly name: string; readonly summary: string; readonly envelope?: boolean },
+  load: () => Promise<Subcommand>,
+): Subcommand {
   return {
-    name,
-    summary,
-    usage: `Run 'acr-allowlist-sync ${name} --help'.`,
+    envelope: true,
+    ...listed,
+    usage: `Run 'acr-allowlist-sync ${listed.name} --help'.`,
     run: async (args, io) => (await load()).run(args, io),
   };
 }

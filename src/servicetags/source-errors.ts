@@ -94,7 +94,9 @@ export class ServiceTagsUnavailableError extends ServiceTagsSourceError {
       remedy:
         attempts.length === 0
           ? "Set SERVICE_TAGS_URL to the service-tags JSON file (an https URL or a local path)."
-          : "The download site may have changed or be blocking automated clients: set SERVICE_TAGS_URL to a reachable copy of the JSON file (https URL or local path) and check the failures listed.",
+          : attempts.every((a) => a.source === "explicit" || a.source === "file")
+            ? "SERVICE_TAGS_URL (--service-tags) is the only source when it is set: fix what it names, or unset it to use the Download Center."
+            : "The download site may have changed or be blocking automated clients: set SERVICE_TAGS_URL to a reachable copy of the JSON file (https URL or local path) and check the failures listed.",
     });
     this.attempts = attempts;
   }

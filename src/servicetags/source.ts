@@ -1,10 +1,10 @@
 import { readFile, stat } from "node:fs/promises";
-import { basename, resolve as resolvePath } from "node:path";
+import { basename } from "node:path";
 import { setTimeout as delay } from "node:timers/promises";
-import { fileURLToPath } from "node:url";
 import { z } from "zod";
 import { ConfigError, ServiceTagsValidationError } from "../errors.js";
 import { DETAILS_PAGE_URLS, findServiceTagsDownloadLink } from "./details-page.js";
+import { classifyExplicitSource } from "./explicit-source.js";
 import { DEFAULT_USER_AGENT, httpGet, type HttpGetResult } from "./http.js";
 import { parseServiceTags } from "./parse.js";
 import {
@@ -49,7 +49,7 @@ export type Sleep = (ms: number, signal?: AbortSignal) => Promise<void>;
 
 export interface ServiceTagsSourceOptions {
   readonly cloud: Cloud;
-  /** Tried first: an https URL, a `file:` URL or a local path. */
+  /** An https URL, a `file:` URL or a local path: when set, the only source. */
   readonly serviceTagsUrl?: string | undefined;
   /** Download Center details page; undefined = the cloud's default, null = skip this source. */
   readonly detailsPageUrl?: string | null | undefined;
@@ -121,8 +121,8 @@ class StepFailure extends Error {
 }
 
 /**
- * The chain of service-tags sources: the explicit URL or file, then the Download Center details page
- * of the cloud, then the `_Latest` alias. Each answer must pass `parseServiceTags` for the configured
+ * The chain of service-tags sources: the explicit URL or file alone when one is given; otherwise the
+ * Download Center details page of the cloud, then the `_Latest` alias. Each answer must pass `parseServiceTags` for the configured
  * cloud; the first that does wins. Throws `ConfigError` for invalid options.
  */
 export function createServiceTagsSource(options: ServiceTagsSourceOptions): ServiceTagsSource {
@@ -148,13 +148,16 @@ export function createServiceTagsSource(options: ServiceTagsSourceOptions): Serv
 
   const steps: Step[] = [];
   const explicit = checked.data.serviceTagsUrl;
+  // Explicit means explicit: a source the operator named is the only one, so a wrong one fails
+  // loudly instead of being replaced by the Download Center file (issue 9, contract point 3).
   if (explicit !== undefined) steps.push(explicitStep(explicit, settings));
   const page =
     checked.data.detailsPageUrl === undefined ? DETAILS_PAGE_URLS[settings.cloud] : checked.data.detailsPageUrl;
-  if (page !== undefined && page !== null) steps.push(detailsPageStep(page, settings));
+  if (explicit === undefined && page !== undefined && page !== null) steps.push(detailsPageStep(page, settings));
   const alias =
     checked.data.latestAliasUrl === undefined ? LATEST_ALIAS_URLS[settings.cloud] : checked.data.latestAliasUrl;
-  if (alias !== undefined && alias !== null) steps.push(urlStep("latest-alias", alias, settings));
+  if (explicit === undefined && alias !== undefined && alias !== null)
+    steps.push(urlStep("latest-alias", alias, settings));
 
   return {
     async fetch(fetchOptions = {}) {
@@ -181,35 +184,26 @@ export function createServiceTagsSource(options: ServiceTagsSourceOptions): Serv
 }
 
 function explicitStep(value: string, settings: Settings): Step {
-  const scheme = /^([a-z][a-z0-9+.-]*):\/\//i.exec(value)?.[1]?.toLowerCase();
-  if (scheme === "https") return urlStep("explicit", value, settings);
-  if (scheme === undefined || scheme === "file") {
-    const path = scheme === "file" ? fileURLToPath(value) : resolvePath(value);
-    return {
-      kind: "file",
-      location: path,
-      run: async () => {
-        try {
-          return await readLocalFile(path, settings);
-        } catch (error) {
-          if (error instanceof ServiceTagsFetchError) throw new StepFailure(error, path, 1);
-          throw error;
-        }
-      },
-    };
+  const source = classifyExplicitSource(value);
+  if ("problem" in source) {
+    throw new ConfigError(`Setting SERVICE_TAGS_URL (--service-tags) is invalid: ${source.problem}.`, {
+      details: { setting: "SERVICE_TAGS_URL", value },
+      remedy:
+        "Give an https URL or the path of a readable service-tags JSON file, or unset it to use the Download Center.",
+    });
   }
+  if (source.kind === "https") return urlStep("explicit", source.url, settings);
+  const path = source.path;
   return {
-    kind: "explicit",
-    location: value,
+    kind: "file",
+    location: path,
     run: async () => {
-      throw new StepFailure(
-        new ServiceTagsFetchError(
-          "not-https",
-          `'${value}' is neither an https URL nor a local path; plain http and other schemes are refused.`,
-        ),
-        value,
-        0,
-      );
+      try {
+        return await readLocalFile(path, settings);
+      } catch (error) {
+        if (error instanceof ServiceTagsFetchError) throw new StepFailure(error, path, 1);
+        throw error;
+      }
     },
   };
 }

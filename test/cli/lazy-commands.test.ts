@@ -1,6 +1,8 @@
 import { describe, expect, it } from "vitest";
 import { runCli } from "../../src/cli/main.js";
-import { applyCommand, historyCommand, planCommand, rollbackCommand } from "../../src/cli/sync-commands.js";
+import { historyCommand } from "../../src/cli/history.js";
+import { applyCommand, planCommand } from "../../src/cli/plan-apply.js";
+import { rollbackCommand } from "../../src/cli/rollback.js";
 
 /** The dispatcher lists the sync commands without importing them: their help line must stay their own. */
 describe("lazily loaded commands", () => {
@@ -13,6 +15,7 @@ describe("lazily loaded commands", () => {
     expect(code).toBe(0);
     for (const command of [planCommand, applyCommand, historyCommand, rollbackCommand]) {
       expect(stdout).toMatch(new RegExp(`^  ${command.name}\\s+${command.summary.replace(/[.()]/g, "\\$&")}$`, "m"));
+      expect(command.envelope).toBe(true);
     }
   });
 

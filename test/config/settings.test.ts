@@ -90,6 +90,26 @@ describe("loadSettings", () => {
     expect(error.remedy).toBeDefined();
   });
 
+  it("accepts an https URL or a readable file as SERVICE_TAGS_URL and names the setting otherwise", () => {
+    const file = new URL("../fixtures/servicetags/ServiceTags_Public_20251020.acr.json", import.meta.url);
+    expect(
+      loadSettings({ TARGET_REGISTRIES: ID, SERVICE_TAGS_URL: "https://example.com/t.json" }).serviceTags.url,
+    ).toBe("https://example.com/t.json");
+    expect(loadSettings({ TARGET_REGISTRIES: ID, SERVICE_TAGS_URL: file.toString() }).serviceTags.url).toBe(
+      file.toString(),
+    );
+    for (const [value, problem] of [
+      ["http://example.com/t.json", /neither an https URL nor a local file/],
+      ["/no/such/ServiceTags.json", /does not exist/],
+      [new URL("../fixtures/servicetags/", import.meta.url).toString(), /not a regular file/],
+    ] as const) {
+      const error = configError({ TARGET_REGISTRIES: ID, SERVICE_TAGS_URL: value });
+      expect(error.message).toContain("SERVICE_TAGS_URL (--service-tags)");
+      expect(error.message).toMatch(problem);
+      expect(error.details.setting).toBe("SERVICE_TAGS_URL");
+    }
+  });
+
   it("never echoes a connection string in its error", () => {
     const error = configError({
       TARGET_REGISTRIES: ID,

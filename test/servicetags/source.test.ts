@@ -170,15 +170,23 @@ describe("the explicit source", () => {
     expect(result.origin).toMatchObject({ kind: "file", location: path, changeNumber: 374 });
   });
 
-  it("reports a missing local file and falls back to the details page", async () => {
+  it("reports a missing local file and asks no other source", async () => {
     const path = fixturePath("servicetags", "no-such-file.json");
-    const { result, error } = await requestsDuring(() =>
-      source({ serviceTagsUrl: path, detailsPageUrl: null, latestAliasUrl: null }).fetch(),
+    const { result, error, paths } = await requestsDuring(() => source({ serviceTagsUrl: path }).fetch());
+    expect(result).toBeUndefined();
+    expect(paths).toEqual([]);
+    expect(attemptsOf(error)).toMatchObject([{ source: "file", location: path, reason: "file-unreadable" }]);
+    expect((error as ServiceTagsUnavailableError).remedy).toMatch(/only source/);
+  });
+
+  it("fails with the reason when an explicit https URL fails, without falling back", async () => {
+    server.setFault(NEWEST, { kind: "status", status: 404 });
+    const { result, error, paths } = await requestsDuring(() =>
+      source({ serviceTagsUrl: server.fileUrl("ServiceTags_Public_20251020.json") }).fetch(),
     );
     expect(result).toBeUndefined();
-    expect(attemptsOf(error)).toMatchObject([{ source: "file", location: path, reason: "file-unreadable" }]);
-    const fallback = await source({ serviceTagsUrl: path }).fetch();
-    expect(fallback.origin.kind).toBe("details-page");
+    expect(paths).toEqual([NEWEST]);
+    expect(attemptsOf(error)).toMatchObject([{ source: "explicit", reason: "http-status", status: 404 }]);
   });
 
   it("refuses a local file larger than maxBytes", async () => {
@@ -189,14 +197,12 @@ describe("the explicit source", () => {
     expect(attemptsOf(error)).toMatchObject([{ source: "file", reason: "too-large" }]);
   });
 
-  it("refuses a plain http URL without requesting it", async () => {
+  it("refuses a plain http URL at creation, naming the setting, without requesting it", () => {
+    const start = server.requests.length;
     const url = `http://127.0.0.1:${server.port}${NEWEST}`;
-    const { result, error, paths } = await requestsDuring(() =>
-      source({ serviceTagsUrl: url, detailsPageUrl: null, latestAliasUrl: null }).fetch(),
-    );
-    expect(result).toBeUndefined();
-    expect(paths).toEqual([]);
-    expect(attemptsOf(error)).toMatchObject([{ source: "explicit", reason: "not-https", tries: 0 }]);
+    expect(() => source({ serviceTagsUrl: url })).toThrow(ConfigError);
+    expect(() => source({ serviceTagsUrl: url })).toThrow(/SERVICE_TAGS_URL \(--service-tags\)/);
+    expect(server.requests.length).toBe(start);
   });
 
   it("refuses a redirect to plain http", async () => {
@@ -336,20 +342,17 @@ describe("when every source fails", () => {
   it("throws a ServiceTagsSourceError that lists each source and its reason", async () => {
     server.setFault(NEWEST, { kind: "truncated" });
     server.setFault(ALIAS_PATH, { kind: "status", status: 404 });
-    const explicit = `https://127.0.0.1:${closedPort}/ServiceTags_Public_20251020.json`;
-    const { error, paths } = await requestsDuring(() => source({ serviceTagsUrl: explicit, retries: 0 }).fetch());
+    const { error, paths } = await requestsDuring(() => source({ retries: 0 }).fetch());
     expect(paths).toEqual([PAGE_PATH, NEWEST, ALIAS_PATH]);
     expect(error).toBeInstanceOf(ServiceTagsSourceError);
     const failure = error as ServiceTagsUnavailableError;
     expect(failure.code).toBe("ServiceTagsUnavailable");
     expect(failure.attempts.map((a) => [a.source, a.reason])).toEqual([
-      ["explicit", "unreachable"],
       ["details-page", "truncated-json"],
       ["latest-alias", "http-status"],
     ]);
-    expect(failure.details.reasons).toEqual(["unreachable", "truncated-json", "http-status"]);
-    expect(failure.message).toContain(`explicit ${explicit} → unreachable`);
-    expect(failure.message).toContain("details-page");
+    expect(failure.details.reasons).toEqual(["truncated-json", "http-status"]);
+    expect(failure.message).toContain(`details-page ${server.origin}${NEWEST}`);
     expect(failure.message).toContain("latest-alias");
     expect(failure.remedy).toMatch(/SERVICE_TAGS_URL/);
   });
