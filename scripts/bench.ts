@@ -291,13 +291,9 @@ function benchMerge(scratch: string, skipPython: boolean): MergeFigures {
     iprange: iprangeFigures,
     cidrTools: peerFigures,
     oursOverIprange:
-      iprangeFigures.wallMedianMs === null || oursFigures.wallMedianMs === null
-        ? null
-        : round(oursFigures.wallMedianMs / iprangeFigures.wallMedianMs, 2),
+      iprangeFigures.wallMedianMs === null ? null : round(oursFigures.wallMedianMs / iprangeFigures.wallMedianMs, 2),
     cidrToolsOverOurs:
-      peerFigures.wallMedianMs === null || oursFigures.wallMedianMs === null
-        ? null
-        : round(peerFigures.wallMedianMs / oursFigures.wallMedianMs, 2),
+      peerFigures.wallMedianMs === null ? null : round(peerFigures.wallMedianMs / oursFigures.wallMedianMs, 2),
     loadBefore,
     loadAfter: load(),
   };
@@ -412,7 +408,7 @@ function childGlobal(): GlobalFigures {
   };
 }
 
-function inChild<T>(args: string[]): T {
+function inChild(args: string[]): unknown {
   const result = spawnSync(process.execPath, ["--expose-gc", fileURLToPath(import.meta.url), "--child", ...args], {
     encoding: "utf8",
     maxBuffer: 16 * 1024 * 1024,
@@ -420,7 +416,7 @@ function inChild<T>(args: string[]): T {
     env: { ...process.env, NODE_EXTRA_CA_CERTS: tlsPaths.ca },
   });
   if (result.status !== 0) throw new Error(`bench child ${args.join(" ")} failed: ${result.stderr.trim()}`);
-  return JSON.parse(result.stdout) as T;
+  return JSON.parse(result.stdout) as unknown;
 }
 
 // ---- timer invocation ------------------------------------------------------------------------------
@@ -462,13 +458,19 @@ function watchRequests() {
     const { request } = message as { request: { method?: string } };
     started(request, request.method);
   });
-  subscribe("http.client.response.finish", (message) => finished((message as { request: object }).request));
+  subscribe("http.client.response.finish", (message) => {
+    finished((message as { request: object }).request);
+  });
   subscribe("undici:request:create", (message) => {
     const { request } = message as { request: { method?: string } };
     started(request, request.method);
   });
-  subscribe("undici:request:trailers", (message) => finished((message as { request: object }).request));
-  subscribe("undici:request:error", (message) => finished((message as { request: object }).request));
+  subscribe("undici:request:trailers", (message) => {
+    finished((message as { request: object }).request);
+  });
+  subscribe("undici:request:error", (message) => {
+    finished((message as { request: object }).request);
+  });
   return {
     reset(): void {
       open.clear();
@@ -710,11 +712,13 @@ async function main(): Promise<void> {
   const loadAtStart = load();
   const scratch = mkdtempSync(join(tmpdir(), "acr-bench-"));
   try {
-    const cover = COVER_BUDGETS.map((budget) => inChild<CoverFigures>(["cover", String(COVER_COUNT), String(budget)]));
-    const globalTagCover = inChild<GlobalFigures>(["global"]);
+    const cover = COVER_BUDGETS.map(
+      (budget) => inChild(["cover", String(COVER_COUNT), String(budget)]) as CoverFigures,
+    );
+    const globalTagCover = inChild(["global"]) as GlobalFigures;
     const startup = benchStartup(scratch);
     const merge = benchMerge(scratch, args.includes("--skip-python"));
-    const timer = inChild<TimerFigures>(["timer"]);
+    const timer = inChild(["timer"]) as TimerFigures;
     const partial = {
       node: process.version,
       cpu: cpus()[0]?.model ?? "unknown",

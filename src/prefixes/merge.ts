@@ -257,8 +257,6 @@ export function mergePrefixes(prefixes: readonly Prefix[]): MergedPrefixes {
 /** The number of addresses in a list of disjoint prefixes (e.g. the output of `mergePrefixes`). */
 export function addressCount(disjoint: readonly Prefix[]): number {
   let total = 0;
-  for (let index = 0; index < disjoint.length; index += 1) {
-    total += SIZE_OF_LENGTH[(disjoint[index] as Prefix).length] as number;
-  }
+  for (const prefix of disjoint) total += SIZE_OF_LENGTH[prefix.length] as number;
   return total;
 }

@@ -281,5 +281,4 @@ describe("planAllowlist at the limits", () => {
     expect((error as UsageError).details).toMatchObject({ work: 2_400_000_000, budget: 40_000, leaves: 60_000 });
     expect((error as UsageError).message).toContain("2,400,000,000");
   });
-
 });
