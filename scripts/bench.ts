@@ -45,6 +45,7 @@ const COVER_COUNT = 100_000;
 const COVER_LENGTHS = [20, 32] as const;
 const COVER_SEED = 42;
 const COVER_BUDGETS = [100, 1_000];
+const COVER_WARM_RUNS = 5;
 const GLOBAL_FIXTURE = "ServiceTags_Public_20251020.acr.json";
 const GLOBAL_BUDGET = 100;
 const GLOBAL_WARM_RUNS = 50;
@@ -346,6 +347,10 @@ interface CoverFigures {
   cpuMs: number;
   nsPerCell: number;
   cpuNsPerCell: number;
+  /** Median of the calls after the first (the whole cover: merge, trie, DP, traceback). */
+  warmMs: number;
+  warmNsPerCell: number;
+  warmCpuNsPerCell: number;
   peakRssMiB: number;
   extraAddresses: number;
 }
@@ -361,6 +366,18 @@ function childCover(count: number, budget: number): CoverFigures {
   const used = process.cpuUsage(cpu0);
   const cpuMs = (used.user + used.system) / 1000;
   const cells = cover.mergedPrefixes * budget;
+  const peakRssMiB = rssMiB();
+  // The same call again, once the optimiser has compiled the DP: the loop's steady-state constant.
+  const warm: number[] = [];
+  const warmCpu: number[] = [];
+  for (let run = 0; run < COVER_WARM_RUNS; run += 1) {
+    const warmCpu0 = process.cpuUsage();
+    const warmStart = performance.now();
+    optimalCover(targets, { maxPrefixes: budget });
+    warm.push(performance.now() - warmStart);
+    const warmUsed = process.cpuUsage(warmCpu0);
+    warmCpu.push((warmUsed.user + warmUsed.system) / 1000);
+  }
   return {
     inputPrefixes: count,
     budget,
@@ -369,7 +386,10 @@ function childCover(count: number, budget: number): CoverFigures {
     cpuMs: round(cpuMs),
     nsPerCell: round((ms * 1e6) / cells, 3),
     cpuNsPerCell: round((cpuMs * 1e6) / cells, 3),
-    peakRssMiB: rssMiB(),
+    warmMs: round(median(warm)),
+    warmNsPerCell: round((median(warm) * 1e6) / cells, 3),
+    warmCpuNsPerCell: round((median(warmCpu) * 1e6) / cells, 3),
+    peakRssMiB,
     extraAddresses: cover.extraAddresses,
   };
 }
@@ -591,7 +611,8 @@ function verdicts(report: Omit<Report, "met" | "totalSeconds">): Record<string, 
     mergePeakRss: merge.ours.peakRssMiB === null ? null : merge.ours.peakRssMiB <= TARGETS.mergePeakRssMiB,
     helpStartup: startup.helpMs <= TARGETS.startupMs,
     serviceTagsStartup: startup.serviceTagsMs <= TARGETS.startupMs,
-    coverNsPerCell: k1000 === undefined ? null : k1000.nsPerCell <= TARGETS.coverNsPerCell,
+    coverNsPerCellFirstCall: k1000 === undefined ? null : k1000.nsPerCell <= TARGETS.coverNsPerCell,
+    coverNsPerCellWarm: k1000 === undefined ? null : k1000.warmNsPerCell <= TARGETS.coverNsPerCell,
     globalCover: globalTagCover.coldMs < TARGETS.globalCoverMs,
     timer: timer.excludingNetworkMedianMs < TARGETS.timerMs,
   };
@@ -655,11 +676,18 @@ function table(report: Report): string {
     ],
   ];
   for (const figures of cover) {
+    const target = figures.budget === 1_000 ? `<= ${TARGETS.coverNsPerCell} ns/cell` : "";
     rows.push([
-      `cover ${figures.inputPrefixes.toLocaleString("en-US")} prefixes (${figures.mergedPrefixes.toLocaleString("en-US")} merged) to ${figures.budget}`,
+      `cover ${figures.inputPrefixes.toLocaleString("en-US")} prefixes (${figures.mergedPrefixes.toLocaleString("en-US")} merged) to ${figures.budget}, first call`,
       `${figures.ms} ms, ${figures.nsPerCell} ns/cell wall; ${figures.cpuMs} ms, ${figures.cpuNsPerCell} ns/cell cpu; ${figures.peakRssMiB} MiB`,
-      figures.budget === 1_000 ? `<= ${TARGETS.coverNsPerCell} ns/cell` : "",
-      figures.budget === 1_000 ? yes(met.coverNsPerCell ?? null) : "",
+      target,
+      figures.budget === 1_000 ? yes(met.coverNsPerCellFirstCall ?? null) : "",
+    ]);
+    rows.push([
+      `  warm (median of ${COVER_WARM_RUNS} more calls)`,
+      `${figures.warmMs} ms, ${figures.warmNsPerCell} ns/cell wall; ${figures.warmCpuNsPerCell} ns/cell cpu`,
+      target,
+      figures.budget === 1_000 ? yes(met.coverNsPerCellWarm ?? null) : "",
     ]);
   }
   rows.push([

@@ -170,7 +170,7 @@ describe("aggregate at the limits (built CLI)", () => {
     const { outcome, modules } = await loadedModules(["plan", "--help"]);
     expect(outcome.code).toBe(0);
     expect(modules.length).toBeGreaterThan(100);
-    expect(outcome.stdout).toMatch(/acr-allowlist-sync plan --registry/);
+    expect(outcome.stdout).toMatch(/^Usage: acr-allowlist-sync plan /);
     expect(packagesOf(modules).filter((name) => SDK.test(name))).toContain("@azure/identity");
   });
 });
