@@ -32,6 +32,13 @@ const SUBCOMMANDS: readonly Subcommand[] = [
     async () => (await import("./rollback.js")).rollbackCommand,
   ),
   aggregateCommand,
+  lazyCommand(
+    {
+      name: "canary",
+      summary: "Run the ACR Tasks canary now and print its diagnosis (exit 0 got in, 1 refused or failed).",
+    },
+    async () => (await import("./canary.js")).canaryCommand,
+  ),
 ];
 
 function topLevelUsage(): string {

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { runCli } from "../../src/cli/main.js";
+import { canaryCommand } from "../../src/cli/canary.js";
 import { historyCommand } from "../../src/cli/history.js";
 import { applyCommand, planCommand } from "../../src/cli/plan-apply.js";
 import { rollbackCommand } from "../../src/cli/rollback.js";
@@ -13,7 +14,7 @@ describe("lazily loaded commands", () => {
       stderr: { write: () => true },
     });
     expect(code).toBe(0);
-    for (const command of [planCommand, applyCommand, historyCommand, rollbackCommand]) {
+    for (const command of [planCommand, applyCommand, historyCommand, rollbackCommand, canaryCommand]) {
       expect(stdout).toMatch(new RegExp(`^  ${command.name}\\s+${command.summary.replace(/[.()]/g, "\\$&")}$`, "m"));
       expect(command.envelope).toBe(true);
     }
