@@ -4,7 +4,15 @@ import { blobContainerFromSettings, createBlobLedgerStore } from "../ledger/blob
 import { createFileLedgerStore } from "../ledger/file-store.js";
 import type { LedgerStore } from "../ledger/types.js";
 import { createArmRegistryGateway, type ArmRegistryGatewayOptions } from "../registry/arm-gateway.js";
+import { dirname, resolve as resolvePath } from "node:path";
+import type { ContainerClient } from "@azure/storage-blob";
+import { createCachedSource } from "../servicetags/cache.js";
+import { createSourceChain } from "../servicetags/chain.js";
+import { createDiscoveryApiSource, type DiscoveryApiSource } from "../servicetags/discovery-api.js";
+import { createLastGoodStore } from "../servicetags/last-good.js";
 import { createServiceTagsSource, type ServiceTagsSourceOptions } from "../servicetags/source.js";
+import { createBlobStateStore, createFileStateStore } from "../servicetags/state-store.js";
+import type { RegistryGateway } from "../registry/types.js";
 import type { InvocationPorts } from "../sync/invocation.js";
 import { createTelemetry } from "../telemetry/azure-monitor.js";
 
@@ -39,42 +47,103 @@ export function createRuntime(env: SettingsSource, options: RuntimeOptions = {})
     new DefaultAzureCredential(
       settings.azureClientId === undefined ? {} : { managedIdentityClientId: settings.azureClientId },
     );
-  const ledger: LedgerStore =
+  const container: ContainerClient | undefined =
     options.ledger?.kind === "file"
-      ? createFileLedgerStore({ path: options.ledger.path })
-      : createBlobLedgerStore({
-          containerClient: blobContainerFromSettings({
-            connectionString: settings.storage.connectionString,
-            blobServiceUri: settings.storage.blobServiceUri,
-            credential,
-            containerName: settings.ledgerContainer,
-          }),
+      ? undefined
+      : blobContainerFromSettings({
+          connectionString: settings.storage.connectionString,
+          blobServiceUri: settings.storage.blobServiceUri,
+          credential,
+          containerName: settings.ledgerContainer,
         });
+  const ledger: LedgerStore =
+    container === undefined
+      ? createFileLedgerStore({ path: options.ledger?.kind === "file" ? options.ledger.path : "" })
+      : createBlobLedgerStore({ containerClient: container });
+  const registry = createArmRegistryGateway({
+    credential,
+    cloud: settings.cloud,
+    endpoint: settings.armEndpoint,
+    operationTimeoutMs: settings.operationTimeoutMs,
+    ...options.tuning?.registry,
+  });
+  const files = createServiceTagsSource({
+    cloud: settings.cloud,
+    serviceTagsUrl: settings.serviceTags.url,
+    detailsPageUrl: settings.serviceTags.detailsPageUrl,
+    latestAliasUrl: settings.serviceTags.latestAliasUrl,
+    timeoutMs: settings.serviceTags.timeoutMs,
+    maxBytes: settings.serviceTags.maxBytes,
+    retries: settings.serviceTags.retries,
+    minAcrTags: settings.serviceTags.minAcrTags,
+    ...options.tuning?.serviceTags,
+  });
+  const explicit = settings.serviceTags.url !== undefined;
+  // The last-good copy lives next to the ledger: beside the ledger file, or in the ledger container.
+  const stateStore =
+    options.ledger?.kind === "file"
+      ? createFileStateStore(dirname(resolvePath(options.ledger.path)))
+      : container === undefined
+        ? undefined
+        : createBlobStateStore(container);
+  const chain = createSourceChain({
+    cloud: settings.cloud,
+    files,
+    explicit,
+    api:
+      explicit || !settings.serviceTags.apiEnabled ? undefined : discoveryApi(settings, credential, registry, options),
+    lastGood: explicit || stateStore === undefined ? undefined : createLastGoodStore(stateStore, settings.cloud),
+    maxAgeDays: settings.serviceTags.maxAgeDays,
+    now: options.tuning?.serviceTags?.now,
+  });
   return {
     settings,
     ports: {
-      registry: createArmRegistryGateway({
-        credential,
-        cloud: settings.cloud,
-        endpoint: settings.armEndpoint,
-        operationTimeoutMs: settings.operationTimeoutMs,
-        ...options.tuning?.registry,
-      }),
+      registry,
       ledger,
-      serviceTags: createServiceTagsSource({
-        cloud: settings.cloud,
-        serviceTagsUrl: settings.serviceTags.url,
-        detailsPageUrl: settings.serviceTags.detailsPageUrl,
-        latestAliasUrl: settings.serviceTags.latestAliasUrl,
-        timeoutMs: settings.serviceTags.timeoutMs,
-        maxBytes: settings.serviceTags.maxBytes,
-        retries: settings.serviceTags.retries,
-        minAcrTags: settings.serviceTags.minAcrTags,
-        ...options.tuning?.serviceTags,
-      }),
+      serviceTags: createCachedSource(chain, { ttlMs: settings.serviceTags.cacheSeconds * 1000 }),
       telemetry: createTelemetry({ connectionString: settings.appInsightsConnectionString, credential }),
     },
   };
+}
+
+/**
+ * The Discovery API source: read through SERVICE_TAGS_API_SUBSCRIPTION (default: the first
+ * target's subscription) at SERVICE_TAGS_API_LOCATION (default: the first target's first region,
+ * else its registry's location, read once per process).
+ */
+function discoveryApi(
+  settings: Settings,
+  credential: TokenCredential,
+  registry: RegistryGateway,
+  options: RuntimeOptions,
+): DiscoveryApiSource | undefined {
+  const first = settings.targets[0];
+  const subscriptionId = settings.serviceTags.apiSubscription ?? first?.ref.subscriptionId;
+  if (subscriptionId === undefined || first === undefined) return undefined;
+  let location: Promise<string> | undefined;
+  const configured = settings.serviceTags.apiLocation ?? first.regions?.[0];
+  return createDiscoveryApiSource({
+    credential,
+    cloud: settings.cloud,
+    endpoint: settings.armEndpoint,
+    subscriptionId,
+    location:
+      configured ??
+      (() => {
+        location ??= registry.read(first.ref).then(
+          (snapshot) => snapshot.location.toLowerCase(),
+          (error: unknown) => {
+            location = undefined;
+            throw error;
+          },
+        );
+        return location;
+      }),
+    timeoutMs: settings.serviceTags.timeoutMs,
+    retryOptions: options.tuning?.registry?.retryOptions,
+    now: options.tuning?.serviceTags?.now,
+  });
 }
 
 let shared: Runtime | undefined;

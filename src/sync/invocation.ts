@@ -68,7 +68,7 @@ export async function runInvocation(
       } catch (error) {
         outcome = { target, ok: false, error, durationMs: Date.now() - targetStarted };
       }
-      report(ports.telemetry, outcome, options.trigger, dryRun);
+      report(ports.telemetry, outcome, options.trigger, dryRun, document.newestChangeNumberSeen);
       outcomes.push(outcome);
     }
     return outcomes;
@@ -89,7 +89,13 @@ export function guardNameOf(error: unknown): GuardName | undefined {
   }
 }
 
-function report(telemetry: TelemetrySink, outcome: TargetOutcome, trigger: string, dryRun: boolean): void {
+function report(
+  telemetry: TelemetrySink,
+  outcome: TargetOutcome,
+  trigger: string,
+  dryRun: boolean,
+  newestChangeNumber?: number,
+): void {
   const registry = outcome.target.ref.id;
   if (outcome.ok) {
     const { plan } = outcome.result;
@@ -111,6 +117,13 @@ function report(telemetry: TelemetrySink, outcome: TargetOutcome, trigger: strin
       sourceFile: plan.source.kind === "service-tags" ? plan.source.origin.fileName : `rollback:${plan.source.auditId}`,
       durationMs: outcome.durationMs,
       trigger,
+      ...(plan.source.kind === "service-tags"
+        ? {
+            sourceKind: plan.source.origin.kind,
+            dataAgeDays: plan.source.origin.dataAgeDays,
+            newestChangeNumber: newestChangeNumber ?? plan.source.origin.changeNumber,
+          }
+        : {}),
     });
     return;
   }

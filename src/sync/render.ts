@@ -9,6 +9,10 @@ export function renderPlan(plan: Plan): string {
   if (plan.source.kind === "service-tags") {
     const o = plan.source.origin;
     lines.push(`Source: ${o.fileName} (${o.kind}, cloud ${o.cloud}, changeNumber ${o.changeNumber})`);
+    if (o.publishedAt !== undefined && o.dataAgeDays !== undefined) {
+      const basis = o.ageBasis === "first-seen" ? "first seen" : o.ageBasis === "retrieved" ? "retrieved" : "published";
+      lines.push(`  data ${basis} ${o.publishedAt.slice(0, 10)}: ${o.dataAgeDays} day(s) old`);
+    }
     for (const tag of plan.source.tags) {
       lines.push(
         `  ${tag.name} changeNumber ${tag.changeNumber}: ${tag.ipv4Prefixes} IPv4 prefix(es)${tag.ipv6Skipped > 0 ? `, ${tag.ipv6Skipped} IPv6 skipped` : ""}`,

@@ -94,6 +94,8 @@ describe("the details page source", () => {
       cloud: "Public",
       retrievedAt: NOW.toISOString(),
       bytes: readServiceTagsFixture("ServiceTags_Public_20251020.acr.json").byteLength,
+      publishedAt: "2025-10-20T00:00:00.000Z",
+      ageBasis: "file-date",
     });
   });
 
