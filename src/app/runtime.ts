@@ -141,6 +141,7 @@ function discoveryApi(
         return location;
       }),
     timeoutMs: settings.serviceTags.timeoutMs,
+    minAcrTags: settings.serviceTags.minAcrTags,
     retryOptions: options.tuning?.registry?.retryOptions,
     now: options.tuning?.serviceTags?.now,
   });

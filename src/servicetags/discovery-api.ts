@@ -59,6 +59,8 @@ export interface DiscoveryApiOptions {
   /** A version reference, not a filter: one fixed location gives stable answers. */
   readonly location: string | (() => Promise<string>);
   readonly timeoutMs: number;
+  /** An answer with fewer `AzureContainerRegistry*` tags is refused (the API may hold a subset). Default 1. */
+  readonly minAcrTags?: number | undefined;
   readonly retryOptions?: {
     readonly maxRetries?: number;
     readonly retryDelayInMs?: number;
@@ -138,7 +140,23 @@ export function createDiscoveryApiSource(options: DiscoveryApiOptions): Discover
         url = nextPage(parsed.nextLink, endpoint, first);
       }
       if (head === undefined) throw new ServiceTagsFetchError("schema", `${first} answered no page.`);
+      if (head.cloud !== options.cloud) {
+        throw new ServiceTagsFetchError(
+          "wrong-cloud",
+          `${first} answered the service tags of cloud '${head.cloud}', but '${options.cloud}' is configured.`,
+          { remedy: "Read the API through a subscription of the configured cloud (SERVICE_TAGS_API_SUBSCRIPTION)." },
+        );
+      }
       const file = serviceTagsFileSchema.parse({ changeNumber: head.changeNumber, cloud: head.cloud, values });
+      const acrTags = file.values.filter((tag) => /^AzureContainerRegistry(\.|$)/.test(tag.name)).length;
+      const minAcrTags = options.minAcrTags ?? 1;
+      if (acrTags < minAcrTags) {
+        throw new ServiceTagsFetchError(
+          "too-few-acr-tags",
+          `${first} holds ${acrTags} AzureContainerRegistry tag(s), fewer than the ${minAcrTags} required.`,
+          { details: { acrTags, minAcrTags } },
+        );
+      }
       const retrievedAt = now().toISOString();
       return {
         file,
