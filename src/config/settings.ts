@@ -111,7 +111,6 @@ export const APP_SETTINGS: readonly AppSettingInfo[] = [
     description:
       "Subscription the Discovery API is read through (default: the first target registry's); the identity needs Microsoft.Network/locations/serviceTags/read on it.",
     flag: "--api-subscription",
-    setByInfra: false,
   },
   {
     name: "SERVICE_TAGS_API_LOCATION",

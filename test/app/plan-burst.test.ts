@@ -34,7 +34,10 @@ afterAll(async () => {
 });
 
 async function plan(): Promise<number> {
-  const context = new InvocationContext({ functionName: "allowlistPlan", invocationId: randomBytes(8).toString("hex") });
+  const context = new InvocationContext({
+    functionName: "allowlistPlan",
+    invocationId: randomBytes(8).toString("hex"),
+  });
   const request = new HttpRequest({ method: "GET", url: `https://func.example/api/plan?registry=${name}` });
   return new HttpResponse(await createPlanHandler(runtime)(request, context)).status;
 }
