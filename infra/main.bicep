@@ -45,14 +45,19 @@ param serviceTagsMinAcrTags string = ''
 @minLength(11)
 param syncSchedule string = '0 0 3 * * *'
 param syncRegions string = ''
-param syncIncludeReplicas string = ''
+// Booleans are `bool` parameters: azd and ARM refuse anything that is not a boolean, and the app
+// setting is written from the same value as the role's actions, as 'true' or 'false' (the code
+// accepts exactly true/false in any letter case; test/azure/booleans.test.ts feeds it both).
+@description('Also allow the tags of each registry\'s geo-replica locations. True also grants replications/read in the custom role.')
+param syncIncludeReplicas bool = false
 param syncPinnedRules string = ''
 param syncHeadroom string = ''
 param syncMinPrefixLength string = ''
 param syncMaxExtraAddresses string = ''
 param syncMaxExtraRatio string = ''
 param syncMaxRemovalShare string = ''
-param syncWriteWhenDefaultAllow string = ''
+@description('Write rules even while a registry\'s defaultAction is Allow (firewall off).')
+param syncWriteWhenDefaultAllow bool = false
 param syncOperationTimeoutMs string = ''
 param syncLockWaitMs string = ''
 @description('ARM endpoint. Empty: the default of the service-tags cloud.')
@@ -106,14 +111,14 @@ module app 'app.bicep' = {
       SERVICE_TAGS_MIN_ACR_TAGS: serviceTagsMinAcrTags
       SYNC_SCHEDULE: syncSchedule
       SYNC_REGIONS: syncRegions
-      SYNC_INCLUDE_REPLICAS: syncIncludeReplicas
+      SYNC_INCLUDE_REPLICAS: syncIncludeReplicas ? 'true' : 'false'
       SYNC_PINNED_RULES: syncPinnedRules
       SYNC_HEADROOM: syncHeadroom
       SYNC_MIN_PREFIX_LENGTH: syncMinPrefixLength
       SYNC_MAX_EXTRA_ADDRESSES: syncMaxExtraAddresses
       SYNC_MAX_EXTRA_RATIO: syncMaxExtraRatio
       SYNC_MAX_REMOVAL_SHARE: syncMaxRemovalShare
-      SYNC_WRITE_WHEN_DEFAULT_ALLOW: syncWriteWhenDefaultAllow
+      SYNC_WRITE_WHEN_DEFAULT_ALLOW: syncWriteWhenDefaultAllow ? 'true' : 'false'
       SYNC_OPERATION_TIMEOUT_MS: syncOperationTimeoutMs
       SYNC_LOCK_WAIT_MS: syncLockWaitMs
       ARM_ENDPOINT: armEndpoint
@@ -160,7 +165,7 @@ var documentedRegistryActions = [
 
 // Geo-replica locations are read (replications list) only when SYNC_INCLUDE_REPLICAS is true, so
 // only then does the role need this fifth action.
-var replicaActions = syncIncludeReplicas == 'true' ? [
+var replicaActions = syncIncludeReplicas ? [
   'Microsoft.ContainerRegistry/registries/replications/read'
 ] : []
 

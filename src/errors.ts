@@ -176,6 +176,17 @@ export class RegistryStateInvalidError extends AllowlistSyncError {
   readonly category = "registry";
 }
 
+// ---- canary (ACR Tasks) ------------------------------------------------------------------------
+
+/**
+ * The canary run's log could not be read (expired or refused SAS, blob missing, network). The
+ * canary then reports "inconclusive", never "refused": without the log nobody can tell.
+ */
+export class CanaryLogUnreadableError extends AllowlistSyncError {
+  readonly code = "CanaryLogUnreadable";
+  readonly category = "registry";
+}
+
 // ---- guards ------------------------------------------------------------------------------------
 
 export type GuardName =
@@ -188,16 +199,20 @@ export type GuardName =
   | "provisioning-state"
   | "public-network-disabled"
   | "default-action-allow"
-  | "empty-deny-list";
+  | "empty-deny-list"
+  | "legacy-vnet-rules";
 
 export class GuardError extends AllowlistSyncError {
   readonly code = "GuardTripped";
   readonly category = "guard";
   readonly guard: GuardName;
+  /** The refused plan, when the guard ran on one: the CLI shows what would have been written. */
+  readonly plan: object | undefined;
 
-  constructor(guard: GuardName, message: string, options: AllowlistSyncErrorOptions = {}) {
+  constructor(guard: GuardName, message: string, options: AllowlistSyncErrorOptions & { plan?: object } = {}) {
     super(message, { ...options, details: { guard, ...options.details } });
     this.guard = guard;
+    this.plan = options.plan;
   }
 }
 
@@ -223,6 +238,26 @@ export class LockHeldError extends AllowlistSyncError {
 export class ConvergenceError extends AllowlistSyncError {
   readonly code = "NotConverged";
   readonly category = "conflict";
+}
+
+/** What to do when an error carries no remedy of its own: every error an operator sees names a next step. */
+const CATEGORY_REMEDIES: Readonly<Record<ErrorCategory, string>> = {
+  usage: "Run 'acr-allowlist-sync <command> --help' for the flags it takes.",
+  config: "Fix the setting named in the message; the README's configuration table lists every setting.",
+  source: "Check the service-tags source (--service-tags / SERVICE_TAGS_URL) and retry; the rules were not changed.",
+  input: "Fix the input named in the message and run again.",
+  registry: "Check the registry and your access to it (az acr show --ids <registry>), then run again.",
+  guard: "Read the plan (acr-allowlist-sync plan), fix what the guard names, or re-run with --force where it allows.",
+  ledger:
+    "Check the ledger store (--state / AzureWebJobsStorage) and run again; the rules were not changed by this step.",
+  conflict: "Another run is working on this registry: wait for it to finish, then run again.",
+  "not-found": "Add the registry to TARGET_REGISTRIES (--registry) or ask for a configured one.",
+};
+
+/** The error's remedy, or its category's; an untyped error gets the generic one. */
+export function remedyOf(error: unknown): string {
+  if (error instanceof AllowlistSyncError) return error.remedy ?? CATEGORY_REMEDIES[error.category];
+  return "This is unexpected: run again, and report it with the command line if it persists.";
 }
 
 export function isAllowlistSyncError(error: unknown): error is AllowlistSyncError {

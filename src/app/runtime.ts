@@ -3,6 +3,7 @@ import { loadSettings, type Settings, type SettingsSource } from "../config/sett
 import { blobContainerFromSettings, createBlobLedgerStore } from "../ledger/blob-store.js";
 import { createFileLedgerStore } from "../ledger/file-store.js";
 import type { LedgerStore } from "../ledger/types.js";
+import { createTasksGateway } from "../canary/tasks-client.js";
 import { createArmRegistryGateway, type ArmRegistryGatewayOptions } from "../registry/arm-gateway.js";
 import { dirname, resolve as resolvePath } from "node:path";
 import type { ContainerClient } from "@azure/storage-blob";
@@ -53,7 +54,7 @@ export function createRuntime(env: SettingsSource, options: RuntimeOptions = {})
       : blobContainerFromSettings({
           connectionString: settings.storage.connectionString,
           blobServiceUri: settings.storage.blobServiceUri,
-          credential,
+          credential: ledgerCredential(settings, credential, options.credential),
           containerName: settings.ledgerContainer,
         });
   const ledger: LedgerStore =
@@ -100,6 +101,13 @@ export function createRuntime(env: SettingsSource, options: RuntimeOptions = {})
     settings,
     ports: {
       registry,
+      // The canary's ACR Tasks calls ride the same pipeline options (token, retries, timeouts) as the registry's.
+      tasks: createTasksGateway({
+        credential,
+        cloud: settings.cloud,
+        endpoint: settings.armEndpoint,
+        ...options.tuning?.registry,
+      }),
       ledger,
       serviceTags: createCachedSource(chain, { ttlMs: settings.serviceTags.cacheSeconds * 1000 }),
       telemetry: createTelemetry({ connectionString: settings.appInsightsConnectionString, credential }),
@@ -145,6 +153,20 @@ function discoveryApi(
     retryOptions: options.tuning?.registry?.retryOptions,
     now: options.tuning?.serviceTags?.now,
   });
+}
+
+/**
+ * The host's storage identity (`AzureWebJobsStorage__clientId`) when it names one, so the ledger
+ * reads the same account with the same identity as the host; otherwise the app's credential.
+ */
+function ledgerCredential(
+  settings: Settings,
+  appCredential: TokenCredential,
+  given: TokenCredential | undefined,
+): TokenCredential {
+  const clientId = settings.storage.clientId;
+  if (given !== undefined || clientId === undefined || clientId === settings.azureClientId) return appCredential;
+  return new DefaultAzureCredential({ managedIdentityClientId: clientId });
 }
 
 let shared: Runtime | undefined;

@@ -19,6 +19,8 @@ export interface Subcommand {
   readonly summary: string;
   /** The full help text of the subcommand (printed for `--help`). */
   readonly usage: string;
+  /** Prints the JSON envelope with --json: usage errors then print it too, with `results: []`. */
+  readonly envelope?: boolean;
   run(args: readonly string[], io: CliIO): Promise<number>;
 }
 

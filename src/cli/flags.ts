@@ -11,6 +11,7 @@ export type FlagValues = Record<string, string | boolean | undefined>;
  * `UsageError`s; Node's own messages are long and suggest `--` tricks that do not apply here.
  */
 export function parseFlags(args: readonly string[], spec: FlagSpec, command: string): FlagValues {
+  refuseNegativeNumbers(args, spec, command);
   try {
     const { values } = parseArgs({ args: [...args], options: spec, strict: true, allowPositionals: false });
     return values as FlagValues;
@@ -25,6 +26,22 @@ export function parseFlags(args: readonly string[], spec: FlagSpec, command: str
     throw new UsageError(`${command}: ${message}.`, {
       details: { command },
       remedy: `Run 'acr-allowlist-sync ${command} --help' for the flags it takes.`,
+    });
+  }
+}
+
+/**
+ * `--headroom -5`: Node calls this an ambiguous option and suggests `--headroom=-5`; say what is
+ * wrong instead, naming the flag. (`--headroom=-5` reaches the flag's own validation.)
+ */
+function refuseNegativeNumbers(args: readonly string[], spec: FlagSpec, command: string): void {
+  for (let index = 0; index + 1 < args.length; index += 1) {
+    const name = /^--([^=]+)$/.exec(args[index] ?? "")?.[1];
+    const next = args[index + 1] ?? "";
+    if (name === undefined || spec[name]?.type !== "string" || !/^-\d/.test(next)) continue;
+    throw new UsageError(`${command}: --${name} must not be negative, not '${next}'.`, {
+      details: { command, flag: `--${name}` },
+      remedy: `Give --${name} a value of 0 or more; run 'acr-allowlist-sync ${command} --help' for its range.`,
     });
   }
 }

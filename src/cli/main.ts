@@ -1,12 +1,16 @@
 #!/usr/bin/env node
-import { realpathSync } from "node:fs";
+import { readFileSync, realpathSync } from "node:fs";
 import { fileURLToPath } from "node:url";
-import { describeError, UsageError } from "../errors.js";
+import { UsageError } from "../errors.js";
 import { aggregateCommand } from "./aggregate.js";
-import { applyCommand, historyCommand, planCommand, rollbackCommand } from "./sync-commands.js";
-import { EXIT_OK, EXIT_USAGE, exitCodeFor, type CliIO, type Subcommand } from "./command.js";
+import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, exitCodeFor, type CliIO, type Subcommand } from "./command.js";
+import { errorBody, serialiseEnvelope, usageEnvelope } from "./envelope.js";
+import { historyCommand } from "./history.js";
+import { message } from "./output.js";
+import { applyCommand, planCommand } from "./plan-apply.js";
+import { rollbackCommand } from "./rollback.js";
 
-/** The subcommands, in help order. Add new ones here. */
+/** The subcommands, in help order. Add new ones here (one module per command). */
 const SUBCOMMANDS: readonly Subcommand[] = [
   planCommand,
   applyCommand,
@@ -18,17 +22,48 @@ const SUBCOMMANDS: readonly Subcommand[] = [
 function topLevelUsage(): string {
   const width = Math.max(...SUBCOMMANDS.map((command) => command.name.length));
   const lines = SUBCOMMANDS.map((command) => `  ${command.name.padEnd(width)}  ${command.summary}`);
-  return `Usage: acr-allowlist-sync <command> [flags]\n\nCommands:\n${lines.join("\n")}\n\nRun 'acr-allowlist-sync <command> --help' for the flags of a command.\n`;
+  return `Usage: acr-allowlist-sync <command> [flags]
+
+Commands:
+${lines.join("\n")}
+
+  --version  Print the version.
+  --help     Print this help.
+
+Run 'acr-allowlist-sync <command> --help' for the flags of a command.
+`;
+}
+
+/** The package version, read next to the built code (dist/src/cli → package.json). */
+function version(): string {
+  for (const relative of ["../../../package.json", "../../package.json"]) {
+    try {
+      const parsed = JSON.parse(readFileSync(new URL(relative, import.meta.url), "utf8")) as {
+        name?: unknown;
+        version?: unknown;
+      };
+      if (parsed.name === "acr-allowlist-sync" && typeof parsed.version === "string") return parsed.version;
+    } catch {
+      // Not there from this layout; try the next one.
+    }
+  }
+  return "unknown";
 }
 
 /**
- * Runs one CLI invocation and returns its exit code: 0 success, 2 usage/configuration/input
- * errors, 1 every other failure. Failures print exactly one line on stderr; nothing is thrown.
+ * Runs one CLI invocation and returns its exit code: 0 success, 1 a registry failed or was refused,
+ * 2 usage/configuration errors (`plan --detailed-exitcode`: see envelope.ts). Failures print one line
+ * on stderr under the `acr-allowlist-sync:` prefix; with --json the envelope is printed even for a
+ * usage error. Nothing is thrown.
  */
 export async function runCli(argv: readonly string[], io: CliIO): Promise<number> {
   const [name, ...rest] = argv;
   if (name === "--help" || name === "-h" || name === "help") {
     io.stdout.write(topLevelUsage());
+    return EXIT_OK;
+  }
+  if (name === "--version" || name === "-V" || name === "version") {
+    io.stdout.write(`acr-allowlist-sync ${version()}\n`);
     return EXIT_OK;
   }
   const command = SUBCOMMANDS.find((candidate) => candidate.name === name);
@@ -45,8 +80,13 @@ export async function runCli(argv: readonly string[], io: CliIO): Promise<number
     }
     return await command.run(rest, io);
   } catch (error) {
-    io.stderr.write(`acr-allowlist-sync: ${describeError(error).replace(/\s*\n\s*/g, " ")}\n`);
-    return name === undefined || command === undefined ? EXIT_USAGE : exitCodeFor(error);
+    const body = errorBody(error);
+    message(io.stderr, `${body.message} ${body.remedy}`);
+    // Flags could not be parsed: look for --json and --detailed-exitcode in the raw arguments.
+    if (rest.includes("--json") && (command === undefined || command.envelope === true))
+      io.stdout.write(serialiseEnvelope(usageEnvelope(name ?? "", error)));
+    const code = name === undefined || command === undefined ? EXIT_USAGE : exitCodeFor(error);
+    return rest.includes("--detailed-exitcode") && name === "plan" ? EXIT_FAILURE : code;
   }
 }
 

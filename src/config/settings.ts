@@ -1,10 +1,11 @@
 import { z } from "zod";
 import { ConfigError } from "../errors.js";
 import { ARM_ENDPOINTS } from "../registry/clouds.js";
+import { blobServiceUriForAccount } from "./storage-endpoints.js";
 import { parseRegistryId } from "../registry/resource-id.js";
 import type { RegistryRef } from "../registry/types.js";
 import { explicitSourceProblem } from "../servicetags/explicit-source.js";
-import { CLOUDS, type Cloud } from "../servicetags/schema.js";
+import { DEPLOYMENT_CLOUDS, type DeploymentCloud } from "../servicetags/schema.js";
 
 /**
  * Every app setting the service reads, in one place. The README table, the infra's app settings
@@ -20,6 +21,11 @@ export interface AppSettingInfo {
   readonly flag?: string;
   /** False for settings the platform or the operator sets, not the infra template. */
   readonly setByInfra?: boolean;
+  /**
+   * A boolean setting: exactly `true` or `false` in any letter case, nothing else. The infra passes
+   * these from `bool` parameters (ARM's `string(true)` is `True`), so both sides share this one rule.
+   */
+  readonly boolean?: true;
 }
 
 export const APP_SETTINGS: readonly AppSettingInfo[] = [
@@ -146,7 +152,7 @@ export const APP_SETTINGS: readonly AppSettingInfo[] = [
     default: "0 0 3 * * *",
     example: "0 30 */6 * * *",
     description:
-      "NCRONTAB schedule (with seconds) of the timer function, in UTC unless WEBSITE_TIME_ZONE says otherwise.",
+      "NCRONTAB schedule (with seconds) of the timer function, always in UTC (Flex Consumption has no WEBSITE_TIME_ZONE).",
   },
   {
     name: "SYNC_REGIONS",
@@ -160,8 +166,10 @@ export const APP_SETTINGS: readonly AppSettingInfo[] = [
     required: false,
     default: "false",
     example: "true",
-    description: "Also allow the tags of the registry's geo-replica locations.",
+    description:
+      "Also allow the tags of the registry's geo-replica locations (true or false). Needs replications/read, which the infra grants only when its syncIncludeReplicas parameter is true.",
     flag: "--include-replicas",
+    boolean: true,
   },
   {
     name: "SYNC_PINNED_RULES",
@@ -214,8 +222,10 @@ export const APP_SETTINGS: readonly AppSettingInfo[] = [
     required: false,
     default: "false",
     example: "true",
-    description: "Write rules even while defaultAction is Allow (they have no effect until the firewall is turned on).",
+    description:
+      "Write rules even while defaultAction is Allow (true or false; they have no effect until the firewall is turned on).",
     flag: "--write-when-default-allow",
+    boolean: true,
   },
   {
     name: "SYNC_OPERATION_TIMEOUT_MS",
@@ -262,6 +272,29 @@ export const APP_SETTINGS: readonly AppSettingInfo[] = [
     description: "Blob endpoint for identity-based storage access (set by the infra).",
   },
   {
+    name: "AzureWebJobsStorage__accountName",
+    required: false,
+    example: "mystorage",
+    description:
+      "Storage account name for identity-based access, as the official Flex samples set it; the blob endpoint is derived with the cloud's storage suffix. __blobServiceUri wins when both are set.",
+    setByInfra: false,
+  },
+  {
+    name: "AzureWebJobsStorage__clientId",
+    required: false,
+    example: "00000000-0000-0000-0000-000000000000",
+    description:
+      "Client ID of the user-assigned identity for host storage; the ledger uses the same identity (default: AZURE_CLIENT_ID).",
+  },
+  {
+    name: "WEBSITE_TIME_ZONE",
+    required: false,
+    example: "(leave unset)",
+    description:
+      "Must not be set: Flex Consumption does not support it and the timer schedule is UTC; a value is refused so the schedule cannot silently mean another time.",
+    setByInfra: false,
+  },
+  {
     name: "AZURE_CLIENT_ID",
     required: false,
     example: "00000000-0000-0000-0000-000000000000",
@@ -295,7 +328,7 @@ export interface TargetConfig {
 
 export interface Settings {
   readonly targets: readonly TargetConfig[];
-  readonly cloud: Cloud;
+  readonly cloud: DeploymentCloud;
   readonly armEndpoint: string;
   readonly schedule: string;
   readonly serviceTags: {
@@ -315,7 +348,14 @@ export interface Settings {
   readonly operationTimeoutMs: number;
   readonly lockWaitMs: number;
   readonly ledgerContainer: string;
-  readonly storage: { readonly connectionString: string | undefined; readonly blobServiceUri: string | undefined };
+  readonly storage: {
+    readonly connectionString: string | undefined;
+    readonly blobServiceUri: string | undefined;
+    /** `AzureWebJobsStorage__accountName`: the blob endpoint is derived from it when no URI is given. */
+    readonly accountName: string | undefined;
+    /** `AzureWebJobsStorage__clientId`: the identity for the ledger (else AZURE_CLIENT_ID). */
+    readonly clientId: string | undefined;
+  };
   readonly azureClientId: string | undefined;
   readonly appInsightsConnectionString: string | undefined;
 }
@@ -331,11 +371,21 @@ const intSetting = (min: number, max: number) =>
   z.preprocess(blankToUndefined, z.coerce.number({ message: "expected a whole number" }).int().min(min).max(max));
 const numberSetting = (min: number, max: number) =>
   z.preprocess(blankToUndefined, z.coerce.number({ message: "expected a number" }).min(min).max(max));
+/**
+ * The one rule for boolean settings: `true` or `false`, any letter case (ARM's `string(true)` is
+ * `True`). `1`, `yes` and the like are refused rather than guessed, because the infra decides the
+ * custom role's actions from the same value and must never read it differently from the code.
+ */
+export function parseBooleanSetting(value: string): boolean | undefined {
+  const normalized = value.trim().toLowerCase();
+  return normalized === "true" ? true : normalized === "false" ? false : undefined;
+}
 const boolSetting = z.preprocess(
   blankToUndefined,
   z
-    .enum(["true", "false", "1", "0", "yes", "no"], { message: "expected true or false" })
-    .transform((v) => v === "true" || v === "1" || v === "yes"),
+    .string()
+    .refine((v) => parseBooleanSetting(v) !== undefined, { message: "expected true or false (any letter case)" })
+    .transform((v) => parseBooleanSetting(v) === true),
 );
 const httpsUrl = z.url({ protocol: /^https$/, message: "expected an https URL" });
 const listSetting = z.preprocess(
@@ -367,7 +417,7 @@ const policyOverridesSchema = z.strictObject({
 type TargetOverrides = z.infer<typeof policyOverridesSchema>;
 
 const settingsSchema = z.object({
-  SERVICE_TAGS_CLOUD: z.preprocess(blankToUndefined, z.enum(CLOUDS).default("Public")),
+  SERVICE_TAGS_CLOUD: z.preprocess(blankToUndefined, z.enum(DEPLOYMENT_CLOUDS).default("Public")),
   SERVICE_TAGS_URL: z.preprocess(
     blankToUndefined,
     z
@@ -429,6 +479,24 @@ const settingsSchema = z.object({
   ),
   AzureWebJobsStorage: z.preprocess(blankToUndefined, z.string().optional()),
   AzureWebJobsStorage__blobServiceUri: z.preprocess(blankToUndefined, z.url().optional()),
+  AzureWebJobsStorage__accountName: z.preprocess(
+    blankToUndefined,
+    z
+      .string()
+      .regex(/^[a-z0-9]{3,24}$/, "expected a storage account name (3-24 lowercase letters and digits)")
+      .optional(),
+  ),
+  AzureWebJobsStorage__clientId: z.preprocess(
+    blankToUndefined,
+    z.guid({ message: "expected a client ID (GUID)" }).optional(),
+  ),
+  WEBSITE_TIME_ZONE: z.preprocess(
+    blankToUndefined,
+    z.undefined({
+      message:
+        "Flex Consumption does not support time zones; remove it and write SYNC_SCHEDULE in UTC (03:00 in Tokyo is 0 0 18 * * *)",
+    }),
+  ),
   AZURE_CLIENT_ID: z.preprocess(blankToUndefined, z.string().optional()),
   APPLICATIONINSIGHTS_CONNECTION_STRING: z.preprocess(blankToUndefined, z.string().optional()),
 });
@@ -507,7 +575,16 @@ export function loadSettings(source: SettingsSource): Settings {
     operationTimeoutMs: s.SYNC_OPERATION_TIMEOUT_MS,
     lockWaitMs: s.SYNC_LOCK_WAIT_MS,
     ledgerContainer: s.LEDGER_CONTAINER,
-    storage: { connectionString: s.AzureWebJobsStorage, blobServiceUri: s.AzureWebJobsStorage__blobServiceUri },
+    storage: {
+      connectionString: s.AzureWebJobsStorage,
+      blobServiceUri:
+        s.AzureWebJobsStorage__blobServiceUri ??
+        (s.AzureWebJobsStorage__accountName === undefined
+          ? undefined
+          : blobServiceUriForAccount(s.AzureWebJobsStorage__accountName, cloud)),
+      accountName: s.AzureWebJobsStorage__accountName,
+      clientId: s.AzureWebJobsStorage__clientId,
+    },
     azureClientId: s.AZURE_CLIENT_ID,
     appInsightsConnectionString: s.APPLICATIONINSIGHTS_CONNECTION_STRING,
   };

@@ -3,7 +3,7 @@ import {
   type ContainerRegistryManagementClientOptionalParams,
 } from "@azure/arm-containerregistry";
 import type { TokenCredential } from "@azure/identity";
-import type { Cloud } from "../servicetags/schema.js";
+import type { DeploymentCloud } from "../servicetags/schema.js";
 import { ARM_ENDPOINTS } from "./clouds.js";
 
 export interface ArmRetryOptions {
@@ -18,7 +18,7 @@ export interface ArmRetryOptions {
 export interface ArmClientOptions {
   readonly credential: TokenCredential;
   /** Picks the default endpoint and the token audience (default `Public`). */
-  readonly cloud?: Cloud;
+  readonly cloud?: DeploymentCloud;
   /** ARM endpoint (default: the cloud's). The token audience stays the cloud's, so a proxy or emulator works. */
   readonly endpoint?: string;
   readonly retryOptions?: ArmRetryOptions;

@@ -3,7 +3,13 @@ import { createPipelineRequest, isRestError } from "@azure/core-rest-pipeline";
 import type { TokenCredential } from "@azure/identity";
 import { z } from "zod";
 import { ARM_ENDPOINTS } from "../registry/clouds.js";
-import { CLOUDS, serviceTagsFileSchema, type Cloud, type ServiceTagsDocument, type ServiceTagsFile } from "./schema.js";
+import {
+  CLOUDS,
+  serviceTagsFileSchema,
+  type DeploymentCloud,
+  type ServiceTagsDocument,
+  type ServiceTagsFile,
+} from "./schema.js";
 import { ServiceTagsFetchError } from "./source-errors.js";
 
 /**
@@ -52,7 +58,7 @@ const apiPageSchema = z.looseObject({
 export interface DiscoveryApiOptions {
   readonly credential: TokenCredential;
   /** Picks the token audience; the answer is the cloud of the subscription. */
-  readonly cloud: Cloud;
+  readonly cloud: DeploymentCloud;
   /** ARM endpoint (default: the cloud's); the audience stays the cloud's, so an emulator works. */
   readonly endpoint?: string | undefined;
   readonly subscriptionId: string | (() => Promise<string>);
@@ -112,7 +118,7 @@ export function createDiscoveryApiSource(options: DiscoveryApiOptions): Discover
       const first = `${endpoint}/subscriptions/${encodeURIComponent(subscription)}/providers/Microsoft.Network/locations/${encodeURIComponent(location)}/serviceTags`;
       described = first;
       const values: ServiceTagsFile["values"] = [];
-      let head: { changeNumber: number; cloud: Cloud } | undefined;
+      let head: { changeNumber: number; cloud: (typeof CLOUDS)[number] } | undefined;
       let bytes = 0;
       let url: string | undefined = `${first}?api-version=${DISCOVERY_API_VERSION}`;
       for (let page = 1; url !== undefined; page += 1) {

@@ -1,7 +1,35 @@
 import type { Plan, PlannedRule } from "./plan.js";
 
+export interface RenderOptions {
+  /** List every rule that stays (`=` rows). Default true; the CLI collapses them to a count unless asked. */
+  readonly showUnchanged?: boolean;
+  /** Escape-code wrappers for a terminal; plain text by default. */
+  readonly colours?: Colours;
+}
+
+export interface Colours {
+  readonly red: (text: string) => string;
+  readonly green: (text: string) => string;
+  readonly yellow: (text: string) => string;
+  readonly dim: (text: string) => string;
+}
+
+const plain = (text: string): string => text;
+
+/** `12,345`: the CLI and the text plan share one number format. */
+export function thousands(value: number): string {
+  return value.toLocaleString("en-US");
+}
+const n = thousands;
+
+/** `1 rule`, `2 rules`, with thousands separators. */
+export function count(value: number, singular: string, plural = `${singular}s`): string {
+  return `${n(value)} ${value === 1 ? singular : plural}`;
+}
+
 /** A readable diff of a plan, for the CLI and `GET /api/plan?format=text`. */
-export function renderPlan(plan: Plan): string {
+export function renderPlan(plan: Plan, options: RenderOptions = {}): string {
+  const colours = options.colours ?? { red: plain, green: plain, yellow: plain, dim: plain };
   const lines: string[] = [];
   const r = plan.registry;
   lines.push(`Registry ${r.name} (${r.location}, ${r.sku}, defaultAction ${r.defaultAction})`);
@@ -15,7 +43,7 @@ export function renderPlan(plan: Plan): string {
     }
     for (const tag of plan.source.tags) {
       lines.push(
-        `  ${tag.name} changeNumber ${tag.changeNumber}: ${tag.ipv4Prefixes} IPv4 prefix(es)${tag.ipv6Skipped > 0 ? `, ${tag.ipv6Skipped} IPv6 skipped` : ""}`,
+        `  ${tag.name} changeNumber ${tag.changeNumber}: ${count(tag.ipv4Prefixes, "IPv4 prefix", "IPv4 prefixes")}${tag.ipv6Skipped > 0 ? `, ${n(tag.ipv6Skipped)} IPv6 skipped` : ""}`,
       );
     }
   } else {
@@ -23,28 +51,32 @@ export function renderPlan(plan: Plan): string {
   }
   const c = plan.counts;
   lines.push(
-    `Rules: ${c.before} -> ${c.after} of ${c.limit}${c.limitSource === "default" ? " (assumed)" : ""}: people ${c.peopleRules}, pinned ${c.pinnedRules}, service ${c.serviceRules}; budget ${c.budget} after headroom ${c.headroom}`,
+    `Rules: ${n(c.before)} -> ${n(c.after)} of ${n(c.limit)}${c.limitSource === "default" ? " (assumed)" : ""}: people ${n(c.peopleRules)}, pinned ${n(c.pinnedRules)}, service ${n(c.serviceRules)}; budget ${n(c.budget)} after headroom ${n(c.headroom)}`,
   );
   const a = plan.aggregation;
   lines.push(
-    `Published: ${a.publishedPrefixes} prefix(es), ${a.mergedPrefixes} after merge, ${a.targetAddresses} address(es); extra addresses admitted: ${a.extraAddresses}`,
+    `Published: ${count(a.publishedPrefixes, "prefix", "prefixes")}, ${n(a.mergedPrefixes)} after merge, ${count(a.targetAddresses, "address", "addresses")}; extra addresses admitted: ${n(a.extraAddresses)}`,
   );
   lines.push(`Ownership: ${plan.ownership === "ledger" ? "from the ledger" : "adopted (no ledger yet)"}`);
   lines.push("");
-  const width = Math.max(18, ...[...plan.adds, ...plan.removes, ...plan.kept].map((rule) => rule.rule.length));
+  const showUnchanged = options.showUnchanged ?? true;
+  const shownKept = showUnchanged ? plan.kept : [];
+  const width = Math.max(18, ...[...plan.adds, ...plan.removes, ...shownKept].map((rule) => rule.rule.length));
   const row = (mark: string, rule: PlannedRule) =>
     `  ${mark} ${rule.rule.padEnd(width)}  ${rule.owner.padEnd(7)}  ${rule.reason}`;
-  for (const rule of plan.adds) lines.push(row("+", rule));
-  for (const rule of plan.removes) lines.push(row("-", rule));
-  for (const rule of plan.kept) lines.push(row("=", rule));
+  for (const rule of plan.adds) lines.push(colours.green(row("+", rule)));
+  for (const rule of plan.removes) lines.push(colours.red(row("-", rule)));
+  for (const rule of shownKept) lines.push(colours.dim(row("=", rule)));
+  if (!showUnchanged && plan.kept.length > 0)
+    lines.push(colours.dim(`  = ${count(plan.kept.length, "unchanged rule")} (--show-unchanged lists them)`));
   if (plan.adds.length + plan.removes.length + plan.kept.length === 0) lines.push("  (no rules)");
   lines.push("");
   lines.push(
     plan.changed
-      ? `Changes: ${plan.adds.length} to add, ${plan.removes.length} to remove.`
+      ? `Changes: ${n(plan.adds.length)} to add, ${n(plan.removes.length)} to remove.`
       : "No changes: the registry already holds the planned rules.",
   );
-  for (const warning of plan.warnings) lines.push(`warning: ${warning.message}`);
-  for (const guard of plan.guards) lines.push(`guard ${guard.guard}: ${guard.message}`);
+  for (const warning of plan.warnings) lines.push(colours.yellow(`warning: ${warning.message}`));
+  for (const guard of plan.guards) lines.push(colours.red(`guard ${guard.guard}: ${guard.message}`));
   return lines.join("\n") + "\n";
 }

@@ -3,7 +3,7 @@ import { randomBytes } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createPlanHandler } from "../../src/app/plan-handler.js";
 import type { Runtime } from "../../src/app/runtime.js";
-import { startHarness, type Harness } from "../support/harness.js";
+import { FAST_TUNING, startHarness, type Harness } from "../support/harness.js";
 
 /**
  * A burst of `GET /api/plan` on one Functions worker: the source chain downloads the file once per
@@ -22,12 +22,16 @@ beforeAll(async () => {
   harness = await startHarness();
   name = `burst${randomBytes(3).toString("hex")}`;
   const id = harness.addRegistry({ name, ipRules: ["203.0.113.10"] });
-  runtime = harness.runtime({
-    TARGET_REGISTRIES: id,
-    AzureWebJobsStorage: process.env.AZURITE_CONNECTION_STRING,
-    LEDGER_CONTAINER: `burst-${randomBytes(6).toString("hex")}`,
-    SERVICE_TAGS_CACHE_SECONDS: "600",
-  });
+  runtime = harness.runtime(
+    {
+      TARGET_REGISTRIES: id,
+      AzureWebJobsStorage: process.env.AZURITE_CONNECTION_STRING,
+      LEDGER_CONTAINER: `burst-${randomBytes(6).toString("hex")}`,
+      SERVICE_TAGS_CACHE_SECONDS: "600",
+    },
+    // 50 plans read the registry at once on a shared 2-core machine: the ARM reads get room, not the source.
+    { tuning: { ...FAST_TUNING, registry: { ...FAST_TUNING.registry, requestTimeoutMs: 60_000 } } },
+  );
 });
 afterAll(async () => {
   await harness?.close();

@@ -224,7 +224,7 @@ describe("GET /api/plan", () => {
     });
     expect(err.join("")).toBe("");
     expect(code).toBe(0);
-    const cliPlan = JSON.parse(out.join("")) as Record<string, unknown>;
+    const cliPlan = cliPlanOf(out.join(""));
     expect(withoutRetrievedAt(cliPlan)).toEqual(withoutRetrievedAt(httpPlan));
     // The two runs did read the same changed state: a ledger-owned plan with one rule to restore.
     expect(cliPlan.ownership).toBe("ledger");
@@ -241,11 +241,16 @@ describe("GET /api/plan", () => {
       env,
     });
     expect(code).toBe(0);
-    expect(withoutRetrievedAt(JSON.parse(out.join("")) as Record<string, unknown>)).toEqual(
-      withoutRetrievedAt(httpPlan),
-    );
+    expect(withoutRetrievedAt(cliPlanOf(out.join("")))).toEqual(withoutRetrievedAt(httpPlan));
   });
 });
+
+/** The plan of the first result of the CLI's JSON envelope. */
+function cliPlanOf(stdout: string): Record<string, unknown> {
+  const plan = (JSON.parse(stdout) as { results: { plan: Record<string, unknown> | null }[] }).results[0]?.plan;
+  if (plan === undefined || plan === null) throw new Error(`no plan in the CLI output: ${stdout}`);
+  return plan;
+}
 
 /**
  * Registry A after an applied sync from which a person then removed one of our rules, so that a

@@ -1,11 +1,10 @@
-import { execFile } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { fixturePath, projectRoot } from "../support/paths.js";
+import { runBuiltCli, type CliRun } from "../support/cli-process.js";
+import { fixturePath } from "../support/paths.js";
 import { startHarness, type Harness } from "../support/harness.js";
 import { tlsPaths } from "../support/tls.js";
 
@@ -15,8 +14,6 @@ import { tlsPaths } from "../support/tls.js";
  * IDENTITY_HEADER, as @azure/identity does by itself. dist/ is built by the global setup.
  */
 
-const run = promisify(execFile);
-const MAIN = join(projectRoot(), "dist", "src", "cli", "main.js");
 const SERVICE_TAGS = fixturePath("servicetags", "ServiceTags_Public_20251020.acr.json");
 const PEOPLE = ["203.0.113.10", "198.51.100.0/24"];
 
@@ -32,26 +29,13 @@ afterAll(async () => {
   rmSync(scratch, { recursive: true, force: true });
 });
 
-interface Outcome {
-  readonly code: number;
-  readonly stdout: string;
-  readonly stderr: string;
-}
-
-async function cli(args: string[], extraEnv: Record<string, string> = {}): Promise<Outcome> {
-  const env = {
-    PATH: process.env.PATH ?? "",
+function cli(args: string[], extraEnv: Record<string, string> = {}): Promise<CliRun> {
+  return runBuiltCli(args, {
     ...harness.settings({ SERVICE_TAGS_URL: SERVICE_TAGS }),
     NODE_EXTRA_CA_CERTS: tlsPaths.ca,
+    HOME: scratch,
     ...extraEnv,
-  };
-  try {
-    const { stdout, stderr } = await run(process.execPath, [MAIN, ...args], { env: env as NodeJS.ProcessEnv });
-    return { code: 0, stdout, stderr };
-  } catch (error) {
-    const failed = error as { code?: number; stdout?: string; stderr?: string };
-    return { code: failed.code ?? -1, stdout: failed.stdout ?? "", stderr: failed.stderr ?? "" };
-  }
+  });
 }
 
 function registry(): { id: string; state: string } {
@@ -65,7 +49,9 @@ describe("acr-allowlist-sync plan and apply, as a separate process", () => {
     const plan = await cli(["plan", "--registry", id, "--state", state, "--json"]);
     expect(plan.stderr).toBe("");
     expect(plan.code).toBe(0);
-    const planned = JSON.parse(plan.stdout) as { adds: unknown[]; changed: boolean; registry: { id: string } };
+    const planned = (JSON.parse(plan.stdout) as { results: { plan: { adds: unknown[]; changed: boolean } }[] })
+      .results[0]?.plan;
+    if (planned === undefined) throw new Error("no plan in the envelope");
     expect(planned.changed).toBe(true);
     expect(planned.adds).toHaveLength(11);
     expect(harness.arm.registry(id).ipRules).toEqual(PEOPLE);
@@ -78,7 +64,7 @@ describe("acr-allowlist-sync plan and apply, as a separate process", () => {
 
     const again = await cli(["apply", "--registry", id, "--state", state, "--json"]);
     expect(again.code).toBe(0);
-    expect((JSON.parse(again.stdout) as { outcome: string }).outcome).toBe("unchanged");
+    expect((JSON.parse(again.stdout) as { results: { outcome: string }[] }).results[0]?.outcome).toBe("unchanged");
 
     const history = await cli(["history", "--registry", id, "--state", state]);
     expect(history.code).toBe(0);
@@ -124,7 +110,8 @@ describe("acr-allowlist-sync plan and apply, as a separate process", () => {
     expect((await cli(["apply", "--registry", id, "--state", state])).code).toBe(0);
     const applied = harness.arm.registry(id).ipRules;
     const history = await cli(["history", "--registry", id, "--state", state, "--json"]);
-    const [entry] = JSON.parse(history.stdout) as { id: string }[];
+    const [entry] =
+      (JSON.parse(history.stdout) as { results: { entries: { id: string }[] }[] }).results[0]?.entries ?? [];
     if (entry === undefined) throw new Error("no audit entry");
     harness.arm.setIpRules(id, PEOPLE);
 

@@ -121,6 +121,7 @@ describe("reading a registry", () => {
       networkRuleBypassOptions: "AzureServices",
       networkRuleBypassAllowedForTasks: false,
       replicaLocations: ["japaneast", "japanwest"],
+      legacyVirtualNetworkRules: 0,
     });
     expect(requestsFor(ref).map((r) => r.op)).toEqual(["get", "usages", "replications"]);
   });

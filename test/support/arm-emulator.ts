@@ -4,6 +4,7 @@ import { createServer } from "node:https";
 import { isIPv4, isIPv6, type AddressInfo, type Socket } from "node:net";
 import { SERVICE_TAGS_API_PATH, ServiceTagsApiEmulator } from "./service-tags-api.js";
 import { serverTlsOptions } from "./tls.js";
+import { TASKS_API_VERSION, TasksEmulation, type TasksBehaviour, type TasksFault } from "./arm-tasks.js";
 
 /**
  * A local Azure Resource Manager for `Microsoft.ContainerRegistry/registries`, served over HTTPS
@@ -12,6 +13,10 @@ import { serverTlsOptions } from "./tls.js";
  * Azure-AsyncOperation polling of a PATCH, `listUsages` and the paged replications list. It
  * validates PATCHes like ACR (Premium only, IPv4 only, the IP rule quota) and injects faults on
  * demand. No test-framework imports: the offline demo runs it from dist/.
+ *
+ * ACR Tasks (api-version 2019-06-01-preview, used by the canary) live in `./arm-tasks.ts`:
+ * `scheduleRun` as a long-running operation, runs whose state moves over time, `listLogSasUrl`
+ * pointing at a log blob served here, and agents refused unless the registry's rules admit them.
  */
 
 export const ARM_API_VERSION = "2025-11-01";
@@ -21,6 +26,9 @@ export const REGISTRY_ACTIONS = {
   poll: "Microsoft.ContainerRegistry/registries/operationStatuses/read",
   usages: "Microsoft.ContainerRegistry/registries/listUsages/read",
   replications: "Microsoft.ContainerRegistry/registries/replications/read",
+  scheduleRun: "Microsoft.ContainerRegistry/registries/scheduleRun/action",
+  getRun: "Microsoft.ContainerRegistry/registries/runs/read",
+  listLogSasUrl: "Microsoft.ContainerRegistry/registries/runs/listLogSasUrl/action",
 } as const;
 
 export type ArmOp = keyof typeof REGISTRY_ACTIONS;
@@ -48,6 +56,11 @@ export interface RegistrySpec {
   readonly storeSingleAddressAs?: SingleAddressStorage;
   /** Actions the caller's role lacks on this registry: answered 403 `AuthorizationFailed`. */
   readonly deniedActions?: readonly string[];
+  /**
+   * Legacy (service-endpoint) virtual-network rules on the registry: invisible in the 2025-11-01
+   * documents, counted by `listUsages` as `VNetRules`. Default 0.
+   */
+  readonly legacyVirtualNetworkRules?: number;
 }
 
 /** The emulator's view of a registry (a copy; change it with the emulator's methods). */
@@ -68,6 +81,7 @@ export interface RegistryState {
   readonly ruleLimit: number | null;
   readonly storeSingleAddressAs: SingleAddressStorage;
   readonly deniedActions: readonly string[];
+  readonly legacyVirtualNetworkRules: number;
 }
 
 type MutableRegistry = { -readonly [K in keyof RegistryState]: RegistryState[K] };
@@ -98,7 +112,9 @@ export type Fault =
       readonly kind: "concurrent-writer";
       readonly when: "before" | "after";
       readonly write: (emulator: ArmEmulator, registryId: string) => void;
-    };
+    }
+  /** ACR Tasks only (see `./arm-tasks.ts`): how a scheduled run ends, or an unreadable log. */
+  | TasksFault;
 
 export interface FaultRule {
   readonly op: ArmOp | "any";
@@ -118,7 +134,7 @@ export interface ArmRequestRecord {
   /** The HTTP status answered, or how the request ended without one. */
   status: number | "reset" | "hang";
   readonly fault: Fault["kind"] | undefined;
-  /** The raw request body (PATCH only). */
+  /** The raw request body (PATCH and POST only). */
   readonly body: string | undefined;
 }
 
@@ -131,6 +147,8 @@ export interface ArmEmulatorBehaviour {
   readonly retryAfterSeconds?: number;
   /** Replications per page; more are reached through `nextLink` (default 100). */
   readonly replicationsPageSize?: number;
+  /** ACR Tasks timing and answers (see `./arm-tasks.ts`). */
+  readonly tasks?: TasksBehaviour;
 }
 
 export interface ArmEmulatorOptions extends ArmEmulatorBehaviour {
@@ -147,14 +165,14 @@ interface Operation {
   finished: boolean;
 }
 
-interface Answer {
+export interface Answer {
   readonly status: number;
   readonly body?: unknown;
   readonly headers?: Readonly<Record<string, string>>;
 }
 
 const REGISTRY_PATH =
-  /^\/subscriptions\/([^/]+)\/resourceGroups\/([^/]+)\/providers\/Microsoft\.ContainerRegistry\/registries\/([^/]+)(?:\/(listUsages|replications|operationStatuses\/([^/]+)))?\/?$/i;
+  /^\/subscriptions\/([^/]+)\/resourceGroups\/([^/]+)\/providers\/Microsoft\.ContainerRegistry\/registries\/([^/]+)(?:\/(listUsages|replications|operationStatuses\/([^/]+)|scheduleRun|runs\/[^/]+(?:\/listLogSasUrl)?))?\/?$/i;
 const DEFAULT_RULE_LIMIT = 100;
 const MAX_BODY_BYTES = 1024 * 1024;
 const PRINCIPAL_ID = "9f3c2b1a-0000-4000-8000-00000000c0de";
@@ -176,7 +194,7 @@ export class ArmEmulator {
   private readonly operations = new Map<string, Operation>();
   private readonly faults: { rule: FaultRule; left: number }[] = [];
   private readonly sockets = new Set<Socket>();
-  private behaviour: Required<ArmEmulatorBehaviour> = {
+  private behaviour: Required<Omit<ArmEmulatorBehaviour, "tasks">> = {
     patchResponse: "async",
     pollsBeforeDone: 1,
     retryAfterSeconds: 0,
@@ -187,6 +205,12 @@ export class ArmEmulator {
     this.handle(req, res).catch(() => req.socket.destroy());
   });
   private baseUrl = "";
+  /** ACR Tasks: runs, agents and log blobs. */
+  readonly tasks = new TasksEmulation({
+    registry: (id) => this.find(id),
+    baseUrl: () => this.baseUrl,
+    addOperation: (registryId, apply) => this.addOperation(registryId, apply),
+  });
 
   constructor(private readonly options: ArmEmulatorOptions) {
     this.configure(options);
@@ -230,6 +254,7 @@ export class ArmEmulator {
       retryAfterSeconds: behaviour.retryAfterSeconds ?? current.retryAfterSeconds,
       replicationsPageSize: behaviour.replicationsPageSize ?? current.replicationsPageSize,
     };
+    if (behaviour.tasks !== undefined) this.tasks.configure(behaviour.tasks);
   }
 
   /** Adds a registry and returns its resource ID. */
@@ -254,6 +279,7 @@ export class ArmEmulator {
       ruleLimit: spec.ruleLimit === undefined ? DEFAULT_RULE_LIMIT : spec.ruleLimit,
       storeSingleAddressAs: spec.storeSingleAddressAs ?? "as-sent",
       deniedActions: [...(spec.deniedActions ?? [])],
+      legacyVirtualNetworkRules: spec.legacyVirtualNetworkRules ?? 0,
     });
     return id;
   }
@@ -320,12 +346,19 @@ export class ArmEmulator {
       this.serviceTagsApi.handle(req, res, url, token !== undefined && this.options.acceptToken(token), this.baseUrl);
       return;
     }
+    // Run logs are blobs behind a SAS, not ARM: no bearer token, no api-version.
+    if (this.tasks.isLogBlob(url)) {
+      const blob = this.tasks.serveLog(req, url);
+      res.writeHead(blob.status, blob.headers);
+      res.end(blob.body);
+      return;
+    }
     const match = REGISTRY_PATH.exec(url.pathname);
     const method = req.method ?? "GET";
     const op = classify(method, match);
     const target = match === null ? undefined : targetOf(match);
     const registryId = target?.id;
-    const body = method === "PATCH" ? await readBody(req) : undefined;
+    const body = method === "PATCH" || method === "POST" ? await readBody(req) : undefined;
     const fault = op === "unknown" ? undefined : this.takeFault(op, registryId);
     const record: ArmRequestRecord = {
       method,
@@ -400,11 +433,18 @@ export class ArmEmulator {
         "MissingApiVersionParameter",
         "The api-version query parameter (?api-version=) is required for all requests.",
       );
-    if (apiVersion !== ARM_API_VERSION) {
+    // Tasks answer only on their preview version; a poll URL carries the version of the operation it follows.
+    const versions =
+      op === "scheduleRun" || op === "getRun" || op === "listLogSasUrl"
+        ? [TASKS_API_VERSION]
+        : op === "poll"
+          ? [ARM_API_VERSION, TASKS_API_VERSION]
+          : [ARM_API_VERSION];
+    if (!versions.includes(apiVersion)) {
       return armError(
         400,
         "InvalidApiVersionParameter",
-        `The api-version '${apiVersion}' is invalid. The supported versions are '${ARM_API_VERSION}'.`,
+        `The api-version '${apiVersion}' is invalid. The supported versions are '${versions.join("', '")}'.`,
       );
     }
     if (op === "unknown" || target === undefined)
@@ -435,7 +475,27 @@ export class ArmEmulator {
         return { status: 200, body: usagesDocument(registry) };
       case "replications":
         return this.replications(registry, url);
+      case "scheduleRun":
+        return this.tasks.scheduleRun(registry, body ?? "", fault, this.behaviour.retryAfterSeconds);
+      case "getRun":
+        return this.tasks.getRun(registry, runIdOf(url.pathname));
+      case "listLogSasUrl":
+        return this.tasks.listLogSasUrl(registry, runIdOf(url.pathname), fault);
     }
+  }
+
+  /** A long-running operation followed through `operationStatuses` (PATCH and scheduleRun share them). */
+  private addOperation(registryId: string, apply: () => void): string {
+    const operation: Operation = {
+      id: `registries-${randomUUID()}`,
+      registryKey: registryId.toLowerCase(),
+      apply,
+      outcome: "succeeded",
+      pollsLeft: this.behaviour.pollsBeforeDone,
+      finished: false,
+    };
+    this.operations.set(operation.id, operation);
+    return operation.id;
   }
 
   private patch(registry: MutableRegistry, text: string, fault: Fault | undefined): Answer {
@@ -553,8 +613,19 @@ function classify(method: string, match: RegExpExecArray | null): ArmOp | "unkno
   if (match === null) return "unknown";
   const sub = match[4]?.toLowerCase();
   if (sub === undefined) return method === "GET" ? "get" : method === "PATCH" ? "patch" : "unknown";
+  if (sub === "schedulerun") return method === "POST" ? "scheduleRun" : "unknown";
+  if (sub.startsWith("runs/")) {
+    if (sub.endsWith("/listlogsasurl")) return method === "POST" ? "listLogSasUrl" : "unknown";
+    return method === "GET" ? "getRun" : "unknown";
+  }
   if (method !== "GET") return "unknown";
   return sub === "listusages" ? "usages" : sub === "replications" ? "replications" : "poll";
+}
+
+function runIdOf(pathname: string): string {
+  const parts = pathname.split("/");
+  const index = parts.findIndex((part) => part.toLowerCase() === "runs");
+  return decodeURIComponent(parts[index + 1] ?? "");
 }
 
 function registryDocument(registry: RegistryState): unknown {
@@ -598,7 +669,7 @@ function usagesDocument(registry: RegistryState): unknown {
       { name: "Size", limit: 536_870_912_000, currentValue: 1_234_567, unit: "Bytes" },
       { name: "Webhooks", limit: 500, currentValue: 0, unit: "Count" },
       ...ipRules,
-      { name: "VNetRules", limit: 100, currentValue: 0, unit: "Count" },
+      { name: "VNetRules", limit: 100, currentValue: registry.legacyVirtualNetworkRules, unit: "Count" },
     ],
   };
 }
@@ -682,6 +753,8 @@ function parsePatch(registry: RegistryState, text: string): { changes: Partial<M
   if (values.length > limit) return armError(400, "QuotaExceeded", quotaExceededMessage(limit, registry.sku));
   changes.defaultAction = ruleSet.defaultAction;
   changes.ipRules = values;
+  // The PATCH replaces the whole rule set: one without virtualNetworkRules drops the legacy ones.
+  if (!Array.isArray(ruleSet.virtualNetworkRules)) changes.legacyVirtualNetworkRules = 0;
   return { changes };
 }
 

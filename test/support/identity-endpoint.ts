@@ -24,6 +24,8 @@ export interface IdentityEndpointOptions {
 
 export interface TokenRequestRecord {
   readonly resource: string | undefined;
+  /** `client_id` of a user-assigned identity, when the client named one. */
+  readonly clientId?: string | undefined;
   readonly status: number;
 }
 
@@ -99,8 +101,9 @@ export class IdentityEndpoint {
   private handle(req: IncomingMessage, res: ServerResponse): void {
     const url = new URL(req.url ?? "/", "http://localhost");
     const resource = url.searchParams.get("resource") ?? undefined;
+    const clientId = url.searchParams.get("client_id") ?? undefined;
     const answer = (status: number, body: unknown): void => {
-      this.requests.push({ resource, status });
+      this.requests.push({ resource, clientId, status });
       res.writeHead(status, { "content-type": "application/json" });
       res.end(JSON.stringify(body));
     };

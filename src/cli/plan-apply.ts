@@ -1,0 +1,138 @@
+import { createRuntime } from "../app/runtime.js";
+import { GuardError } from "../errors.js";
+import { guardErrorFor } from "../sync/guards.js";
+import { runInvocation, type TargetOutcome } from "../sync/invocation.js";
+import type { CliIO, Subcommand } from "./command.js";
+import {
+  detailedExitCodeOf,
+  envelope,
+  exitCodeOf,
+  failed,
+  succeeded,
+  type Envelope,
+  type EnvelopeResult,
+} from "./envelope.js";
+import type { FlagDoc } from "./flag-docs.js";
+import { envOf } from "./output.js";
+import {
+  cliActor,
+  HELP_FLAG,
+  JSON_FLAG,
+  parseRegistryCommand,
+  registryCommandHelp,
+  settingFlags,
+  STATE_FLAG,
+  writeWarnings,
+  type RegistryCommandSpec,
+} from "./registry-flags.js";
+import { printResults } from "./report.js";
+
+const SHOW_UNCHANGED: FlagDoc = {
+  name: "show-unchanged",
+  type: "boolean",
+  help: "List every rule that stays as it is (default: their count).",
+};
+
+const PLAN: RegistryCommandSpec = {
+  name: "plan",
+  synopsis:
+    "plan --registry <resource ID> [--service-tags <url|file>] [--state <file|blob>] [--detailed-exitcode] [--json]",
+  description:
+    "Dry run: read the registry and the service tags, print the plan and the guards an apply would meet. Writes nothing.",
+  flags: [
+    ...settingFlags(),
+    STATE_FLAG,
+    {
+      name: "detailed-exitcode",
+      type: "boolean",
+      help: "Exit 0 no changes anywhere, 2 changes pending, 3 an apply would be refused by a guard, 1 any error.",
+    },
+    SHOW_UNCHANGED,
+    JSON_FLAG,
+    HELP_FLAG,
+  ],
+  exitCodes:
+    "Exit codes: 0 every registry ok, 1 a registry failed or would be refused, 2 bad usage or configuration;\nwith --detailed-exitcode: 0 no changes, 2 changes pending, 3 an apply would be refused, 1 any error.",
+};
+
+const APPLY: RegistryCommandSpec = {
+  name: "apply",
+  synopsis: "apply --registry <resource ID> [--service-tags <url|file>] [--state <file|blob>] [--force] [--json]",
+  description:
+    "Plan, print the plan, then write the registry's IP rules (guards first), verify them and record the change. A frozen registry is skipped.",
+  flags: [
+    ...settingFlags(),
+    STATE_FLAG,
+    {
+      name: "force",
+      type: "boolean",
+      help: "Let this run pass the mass-removal and stale-source guards (an operator's decision).",
+    },
+    { name: "quiet", type: "boolean", short: "q", help: "No progress on stderr while ARM applies the update." },
+    SHOW_UNCHANGED,
+    JSON_FLAG,
+    HELP_FLAG,
+  ],
+};
+
+/** A TargetOutcome as an envelope result: refusals keep the plan they refused. */
+export function resultOf(outcome: TargetOutcome): EnvelopeResult {
+  const registry = outcome.target.ref.id;
+  if (!outcome.ok) {
+    const plan = outcome.error instanceof GuardError ? (outcome.error.plan ?? null) : null;
+    return failed(registry, outcome.error, plan);
+  }
+  const { result } = outcome;
+  if (result.outcome === "dry-run" && result.plan.guards.length > 0) {
+    // A plan whose apply a guard would stop: refused, with the plan, so scripts and people see both.
+    return failed(registry, guardErrorFor(result.plan, result.plan.guards), result.plan);
+  }
+  return succeeded(
+    registry,
+    result.outcome,
+    result.plan,
+    result.outcome === "dry-run" ? {} : { auditId: result.auditId ?? null, attempts: result.attempts },
+  );
+}
+
+async function planOrApply(spec: RegistryCommandSpec, args: readonly string[], io: CliIO): Promise<number> {
+  const env = envOf(io);
+  const parsed = parseRegistryCommand(spec, args, env);
+  if (parsed.values.help === true) {
+    io.stdout.write(registryCommandHelp(spec));
+    return 0;
+  }
+  writeWarnings(io.stderr, parsed.warnings);
+  const runtime = createRuntime(parsed.env, { ledger: parsed.ledger });
+  const mode = spec.name === "apply" ? "apply" : "plan";
+  const outcomes = await runInvocation(runtime.settings, runtime.ports, {
+    mode,
+    trigger: "cli",
+    actor: cliActor(),
+    force: parsed.values.force === true,
+  });
+  const result: Envelope = envelope(spec.name, outcomes.map(resultOf));
+  printResults(io, result, {
+    json: parsed.values.json === true,
+    showUnchanged: parsed.values["show-unchanged"] === true,
+  });
+  return mode === "plan" && parsed.values["detailed-exitcode"] === true
+    ? detailedExitCodeOf(result)
+    : exitCodeOf(result);
+}
+
+export const planCommand: Subcommand = {
+  name: "plan",
+  summary: "Dry run: read the registry and the service tags, print the plan, write nothing.",
+  usage: registryCommandHelp(PLAN),
+  envelope: true,
+  run: (args, io) => planOrApply(PLAN, args, io),
+};
+
+export const applyCommand: Subcommand = {
+  name: "apply",
+  summary: "Plan, then write the registry's IP rules (guards first), verify and record the change.",
+  usage: registryCommandHelp(APPLY),
+  envelope: true,
+  run: (args, io) => planOrApply(APPLY, args, io),
+};
