@@ -1,3 +1,4 @@
+import { dirname, join, resolve as resolvePath } from "node:path";
 import { DefaultAzureCredential, type TokenCredential } from "@azure/identity";
 import { loadSettings, type Settings, type SettingsSource } from "../config/settings.js";
 import { blobContainerFromSettings, createBlobLedgerStore } from "../ledger/blob-store.js";
@@ -5,22 +6,26 @@ import { createFileLedgerStore } from "../ledger/file-store.js";
 import type { LedgerStore } from "../ledger/types.js";
 import { createTasksGateway } from "../canary/tasks-client.js";
 import { createArmRegistryGateway, type ArmRegistryGatewayOptions } from "../registry/arm-gateway.js";
-import { dirname, resolve as resolvePath } from "node:path";
-import type { ContainerClient } from "@azure/storage-blob";
 import { createCachedSource } from "../servicetags/cache.js";
 import { createSourceChain } from "../servicetags/chain.js";
 import { createDiscoveryApiSource, type DiscoveryApiSource } from "../servicetags/discovery-api.js";
 import { createLastGoodStore } from "../servicetags/last-good.js";
 import { createServiceTagsSource, type ServiceTagsSourceOptions } from "../servicetags/source.js";
-import { createBlobStateStore, createFileStateStore } from "../servicetags/state-store.js";
+import { createBlobStateStore, createFileStateStore, type SourceStateStore } from "../servicetags/state-store.js";
 import type { RegistryGateway } from "../registry/types.js";
 import type { InvocationPorts } from "../sync/invocation.js";
 import { createTelemetry } from "../telemetry/azure-monitor.js";
+import { createBlobDiscoveryMemory, createFileDiscoveryMemory, discoveryMemoryName } from "../discovery/memory.js";
+import { createResourceGraphSource, type ResourceGraphSourceOptions } from "../discovery/resource-graph.js";
+import type { DiscoveryMemory } from "../discovery/types.js";
+import { createThrottleGate, type ThrottleGate } from "../registry/throttle.js";
 
 /** Settings plus the ports built from them: what every entry point (timer, HTTP, CLI) runs on. */
 export interface Runtime {
   readonly settings: Settings;
   readonly ports: InvocationPorts;
+  /** Shared by the registry and Resource Graph clients: one 429 pauses its subscription for all. */
+  readonly throttleGate: ThrottleGate;
 }
 
 export type LedgerChoice = { readonly kind: "blob" } | { readonly kind: "file"; readonly path: string };
@@ -37,6 +42,7 @@ export interface RuntimeOptions {
   readonly tuning?: {
     readonly registry?: Pick<ArmRegistryGatewayOptions, "retryOptions" | "pollIntervalMs" | "requestTimeoutMs">;
     readonly serviceTags?: Pick<ServiceTagsSourceOptions, "retryDelayMs" | "sleep" | "now">;
+    readonly discovery?: Pick<ResourceGraphSourceOptions, "retryOptions" | "pageSize" | "sleep" | "maxQuotaWaitMs">;
   };
 }
 
@@ -48,24 +54,35 @@ export function createRuntime(env: SettingsSource, options: RuntimeOptions = {})
     new DefaultAzureCredential(
       settings.azureClientId === undefined ? {} : { managedIdentityClientId: settings.azureClientId },
     );
-  const container: ContainerClient | undefined =
-    options.ledger?.kind === "file"
-      ? undefined
-      : blobContainerFromSettings({
-          connectionString: settings.storage.connectionString,
-          blobServiceUri: settings.storage.blobServiceUri,
-          credential: ledgerCredential(settings, credential, options.credential),
-          containerName: settings.ledgerContainer,
-        });
-  const ledger: LedgerStore =
-    container === undefined
-      ? createFileLedgerStore({ path: options.ledger?.kind === "file" ? options.ledger.path : "" })
-      : createBlobLedgerStore({ containerClient: container });
+  const throttleGate = createThrottleGate();
+  const tag = settings.discovery.tag;
+  const memoryName = tag === undefined ? undefined : discoveryMemoryName(tag, settings.discovery.scopes);
+  let ledger: LedgerStore;
+  let discoveryMemory: DiscoveryMemory | undefined;
+  // The last-good service-tags copy lives next to the ledger: beside the ledger file, or in the ledger container.
+  let stateStore: SourceStateStore;
+  if (options.ledger?.kind === "file") {
+    ledger = createFileLedgerStore({ path: options.ledger.path });
+    if (memoryName !== undefined)
+      discoveryMemory = createFileDiscoveryMemory(join(dirname(options.ledger.path), memoryName));
+    stateStore = createFileStateStore(dirname(resolvePath(options.ledger.path)));
+  } else {
+    const containerClient = blobContainerFromSettings({
+      connectionString: settings.storage.connectionString,
+      blobServiceUri: settings.storage.blobServiceUri,
+      credential: ledgerCredential(settings, credential, options.credential),
+      containerName: settings.ledgerContainer,
+    });
+    ledger = createBlobLedgerStore({ containerClient });
+    if (memoryName !== undefined) discoveryMemory = createBlobDiscoveryMemory(containerClient, memoryName);
+    stateStore = createBlobStateStore(containerClient);
+  }
   const registry = createArmRegistryGateway({
     credential,
     cloud: settings.cloud,
     endpoint: settings.armEndpoint,
     operationTimeoutMs: settings.operationTimeoutMs,
+    throttleGate,
     ...options.tuning?.registry,
   });
   const files = createServiceTagsSource({
@@ -80,26 +97,29 @@ export function createRuntime(env: SettingsSource, options: RuntimeOptions = {})
     ...options.tuning?.serviceTags,
   });
   const explicit = settings.serviceTags.url !== undefined;
-  // The last-good copy lives next to the ledger: beside the ledger file, or in the ledger container.
-  const stateStore =
-    options.ledger?.kind === "file"
-      ? createFileStateStore(dirname(resolvePath(options.ledger.path)))
-      : container === undefined
-        ? undefined
-        : createBlobStateStore(container);
   const chain = createSourceChain({
     cloud: settings.cloud,
     files,
     explicit,
     api:
       explicit || !settings.serviceTags.apiEnabled ? undefined : discoveryApi(settings, credential, registry, options),
-    lastGood: explicit || stateStore === undefined ? undefined : createLastGoodStore(stateStore, settings.cloud),
+    lastGood: explicit ? undefined : createLastGoodStore(stateStore, settings.cloud),
     maxAgeDays: settings.serviceTags.maxAgeDays,
     now: options.tuning?.serviceTags?.now,
   });
   return {
     settings,
+    throttleGate,
     ports: {
+      discovery: createResourceGraphSource({
+        credential,
+        cloud: settings.cloud,
+        endpoint: settings.armEndpoint,
+        throttleGate,
+        retryOptions: options.tuning?.registry?.retryOptions,
+        ...options.tuning?.discovery,
+      }),
+      discoveryMemory,
       registry,
       // The canary's ACR Tasks calls ride the same pipeline options (token, retries, timeouts) as the registry's.
       tasks: createTasksGateway({

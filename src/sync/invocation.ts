@@ -1,8 +1,10 @@
 import { AllowlistSyncError, GuardError, describeError, type GuardName } from "../errors.js";
 import type { Settings, TargetConfig } from "../config/settings.js";
 import type { ServiceTagsDocument } from "../servicetags/schema.js";
+import type { DiscoveryMemory, DiscoverySource } from "../discovery/types.js";
 import type { TasksGateway } from "../canary/tasks-client.js";
 import type { TelemetrySink } from "../telemetry/types.js";
+import { forEachBounded } from "./bounded.js";
 import { syncTarget, type RunResult, type SyncMode, type SyncPorts } from "./run.js";
 
 /** Fetches the current service-tags file (the source chain lives in `src/servicetags/source.ts`). */
@@ -13,6 +15,9 @@ export interface ServiceTagsSource {
 export interface InvocationPorts extends SyncPorts {
   readonly serviceTags: ServiceTagsSource;
   readonly telemetry: TelemetrySink;
+  /** Resource Graph, used when TARGET_DISCOVERY_TAG is set. */
+  readonly discovery?: DiscoverySource | undefined;
+  readonly discoveryMemory?: DiscoveryMemory | undefined;
   /** ACR Tasks, for the canary (absent: no canary runs). */
   readonly tasks?: TasksGateway;
 }
@@ -25,6 +30,8 @@ export interface InvocationOptions {
   readonly force?: boolean;
   /** Defaults to every configured target. */
   readonly targets?: readonly TargetConfig[];
+  /** Registries synced at the same time (default 1); per subscription at most `settings.maxPerSubscription`. */
+  readonly concurrency?: number;
 }
 
 export type TargetOutcome =
@@ -52,31 +59,52 @@ export async function runInvocation(
     } catch (error) {
       for (const target of targets) {
         const outcome: TargetOutcome = { target, ok: false, error, durationMs: Date.now() - started };
-        report(ports.telemetry, outcome, options.trigger, dryRun);
+        reportOutcome(ports.telemetry, outcome, options.trigger, dryRun);
         outcomes.push(outcome);
       }
       return outcomes;
     }
-    for (const target of targets) {
-      const targetStarted = Date.now();
-      let outcome: TargetOutcome;
-      try {
-        const result = await syncTarget(target, document, ports, {
-          mode: options.mode,
-          force: options.force,
-          actor: options.actor,
-          lockWaitMs: settings.lockWaitMs,
-        });
-        outcome = { target, ok: true, result, durationMs: Date.now() - targetStarted };
-      } catch (error) {
-        outcome = { target, ok: false, error, durationMs: Date.now() - targetStarted };
-      }
-      report(ports.telemetry, outcome, options.trigger, dryRun, document.newestChangeNumberSeen);
-      outcomes.push(outcome);
-    }
+    const byIndex: TargetOutcome[] = [];
+    await forEachBounded(
+      targets,
+      {
+        concurrency: options.concurrency ?? 1,
+        perKey: settings.maxPerSubscription,
+        keyOf: (target) => target.ref.subscriptionId,
+      },
+      async (target, index) => {
+        const outcome = await syncOne(settings, target, document, ports, options);
+        reportOutcome(ports.telemetry, outcome, options.trigger, dryRun, document.newestChangeNumberSeen);
+        byIndex[index] = outcome;
+      },
+    );
+    // Outcomes in the order of the targets, whatever order they finished in.
+    outcomes.push(...byIndex);
     return outcomes;
   } finally {
     await ports.telemetry.flush();
+  }
+}
+
+/** One registry against an already fetched file; never throws (the failure is the outcome). */
+export async function syncOne(
+  settings: Settings,
+  target: TargetConfig,
+  document: ServiceTagsDocument,
+  ports: SyncPorts,
+  options: Pick<InvocationOptions, "mode" | "force" | "actor">,
+): Promise<TargetOutcome> {
+  const started = Date.now();
+  try {
+    const result = await syncTarget(target, document, ports, {
+      mode: options.mode,
+      force: options.force,
+      actor: options.actor,
+      lockWaitMs: settings.lockWaitMs,
+    });
+    return { target, ok: true, result, durationMs: Date.now() - started };
+  } catch (error) {
+    return { target, ok: false, error, durationMs: Date.now() - started };
   }
 }
 
@@ -92,7 +120,8 @@ export function guardNameOf(error: unknown): GuardName | undefined {
   }
 }
 
-function report(
+/** The events of one registry's outcome: completed (plus drift and guard findings), guard tripped, or failed. */
+export function reportOutcome(
   telemetry: TelemetrySink,
   outcome: TargetOutcome,
   trigger: string,

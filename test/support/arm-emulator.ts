@@ -3,6 +3,7 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import { createServer } from "node:https";
 import { isIPv4, isIPv6, type AddressInfo, type Socket } from "node:net";
 import { SERVICE_TAGS_API_PATH, ServiceTagsApiEmulator } from "./service-tags-api.js";
+import { setTimeout as delay } from "node:timers/promises";
 import { serverTlsOptions } from "./tls.js";
 import { TASKS_API_VERSION, TasksEmulation, type TasksBehaviour, type TasksFault } from "./arm-tasks.js";
 
@@ -12,7 +13,10 @@ import { TASKS_API_VERSION, TasksEmulation, type TasksBehaviour, type TasksFault
  * 2025-11-01 (the default of @azure/arm-containerregistry 12.x): GET/PATCH of a registry, the
  * Azure-AsyncOperation polling of a PATCH, `listUsages` and the paged replications list. It
  * validates PATCHes like ACR (Premium only, IPv4 only, the IP rule quota) and injects faults on
- * demand. No test-framework imports: the offline demo runs it from dist/.
+ * demand. It also answers Azure Resource Graph queries for tagged registries (paged with
+ * `$skipToken`, with the per-user quota headers), can throttle registry calls per subscription like
+ * ARM's token buckets (429 + Retry-After) and can add latency to every answer (azure-facts §8, §9).
+ * No test-framework imports: the offline demo runs it from dist/.
  *
  * ACR Tasks (api-version 2019-06-01-preview, used by the canary) live in `./arm-tasks.ts`:
  * `scheduleRun` as a long-running operation, runs whose state moves over time, `listLogSasUrl`
@@ -20,6 +24,8 @@ import { TASKS_API_VERSION, TasksEmulation, type TasksBehaviour, type TasksFault
  */
 
 export const ARM_API_VERSION = "2025-11-01";
+export const RESOURCE_GRAPH_API_VERSION = "2024-04-01";
+export const RESOURCE_GRAPH_PATH = "/providers/Microsoft.ResourceGraph/resources";
 export const REGISTRY_ACTIONS = {
   get: "Microsoft.ContainerRegistry/registries/read",
   patch: "Microsoft.ContainerRegistry/registries/write",
@@ -56,6 +62,8 @@ export interface RegistrySpec {
   readonly storeSingleAddressAs?: SingleAddressStorage;
   /** Actions the caller's role lacks on this registry: answered 403 `AuthorizationFailed`. */
   readonly deniedActions?: readonly string[];
+  /** ARM resource tags (names case-insensitive, values as given). */
+  readonly tags?: Readonly<Record<string, string>>;
   /**
    * Legacy (service-endpoint) virtual-network rules on the registry: invisible in the 2025-11-01
    * documents, counted by `listUsages` as `VNetRules`. Default 0.
@@ -81,6 +89,7 @@ export interface RegistryState {
   readonly ruleLimit: number | null;
   readonly storeSingleAddressAs: SingleAddressStorage;
   readonly deniedActions: readonly string[];
+  readonly tags: Readonly<Record<string, string>>;
   readonly legacyVirtualNetworkRules: number;
 }
 
@@ -117,7 +126,8 @@ export type Fault =
   | TasksFault;
 
 export interface FaultRule {
-  readonly op: ArmOp | "any";
+  /** `query` is a Resource Graph query. */
+  readonly op: ArmOp | "query" | "any";
   /** How many matching requests it hits (default 1; `Infinity` for all). */
   readonly times?: number;
   /** Only requests for this registry (any spelling of the ID). */
@@ -129,13 +139,15 @@ export interface ArmRequestRecord {
   readonly method: string;
   readonly path: string;
   readonly query: string;
-  readonly op: ArmOp | "unknown";
+  readonly op: ArmOp | "query" | "unknown";
   readonly registryId: string | undefined;
   /** The HTTP status answered, or how the request ended without one. */
   status: number | "reset" | "hang";
   readonly fault: Fault["kind"] | undefined;
-  /** The raw request body (PATCH and POST only). */
+  /** The raw request body (PATCH and POST: Resource Graph queries, Tasks runs). */
   readonly body: string | undefined;
+  /** The latency added before the answer, in ms. */
+  readonly latencyMs: number;
 }
 
 export interface ArmEmulatorBehaviour {
@@ -147,8 +159,23 @@ export interface ArmEmulatorBehaviour {
   readonly retryAfterSeconds?: number;
   /** Replications per page; more are reached through `nextLink` (default 100). */
   readonly replicationsPageSize?: number;
+  /** Added before every answer, in ms (default 0): a stand-in for the round trip to ARM. */
+  readonly latencyMs?: number;
+  /**
+   * Per-subscription token buckets for registry calls, like ARM's (reads 250 then 25/s, writes 200
+   * then 10/s in the public cloud). Beyond them: 429 `SubscriptionRequestsThrottled` + Retry-After.
+   * `null` (default) never throttles.
+   */
+  readonly throttle?: ThrottleLimits | null;
+  /** Resource Graph queries per window and the window (default 15 per 5 s, the documented example). */
+  readonly resourceGraphQuota?: { readonly queries: number; readonly windowMs: number };
   /** ACR Tasks timing and answers (see `./arm-tasks.ts`). */
   readonly tasks?: TasksBehaviour;
+}
+
+export interface ThrottleLimits {
+  readonly reads: { readonly capacity: number; readonly refillPerSecond: number };
+  readonly writes: { readonly capacity: number; readonly refillPerSecond: number };
 }
 
 export interface ArmEmulatorOptions extends ArmEmulatorBehaviour {
@@ -163,6 +190,11 @@ interface Operation {
   outcome: "succeeded" | { readonly code: string; readonly message: string } | "stuck";
   pollsLeft: number;
   finished: boolean;
+}
+
+interface Bucket {
+  tokens: number;
+  at: number;
 }
 
 export interface Answer {
@@ -194,11 +226,18 @@ export class ArmEmulator {
   private readonly operations = new Map<string, Operation>();
   private readonly faults: { rule: FaultRule; left: number }[] = [];
   private readonly sockets = new Set<Socket>();
+  private readonly managementGroups = new Map<string, string[]>();
+  private readonly buckets = new Map<string, Bucket>();
+  private graphWindow: number[] = [];
+  private throttledAnswers = 0;
   private behaviour: Required<Omit<ArmEmulatorBehaviour, "tasks">> = {
     patchResponse: "async",
     pollsBeforeDone: 1,
     retryAfterSeconds: 0,
     replicationsPageSize: 100,
+    latencyMs: 0,
+    throttle: null,
+    resourceGraphQuota: { queries: 15, windowMs: 5_000 },
   };
   private readonly server = createServer(serverTlsOptions(), (req, res) => {
     // A client that gives up mid-request must not crash the emulator.
@@ -233,7 +272,9 @@ export class ArmEmulator {
   async listen(): Promise<this> {
     await new Promise<void>((resolve, reject) => {
       this.server.once("error", reject);
-      this.server.listen(0, "127.0.0.1", () => resolve());
+      this.server.listen(0, "127.0.0.1", () => {
+        resolve();
+      });
     });
     this.baseUrl = `https://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
     return this;
@@ -241,7 +282,11 @@ export class ArmEmulator {
 
   /** Closes the server and every connection, hanging ones included. */
   async close(): Promise<void> {
-    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    const closed = new Promise<void>((resolve) =>
+      this.server.close(() => {
+        resolve();
+      }),
+    );
     for (const socket of this.sockets) socket.destroy();
     await closed;
   }
@@ -253,8 +298,25 @@ export class ArmEmulator {
       pollsBeforeDone: behaviour.pollsBeforeDone ?? current.pollsBeforeDone,
       retryAfterSeconds: behaviour.retryAfterSeconds ?? current.retryAfterSeconds,
       replicationsPageSize: behaviour.replicationsPageSize ?? current.replicationsPageSize,
+      latencyMs: behaviour.latencyMs ?? current.latencyMs,
+      throttle: behaviour.throttle === undefined ? current.throttle : behaviour.throttle,
+      resourceGraphQuota: behaviour.resourceGraphQuota ?? current.resourceGraphQuota,
     };
     if (behaviour.tasks !== undefined) this.tasks.configure(behaviour.tasks);
+    this.buckets.clear();
+  }
+
+  /** 429 answers sent by the subscription buckets and the Resource Graph quota (not injected faults). */
+  get throttled(): number {
+    return this.throttledAnswers;
+  }
+
+  /** A management group holding these subscriptions, for Resource Graph queries scoped to it. */
+  addManagementGroup(name: string, subscriptionIds: readonly string[]): void {
+    this.managementGroups.set(
+      name.toLowerCase(),
+      subscriptionIds.map((s) => s.toLowerCase()),
+    );
   }
 
   /** Adds a registry and returns its resource ID. */
@@ -279,6 +341,7 @@ export class ArmEmulator {
       ruleLimit: spec.ruleLimit === undefined ? DEFAULT_RULE_LIMIT : spec.ruleLimit,
       storeSingleAddressAs: spec.storeSingleAddressAs ?? "as-sent",
       deniedActions: [...(spec.deniedActions ?? [])],
+      tags: { ...spec.tags },
       legacyVirtualNetworkRules: spec.legacyVirtualNetworkRules ?? 0,
     });
     return id;
@@ -291,6 +354,7 @@ export class ArmEmulator {
       ipRules: [...registry.ipRules],
       replicaLocations: [...registry.replicaLocations],
       deniedActions: [...registry.deniedActions],
+      tags: { ...registry.tags },
     };
   }
 
@@ -355,10 +419,14 @@ export class ArmEmulator {
     }
     const match = REGISTRY_PATH.exec(url.pathname);
     const method = req.method ?? "GET";
-    const op = classify(method, match);
+    const isQuery =
+      method === "POST" && url.pathname.replace(/\/+$/, "").toLowerCase() === RESOURCE_GRAPH_PATH.toLowerCase();
+    const op = isQuery ? "query" : classify(method, match);
     const target = match === null ? undefined : targetOf(match);
     const registryId = target?.id;
     const body = method === "PATCH" || method === "POST" ? await readBody(req) : undefined;
+    const latencyMs = this.behaviour.latencyMs;
+    if (latencyMs > 0) await delay(latencyMs);
     const fault = op === "unknown" ? undefined : this.takeFault(op, registryId);
     const record: ArmRequestRecord = {
       method,
@@ -369,6 +437,7 @@ export class ArmEmulator {
       status: 0,
       fault: fault?.kind,
       body,
+      latencyMs,
     };
     this.requests.push(record);
 
@@ -383,7 +452,12 @@ export class ArmEmulator {
     }
     if (fault?.kind === "concurrent-writer" && fault.when === "before" && registryId !== undefined)
       fault.write(this, registryId);
-    const answer = fault?.kind === "status" ? statusFault(fault) : this.answer(req, url, op, target, body, fault);
+    const throttled = fault === undefined && op !== "unknown" ? this.throttle(op, target, req) : undefined;
+    const answer =
+      fault?.kind === "status"
+        ? statusFault(fault)
+        : (throttled ??
+          (op === "query" ? this.query(req, url, body ?? "") : this.answer(req, url, op, target, body, fault)));
     if (fault?.kind === "concurrent-writer" && fault.when === "after" && op !== "patch" && registryId !== undefined)
       fault.write(this, registryId);
     record.status = answer.status;
@@ -401,7 +475,7 @@ export class ArmEmulator {
     );
   }
 
-  private takeFault(op: ArmOp, registryId: string | undefined): Fault | undefined {
+  private takeFault(op: ArmOp | "query", registryId: string | undefined): Fault | undefined {
     const entry = this.faults.find(
       ({ rule, left }) =>
         left > 0 &&
@@ -411,6 +485,137 @@ export class ArmEmulator {
     if (entry === undefined) return undefined;
     entry.left -= 1;
     return entry.rule.fault;
+  }
+
+  /** ARM's per-subscription buckets (registry calls) and Resource Graph's per-user window (queries). */
+  private throttle(op: ArmOp | "query", target: Target | undefined, req: IncomingMessage): Answer | undefined {
+    if (req.headers.authorization === undefined) return undefined;
+    const now = Date.now();
+    if (op === "query") {
+      const { queries, windowMs } = this.behaviour.resourceGraphQuota;
+      this.graphWindow = this.graphWindow.filter((at) => at > now - windowMs);
+      const resetsAfterMs = this.graphWindow.length === 0 ? windowMs : (this.graphWindow[0] ?? now) + windowMs - now;
+      const resets = hhmmss(resetsAfterMs);
+      if (this.graphWindow.length >= queries) {
+        this.throttledAnswers += 1;
+        return armError(429, "RateLimiting", "Please provide below info when asking for support: too many requests.", {
+          "retry-after": String(Math.ceil(resetsAfterMs / 1000)),
+          "x-ms-user-quota-remaining": "0",
+          "x-ms-user-quota-resets-after": resets,
+        });
+      }
+      this.graphWindow.push(now);
+      return undefined;
+    }
+    const limits = this.behaviour.throttle;
+    if (limits === null || target === undefined) return undefined;
+    const kind = op === "patch" || req.method === "POST" ? "writes" : "reads";
+    const { capacity, refillPerSecond } = limits[kind];
+    const subscription = target.id.split("/")[2]?.toLowerCase() ?? "";
+    const key = `${subscription}:${kind}`;
+    const bucket = this.buckets.get(key) ?? { tokens: capacity, at: now };
+    bucket.tokens = Math.min(capacity, bucket.tokens + ((now - bucket.at) / 1000) * refillPerSecond);
+    bucket.at = now;
+    this.buckets.set(key, bucket);
+    if (bucket.tokens < 1) {
+      this.throttledAnswers += 1;
+      const retryAfter = Math.max(1, Math.ceil((1 - bucket.tokens) / refillPerSecond));
+      return armError(
+        429,
+        "SubscriptionRequestsThrottled",
+        `Number of ${kind === "reads" ? "read" : "write"} requests for subscription '${subscription}' exceeded the limit. Please try again after '${retryAfter}' seconds.`,
+        { "retry-after": String(retryAfter), [`x-ms-ratelimit-remaining-subscription-${kind}`]: "0" },
+      );
+    }
+    bucket.tokens -= 1;
+    return undefined;
+  }
+
+  /**
+   * Resource Graph: understands the one query shape discovery sends (registries whose tag, name
+   * compared case-insensitively, has a value) and refuses any other, so a changed query cannot
+   * pass against this emulator by accident.
+   */
+  private query(req: IncomingMessage, url: URL, text: string): Answer {
+    const token = /^Bearer (.+)$/.exec(req.headers.authorization ?? "")?.[1];
+    if (token === undefined || !this.options.acceptToken(token))
+      return armError(401, "InvalidAuthenticationToken", "The access token is invalid.");
+    if (url.searchParams.get("api-version") !== RESOURCE_GRAPH_API_VERSION)
+      return armError(
+        400,
+        "InvalidApiVersionParameter",
+        `The api-version '${url.searchParams.get("api-version") ?? ""}' is invalid. The supported versions are '${RESOURCE_GRAPH_API_VERSION}'.`,
+      );
+    let body: unknown;
+    try {
+      body = JSON.parse(text);
+    } catch {
+      return armError(400, "InvalidRequestContent", "The request content was invalid and could not be deserialized.");
+    }
+    if (!isObject(body) || typeof body.query !== "string")
+      return armError(400, "InvalidRequestContent", "The request content was invalid: 'query' is required.");
+    const shape = REGISTRY_QUERY.exec(body.query.replace(/\s+/g, " ").trim());
+    if (shape === null) return armError(400, "InvalidQuery", "Query validation error: this emulator knows one query.");
+    const [, tagKey = "", tagValue = ""] = shape;
+    const options = isObject(body.options) ? body.options : {};
+    const top = typeof options.$top === "number" ? options.$top : 100;
+    if (!Number.isInteger(top) || top < 1 || top > 1000)
+      return armError(400, "BadRequest", "The $top value must be between 1 and 1000.");
+    const scopeSubscriptions = new Set<string>();
+    for (const s of Array.isArray(body.subscriptions) ? body.subscriptions : [])
+      if (typeof s === "string") scopeSubscriptions.add(s.toLowerCase());
+    for (const g of Array.isArray(body.managementGroups) ? body.managementGroups : []) {
+      const members = typeof g === "string" ? this.managementGroups.get(g.toLowerCase()) : undefined;
+      if (members === undefined)
+        return armError(403, "AuthorizationFailed", `No access to management group '${String(g)}'.`);
+      for (const s of members) scopeSubscriptions.add(s);
+    }
+    const scoped = Array.isArray(body.subscriptions) || Array.isArray(body.managementGroups);
+    const rows = [...this.registries.values()]
+      .filter((r) => !scoped || scopeSubscriptions.has(r.subscriptionId.toLowerCase()))
+      .filter((r) =>
+        Object.entries(r.tags).some(
+          ([k, v]) => k.toLowerCase() === tagKey.toLowerCase() && v.toLowerCase() === tagValue.toLowerCase(),
+        ),
+      )
+      .sort((a, b) => (a.id.toLowerCase() < b.id.toLowerCase() ? -1 : 1));
+    let offset = 0;
+    if (typeof options.$skipToken === "string") {
+      const decoded = Number(
+        Buffer.from(options.$skipToken, "base64")
+          .toString("utf8")
+          .replace(/^offset:/, ""),
+      );
+      if (!Number.isInteger(decoded) || decoded < 0)
+        return armError(400, "BadRequest", "The $skipToken is invalid or expired.");
+      offset = decoded;
+    }
+    const page = rows.slice(offset, offset + top).map((r) => ({
+      id: r.id,
+      name: r.name,
+      location: r.location,
+      sku: r.sku,
+      tags: { ...r.tags },
+      subscriptionId: r.subscriptionId,
+      resourceGroup: r.resourceGroup.toLowerCase(),
+    }));
+    const next = offset + top < rows.length ? Buffer.from(`offset:${offset + top}`).toString("base64") : undefined;
+    const { queries, windowMs } = this.behaviour.resourceGraphQuota;
+    const oldest = this.graphWindow[0] ?? Date.now();
+    return {
+      status: 200,
+      body: {
+        totalRecords: rows.length,
+        count: page.length,
+        resultTruncated: "false",
+        ...(next === undefined ? {} : { $skipToken: next }),
+        data: page,
+      },
+      headers: {
+        "x-ms-user-quota-remaining": String(Math.max(0, queries - this.graphWindow.length)),
+        "x-ms-user-quota-resets-after": hhmmss(oldest + windowMs - Date.now()),
+      },
+    };
   }
 
   private answer(
@@ -544,7 +749,7 @@ export class ArmEmulator {
 
   private poll(registry: MutableRegistry, operationId: string): Answer {
     const operation = this.operations.get(operationId);
-    if (operation === undefined || operation.registryKey !== registry.id.toLowerCase()) {
+    if (operation?.registryKey !== registry.id.toLowerCase()) {
       return armError(404, "OperationNotFound", `The operation '${operationId}' was not found.`);
     }
     const status = {
@@ -596,6 +801,16 @@ export async function startArmEmulator(options: ArmEmulatorOptions): Promise<Arm
 
 // ---- wire documents ----------------------------------------------------------------------------
 
+// What src/discovery/query.ts sends (whitespace folded): registries, the tag by name =~ and value =~.
+const REGISTRY_QUERY =
+  /^Resources \| where type =~ 'microsoft\.containerregistry\/registries' \| mv-expand bagexpansion=array tag = tags \| where tostring\(tag\[0\]\) =~ '([^']*)' and tostring\(tag\[1\]\) =~ '([^']*)' \| project id, name, location, sku = tostring\(sku\.name\), tags, subscriptionId, resourceGroup \| order by id asc$/;
+
+function hhmmss(ms: number): string {
+  const total = Math.max(0, Math.ceil(ms / 1000));
+  const pad = (n: number): string => String(n).padStart(2, "0");
+  return `${pad(Math.floor(total / 3600))}:${pad(Math.floor((total % 3600) / 60))}:${pad(total % 60)}`;
+}
+
 interface Target {
   readonly id: string;
   readonly resourceGroup: string;
@@ -605,7 +820,7 @@ interface Target {
 function targetOf(match: RegExpExecArray): Target {
   const [subscriptionId = "", resourceGroup = "", name = ""] = match
     .slice(1, 4)
-    .map((part) => decodeURIComponent(part ?? ""));
+    .map((part) => decodeURIComponent(part));
   return { id: registryResourceId(subscriptionId, resourceGroup, name), resourceGroup, name };
 }
 
@@ -634,7 +849,7 @@ function registryDocument(registry: RegistryState): unknown {
     name: registry.name,
     type: "Microsoft.ContainerRegistry/registries",
     location: registry.location,
-    tags: {},
+    tags: { ...registry.tags },
     sku: { name: registry.sku, tier: registry.sku },
     properties: {
       loginServer: `${registry.name.toLowerCase()}.azurecr.io`,

@@ -170,7 +170,7 @@ export async function startServiceTagsServer(options: ServiceTagsServerOptions =
       logged.status = res.statusCode;
     });
     const entry = faults.get(url.pathname);
-    if (entry !== undefined && entry.remaining !== undefined) {
+    if (entry?.remaining !== undefined) {
       entry.remaining -= 1;
       if (entry.remaining <= 0) faults.delete(url.pathname);
     }
@@ -179,7 +179,7 @@ export async function startServiceTagsServer(options: ServiceTagsServerOptions =
       applyFault(entry.fault, body?.content ?? Buffer.from("{}"), req, res, timers);
       return;
     }
-    if (botProtection && !/Mozilla\//.test(userAgent ?? "")) {
+    if (botProtection && !(userAgent ?? "").includes("Mozilla/")) {
       send(res, 403, "text/html", Buffer.from(BOT_PAGE_HTML));
       return;
     }
@@ -230,7 +230,9 @@ export async function startServiceTagsServer(options: ServiceTagsServerOptions =
   const server: Server = createServer(serverTlsOptions(), handle);
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => resolve());
+    server.listen(0, "127.0.0.1", () => {
+      resolve();
+    });
   });
   const port = (server.address() as AddressInfo).port;
   origin = `https://127.0.0.1:${port}`;
@@ -266,7 +268,11 @@ export async function startServiceTagsServer(options: ServiceTagsServerOptions =
       for (const timer of timers) clearInterval(timer);
       timers.clear();
       server.closeAllConnections();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
+      await new Promise<void>((resolve) =>
+        server.close(() => {
+          resolve();
+        }),
+      );
     },
   };
 }
