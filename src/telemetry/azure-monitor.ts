@@ -225,11 +225,15 @@ class AzureMonitorTelemetry implements Telemetry {
   }
 
   registryUntagged(event: Parameters<Telemetry["registryUntagged"]>[0]): void {
-    this.#safely((p) => emit(p, registryUntaggedRecord(event)));
+    this.#safely((p) => {
+      emit(p, registryUntaggedRecord(event));
+    });
   }
 
   fanoutScheduled(event: Parameters<Telemetry["fanoutScheduled"]>[0]): void {
-    this.#safely((p) => emit(p, fanoutScheduledRecord(event)));
+    this.#safely((p) => {
+      emit(p, fanoutScheduledRecord(event));
+    });
   }
 
   /** Sends what is buffered. Never rejects: a telemetry outage must not fail a sync. */

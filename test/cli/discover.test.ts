@@ -23,7 +23,7 @@ beforeAll(async () => {
   scratch = mkdtempSync(join(tmpdir(), "cli-discover-"));
 });
 afterAll(async () => {
-  await harness?.close();
+  await harness.close();
   rmSync(scratch, { recursive: true, force: true });
 });
 

@@ -44,8 +44,8 @@ beforeAll(async () => {
   arm.addManagementGroup("platform", [SUB_B]);
 });
 afterAll(async () => {
-  await arm?.close();
-  await identity?.close();
+  await arm.close();
+  await identity.close();
 });
 
 describe("discovery with Azure Resource Graph", () => {

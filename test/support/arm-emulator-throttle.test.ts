@@ -23,8 +23,8 @@ beforeAll(async () => {
   arm = await startArmEmulator({ acceptToken: identity.tokenValidator() });
 });
 afterAll(async () => {
-  await arm?.close();
-  await identity?.close();
+  await arm.close();
+  await identity.close();
 });
 
 describe("the ARM emulator's throttling", () => {
