@@ -199,7 +199,7 @@ async function get(
   } catch (error) {
     signal?.throwIfAborted();
     const code = isRestError(error) ? error.code : undefined;
-    const timedOut = code === "REQUEST_SEND_ERROR" && /timeout/i.test(String((error as Error).message));
+    const timedOut = code === "REQUEST_SEND_ERROR" && /timeout/i.test((error as Error).message);
     throw new ServiceTagsFetchError(
       timedOut ? "timeout" : "network",
       `${first} could not be read (${error instanceof Error ? error.message : String(error)}).`,

@@ -34,7 +34,7 @@ beforeAll(async () => {
   );
 });
 afterAll(async () => {
-  await harness?.close();
+  await harness.close();
 });
 
 async function plan(): Promise<number> {

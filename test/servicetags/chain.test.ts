@@ -18,7 +18,6 @@ import { LATEST_ALIAS_PATH, readServiceTagsFixture } from "../support/servicetag
  */
 
 const PAGE = "/en-us/download/details.aspx";
-const FILE = "/download/ServiceTags_Public_20251020.json";
 const JAPAN_EAST = "AzureContainerRegistry.JapanEast";
 const LAGGING = readServiceTagsFixture("ServiceTags_Public_20240401.acr.json");
 const DAY = 86_400_000;
@@ -33,7 +32,7 @@ beforeAll(async () => {
   registryId = harness.addRegistry({ name: `chain${randomBytes(3).toString("hex")}`, ipRules: ["203.0.113.10"] });
 });
 afterAll(async () => {
-  await harness?.close();
+  await harness.close();
   rmSync(scratch, { recursive: true, force: true });
 });
 beforeEach(() => {

@@ -98,17 +98,24 @@ export class ServiceTagsApiEmulator {
       res.writeHead(status, { "content-type": "application/json; charset=utf-8", ...headers });
       res.end(typeof body === "string" ? body : JSON.stringify(body));
     };
-    if (req.method !== "GET") return send(405, armError("MethodNotAllowed", "Only GET is supported."));
-    if (!tokenOk) return send(401, armError("InvalidAuthenticationToken", "The access token is invalid."));
+    if (req.method !== "GET") {
+      send(405, armError("MethodNotAllowed", "Only GET is supported."));
+      return;
+    }
+    if (!tokenOk) {
+      send(401, armError("InvalidAuthenticationToken", "The access token is invalid."));
+      return;
+    }
     const apiVersion = url.searchParams.get("api-version") ?? "";
     if (!(SERVICE_TAGS_API_VERSIONS as readonly string[]).includes(apiVersion)) {
-      return send(
+      send(
         400,
         armError(
           "InvalidApiVersionParameter",
           `The api-version '${apiVersion}' is invalid. The supported versions are '${SERVICE_TAGS_API_VERSIONS.join("','")}'.`,
         ),
       );
+      return;
     }
     const entry = this.faults.find((f) => f.left > 0);
     if (entry !== undefined) {
@@ -119,24 +126,30 @@ export class ServiceTagsApiEmulator {
         req.socket.destroy();
         return;
       }
-      if (fault.kind === "wrong-schema") return send(200, { value: [{ name: "AzureContainerRegistry" }] });
-      return send(
+      if (fault.kind === "wrong-schema") {
+        send(200, { value: [{ name: "AzureContainerRegistry" }] });
+        return;
+      }
+      send(
         fault.status,
         armError(fault.code ?? `Http${fault.status}`, `Injected ${fault.status}.`),
         fault.retryAfterSeconds === undefined ? {} : { "retry-after": String(fault.retryAfterSeconds) },
       );
+      return;
     }
     if (this.deniedSubscriptions.has(subscriptionId.toLowerCase())) {
-      return send(
+      send(
         403,
         armError(
           "AuthorizationFailed",
           `The client does not have authorization to perform action '${SERVICE_TAGS_ACTION}' over scope '/subscriptions/${subscriptionId}' or the scope is invalid.`,
         ),
       );
+      return;
     }
     if (this.document === undefined) {
-      return send(404, armError("NotFound", `No service tags are published for location '${location}'.`));
+      send(404, armError("NotFound", `No service tags are published for location '${location}'.`));
+      return;
     }
     const skip = Number(url.searchParams.get("$skipToken") ?? "0");
     const values = this.document.values.slice(skip, skip + this.pageSize);
