@@ -40,6 +40,7 @@ export const FAST_TUNING: NonNullable<RuntimeOptions["tuning"]> = {
     requestTimeoutMs: 2_000,
   },
   serviceTags: { retryDelayMs: 1 },
+  canaryPollIntervalMs: 5,
 };
 
 export const TEST_SUBSCRIPTION = "00000000-0000-0000-0000-0000000000a1";
@@ -62,6 +63,8 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     SERVICE_TAGS_API_LOCATION: "japaneast",
     // Most tests change the files between runs of one runtime; the cache has its own tests.
     SERVICE_TAGS_CACHE_SECONDS: "0",
+    // No propagation wait for the canary after an applied change: the emulator applies rules at once.
+    CANARY_PROPAGATION_DELAY_MS: "0",
     ...extra,
   });
   return {
