@@ -95,7 +95,7 @@ export async function runInvocation(
         const outcome = await syncOne(settings, target, document, ports, options);
         if (!outcome.ok && !dryRun)
           await reportOverdueGrants(ports.ledger, ports.telemetry, target, options.trigger, ports.now);
-        reportOutcome(ports.telemetry, outcome, options.trigger, dryRun);
+        reportOutcome(ports.telemetry, outcome, options.trigger, dryRun, document.newestChangeNumberSeen);
         byIndex[index] = outcome;
       },
     );
@@ -178,6 +178,7 @@ export function reportOutcome(
   outcome: TargetOutcome,
   trigger: string,
   dryRun: boolean,
+  newestChangeNumber?: number,
 ): void {
   const registry = outcome.target.ref.id;
   if (outcome.ok) {
@@ -200,6 +201,13 @@ export function reportOutcome(
       sourceFile: plan.source.kind === "service-tags" ? plan.source.origin.fileName : `rollback:${plan.source.auditId}`,
       durationMs: outcome.durationMs,
       trigger,
+      ...(plan.source.kind === "service-tags"
+        ? {
+            sourceKind: plan.source.origin.kind,
+            dataAgeDays: plan.source.origin.dataAgeDays,
+            newestChangeNumber: newestChangeNumber ?? plan.source.origin.changeNumber,
+          }
+        : {}),
     });
     if (!dryRun) reportGrants(telemetry, outcome.result, registry, trigger);
     return;
