@@ -220,12 +220,12 @@ describe("temporary grants against the emulated registry", () => {
 
 describe("a grant while the service-tags file cannot be had", () => {
   it("reports the expired grant as overdue, and the first run with a file removes it", async () => {
-    const { id, runtime } = setup();
+    // An explicit source is the only source: when it fails, the run has no file.
+    const file = "ServiceTags_Public_20251020.json";
+    const { id, runtime } = setup({ settings: { SERVICE_TAGS_URL: harness.tags.fileUrl(file) } });
     await ok(runtime, { grant: add("192.0.2.12/32", HOUR) });
     armNow = START + 26 * HOUR;
-    // Every source of the chain fails: the details page and the _Latest alias.
-    harness.tags.setFault("/en-us/download/details.aspx", { kind: "status", status: 503 });
-    harness.tags.setFault("/download/ServiceTags_Public_Latest.json", { kind: "status", status: 503 });
+    harness.tags.setFault(`/download/${file}`, { kind: "status", status: 503 });
     try {
       const failed = await invoke(runtime, { ports: { now: () => new Date(START + 26 * HOUR) } });
       expect(failed.ok).toBe(false);
