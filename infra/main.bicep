@@ -60,6 +60,10 @@ param syncMaxRemovalShare string = ''
 param syncWriteWhenDefaultAllow bool = false
 param syncOperationTimeoutMs string = ''
 param syncLockWaitMs string = ''
+@description('Time budget of a timer invocation in ms; keep it at least 30 s below host.json functionTimeout. Empty: 540000.')
+param syncDeadlineMs string = ''
+@description('Time budget of a GET /api/plan call in ms, at most 215000 (HTTP responses are cut at 230 s). Empty: 200000.')
+param syncHttpDeadlineMs string = ''
 @description('ARM endpoint. Empty: the default of the service-tags cloud.')
 param armEndpoint string = ''
 @description('Blob container for ledgers, audit entries and locks; created by this template.')
@@ -119,6 +123,8 @@ module app 'app.bicep' = {
       SYNC_WRITE_WHEN_DEFAULT_ALLOW: syncWriteWhenDefaultAllow ? 'true' : 'false'
       SYNC_OPERATION_TIMEOUT_MS: syncOperationTimeoutMs
       SYNC_LOCK_WAIT_MS: syncLockWaitMs
+      SYNC_DEADLINE_MS: syncDeadlineMs
+      SYNC_HTTP_DEADLINE_MS: syncHttpDeadlineMs
       ARM_ENDPOINT: armEndpoint
       LEDGER_CONTAINER: ledgerContainer
     }

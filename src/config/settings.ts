@@ -199,6 +199,22 @@ export const APP_SETTINGS: readonly AppSettingInfo[] = [
     flag: "--lock-wait-ms",
   },
   {
+    name: "SYNC_DEADLINE_MS",
+    required: false,
+    default: "540000",
+    example: "300000",
+    description:
+      "Time budget of one timer (or CLI, or queue) invocation, shared by the download, the lock waits and every registry; when it runs out the run stops, reports DeadlineExceeded and flushes telemetry. Keep it at least 30 s below host.json functionTimeout (10 min).",
+  },
+  {
+    name: "SYNC_HTTP_DEADLINE_MS",
+    required: false,
+    default: "200000",
+    example: "120000",
+    description:
+      "Time budget of one GET /api/plan call; at most 215000, because Flex Consumption cuts an HTTP response at 230 s whatever the timeout.",
+  },
+  {
     name: "ARM_ENDPOINT",
     required: false,
     example: "https://management.chinacloudapi.cn",
@@ -297,6 +313,10 @@ export interface Settings {
   };
   readonly operationTimeoutMs: number;
   readonly lockWaitMs: number;
+  /** Budget of a timer, CLI or queue invocation (`SYNC_DEADLINE_MS`). */
+  readonly deadlineMs: number;
+  /** Budget of an HTTP dry run (`SYNC_HTTP_DEADLINE_MS`), below the 230 s response limit. */
+  readonly httpDeadlineMs: number;
   readonly ledgerContainer: string;
   readonly storage: {
     readonly connectionString: string | undefined;
@@ -402,6 +422,9 @@ const settingsSchema = z.object({
   SYNC_WRITE_WHEN_DEFAULT_ALLOW: boolSetting.default(false),
   SYNC_OPERATION_TIMEOUT_MS: intSetting(1_000, 3_600_000).default(600_000),
   SYNC_LOCK_WAIT_MS: intSetting(0, 600_000).default(30_000),
+  SYNC_DEADLINE_MS: intSetting(1_000, 3_600_000).default(540_000),
+  // 230 s is the HTTP response limit; 15 s stay for the telemetry flush.
+  SYNC_HTTP_DEADLINE_MS: intSetting(1_000, 215_000).default(200_000),
   ARM_ENDPOINT: z.preprocess(
     blankToUndefined,
     z.url({ protocol: /^https$/, message: "expected an https URL (the SDK refuses tokens over http)" }).optional(),
@@ -508,6 +531,8 @@ export function loadSettings(source: SettingsSource): Settings {
     },
     operationTimeoutMs: s.SYNC_OPERATION_TIMEOUT_MS,
     lockWaitMs: s.SYNC_LOCK_WAIT_MS,
+    deadlineMs: s.SYNC_DEADLINE_MS,
+    httpDeadlineMs: s.SYNC_HTTP_DEADLINE_MS,
     ledgerContainer: s.LEDGER_CONTAINER,
     storage: {
       connectionString: s.AzureWebJobsStorage,

@@ -1,8 +1,16 @@
-import { AllowlistSyncError, GuardError, describeError, type GuardName } from "../errors.js";
+import {
+  AllowlistSyncError,
+  DeadlineExceededError,
+  GuardError,
+  LockHeldError,
+  describeError,
+  type GuardName,
+} from "../errors.js";
 import type { Settings, TargetConfig } from "../config/settings.js";
 import type { ServiceTagsDocument } from "../servicetags/schema.js";
 import type { TasksGateway } from "../canary/tasks-client.js";
 import type { TelemetrySink } from "../telemetry/types.js";
+import { createDeadline, type Deadline, type DeadlineStage } from "./deadline.js";
 import { syncTarget, type RunResult, type SyncMode, type SyncPorts } from "./run.js";
 
 /** Fetches the current service-tags file (the source chain lives in `src/servicetags/source.ts`). */
@@ -25,6 +33,8 @@ export interface InvocationOptions {
   readonly force?: boolean;
   /** Defaults to every configured target. */
   readonly targets?: readonly TargetConfig[];
+  /** The invocation's time budget and the setting it comes from (default `SYNC_DEADLINE_MS`). */
+  readonly deadline?: { readonly ms: number; readonly setting: string };
 }
 
 export type TargetOutcome =
@@ -44,12 +54,17 @@ export async function runInvocation(
   const targets = options.targets ?? settings.targets;
   const outcomes: TargetOutcome[] = [];
   const dryRun = options.mode === "plan";
+  const deadline = createDeadline(
+    options.deadline?.ms ?? settings.deadlineMs,
+    options.deadline?.setting ?? "SYNC_DEADLINE_MS",
+  );
   try {
     const started = Date.now();
     let document: ServiceTagsDocument;
     try {
-      document = await ports.serviceTags.fetch();
-    } catch (error) {
+      document = await ports.serviceTags.fetch({ signal: deadline.signal });
+    } catch (caught) {
+      const error = asDeadlineError(deadline, caught, "download");
       for (const target of targets) {
         const outcome: TargetOutcome = { target, ok: false, error, durationMs: Date.now() - started };
         report(ports.telemetry, outcome, options.trigger, dryRun);
@@ -60,15 +75,23 @@ export async function runInvocation(
     for (const target of targets) {
       const targetStarted = Date.now();
       let outcome: TargetOutcome;
+      // The lock wait shares the budget: waiting past it would only end in the host killing us.
+      const lockWaitMs = Math.min(settings.lockWaitMs, deadline.remainingMs());
       try {
+        deadline.check("not-started", target.ref.name);
         const result = await syncTarget(target, document, ports, {
           mode: options.mode,
           force: options.force,
           actor: options.actor,
-          lockWaitMs: settings.lockWaitMs,
+          lockWaitMs,
+          signal: deadline.signal,
         });
         outcome = { target, ok: true, result, durationMs: Date.now() - targetStarted };
-      } catch (error) {
+      } catch (caught) {
+        const lockCut = caught instanceof LockHeldError && lockWaitMs < settings.lockWaitMs;
+        const error = lockCut
+          ? deadline.error("lock", target.ref.name)
+          : asDeadlineError(deadline, caught, caught instanceof LockHeldError ? "lock" : "registry", target.ref.name);
         outcome = { target, ok: false, error, durationMs: Date.now() - targetStarted };
       }
       report(ports.telemetry, outcome, options.trigger, dryRun);
@@ -76,8 +99,15 @@ export async function runInvocation(
     }
     return outcomes;
   } finally {
+    deadline.dispose();
     await ports.telemetry.flush();
   }
+}
+
+/** A failure caused by the spent budget (an aborted download or ARM call) reported as what it is. */
+function asDeadlineError(deadline: Deadline, error: unknown, stage: DeadlineStage, registry?: string): unknown {
+  if (error instanceof DeadlineExceededError || !deadline.expired()) return error;
+  return deadline.error(stage, registry);
 }
 
 /** The guard a guard-category error stands for (typed errors raised outside `evaluateGuards` included). */

@@ -30,6 +30,8 @@ export interface RunOptions {
   /** Who or what runs it, recorded in the audit trail: `timer`, `http`, `cli:<user>@<host>`. */
   readonly actor: string;
   readonly lockWaitMs: number;
+  /** The invocation's deadline: aborts ARM calls, and no PATCH starts once it has fired. */
+  readonly signal?: AbortSignal;
 }
 
 export type RunOutcome = "dry-run" | "unchanged" | "applied";
@@ -78,7 +80,7 @@ async function execute(
   desiredFor: (snapshot: RegistrySnapshot) => DesiredSource,
 ): Promise<RunResult> {
   const { ref, policy, pinnedRules } = target;
-  const readOptions = { includeReplicas: target.includeReplicas };
+  const readOptions = { includeReplicas: target.includeReplicas, signal: options.signal };
   const now = ports.now ?? (() => new Date());
   const planFrom = (snapshot: RegistrySnapshot, ledger: LedgerState | undefined): Plan => {
     const plan = planAllowlist({ snapshot, ledger, desired: desiredFor(snapshot), pinnedRules, policy });
@@ -150,7 +152,12 @@ async function execute(
           snapshot = current;
           continue;
         }
-        await ports.registry.replaceIpRules(ref, { ipRules: plan.ipRulesAfter, defaultAction: snapshot.defaultAction });
+        options.signal?.throwIfAborted();
+        await ports.registry.replaceIpRules(
+          ref,
+          { ipRules: plan.ipRulesAfter, defaultAction: snapshot.defaultAction },
+          { signal: options.signal },
+        );
         wrote = true;
       }
       const after = await ports.registry.read(ref, readOptions);

@@ -99,6 +99,8 @@ export type Fault =
   | { readonly kind: "reset" }
   /** No answer at all until the client gives up (closed by `close()`). */
   | { readonly kind: "hang" }
+  /** The normal answer, `ms` later (a slow ARM); nothing is answered if the client gave up meanwhile. */
+  | { readonly kind: "delay"; readonly ms: number }
   /** On a PATCH: accepted (201), then the operation ends `Failed`; nothing is applied. */
   | { readonly kind: "lro-failed"; readonly code?: string; readonly message?: string }
   /** On a PATCH: accepted (201), then the operation stays `InProgress` forever. */
@@ -372,6 +374,20 @@ export class ArmEmulator {
       record.status = "reset";
       req.socket.destroy();
       return;
+    }
+    if (fault?.kind === "delay") {
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, fault.ms);
+        timer.unref();
+        req.socket.once("close", () => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+      if (req.socket.destroyed) {
+        record.status = "hang";
+        return;
+      }
     }
     if (fault?.kind === "concurrent-writer" && fault.when === "before" && registryId !== undefined)
       fault.write(this, registryId);
