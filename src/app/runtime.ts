@@ -1,6 +1,10 @@
 import { DefaultAzureCredential, type TokenCredential } from "@azure/identity";
 import { loadSettings, type Settings, type SettingsSource } from "../config/settings.js";
-import { blobContainerFromSettings, createBlobLedgerStore } from "../ledger/blob-store.js";
+import {
+  blobContainerFromSettings,
+  createBlobLedgerStore,
+  type BlobLedgerStoreOptions,
+} from "../ledger/blob-store.js";
 import { createFileLedgerStore } from "../ledger/file-store.js";
 import type { LedgerStore } from "../ledger/types.js";
 import { createTasksGateway } from "../canary/tasks-client.js";
@@ -29,6 +33,8 @@ export interface RuntimeOptions {
   readonly tuning?: {
     readonly registry?: Pick<ArmRegistryGatewayOptions, "retryOptions" | "pollIntervalMs" | "requestTimeoutMs">;
     readonly serviceTags?: Pick<ServiceTagsSourceOptions, "retryDelayMs" | "sleep" | "now">;
+    /** Lease length and renewal interval of the blob ledger's lock. */
+    readonly ledger?: Pick<BlobLedgerStoreOptions, "leaseSeconds" | "renewEveryMs">;
   };
 }
 
@@ -50,6 +56,7 @@ export function createRuntime(env: SettingsSource, options: RuntimeOptions = {})
             credential: ledgerCredential(settings, credential, options.credential),
             containerName: settings.ledgerContainer,
           }),
+          ...options.tuning?.ledger,
         });
   return {
     settings,

@@ -93,6 +93,8 @@ async function execute(
   }
 
   const lock: LockHandle = await ports.ledger.acquireLock(ref.id, { waitMs: options.lockWaitMs });
+  // Every write (ledger, PATCH, audit) first checks that the lease is still ours.
+  const held = (): void => lock.assertHeld?.();
   try {
     let ledger = await ports.ledger.read(ref.id);
     let snapshot = await ports.registry.read(ref, readOptions);
@@ -117,6 +119,7 @@ async function execute(
       if (!plan.changed) {
         const tagNumbers = tagNumbersAfter(ledger, plan, options.force === true);
         if (attempt === 1 && !ledgerMatches(ledger, plan, tagNumbers)) {
+          held();
           ledger = await writeLedger(
             ports.ledger,
             ref,
@@ -132,6 +135,7 @@ async function execute(
         if (attempt === 1) return { plan, outcome: "unchanged", auditId: undefined, attempts: attempt };
       } else {
         // Claim the additions before writing, so a crash before the ledger update cannot turn them into people's rules.
+        held();
         ledger = await writeLedger(
           ports.ledger,
           ref,
@@ -153,6 +157,7 @@ async function execute(
           continue;
         }
         options.signal?.throwIfAborted();
+        held();
         await ports.registry.replaceIpRules(
           ref,
           { ipRules: plan.ipRulesAfter, defaultAction: snapshot.defaultAction },
@@ -163,7 +168,9 @@ async function execute(
       const after = await ports.registry.read(ref, readOptions);
       if (sameRules(after.ipRules, plan.ipRulesAfter)) {
         const entry = auditEntryFor(plan, firstSnapshot, after);
+        // The audit entry is append-only (never overwrites anything): record what was done even then.
         await ports.ledger.appendAudit(entry);
+        held();
         await writeLedger(
           ports.ledger,
           ref,
