@@ -49,7 +49,7 @@ export const runDocumentSchema = z.object({
 });
 
 export const logLinkSchema = z.object({
-  logLink: z.url({ protocol: /^https$/, message: "expected an https SAS URL" }),
+  logLink: z.url({ protocol: /^https$/, error: "expected an https SAS URL" }),
   logArtifactLink: z.string().nullish(),
 });
 

@@ -338,9 +338,9 @@ const blankToUndefined = (value: unknown): unknown =>
   typeof value === "string" && value.trim() === "" ? undefined : typeof value === "string" ? value.trim() : value;
 
 const intSetting = (min: number, max: number) =>
-  z.preprocess(blankToUndefined, z.coerce.number({ message: "expected a whole number" }).int().min(min).max(max));
+  z.preprocess(blankToUndefined, z.coerce.number({ error: "expected a whole number" }).int().min(min).max(max));
 const numberSetting = (min: number, max: number) =>
-  z.preprocess(blankToUndefined, z.coerce.number({ message: "expected a number" }).min(min).max(max));
+  z.preprocess(blankToUndefined, z.coerce.number({ error: "expected a number" }).min(min).max(max));
 /**
  * The one rule for boolean settings: `true` or `false`, any letter case (ARM's `string(true)` is
  * `True`). `1`, `yes` and the like are refused rather than guessed, because the infra decides the
@@ -354,10 +354,10 @@ const boolSetting = z.preprocess(
   blankToUndefined,
   z
     .string()
-    .refine((v) => parseBooleanSetting(v) !== undefined, { message: "expected true or false (any letter case)" })
+    .refine((v) => parseBooleanSetting(v) !== undefined, { error: "expected true or false (any letter case)" })
     .transform((v) => parseBooleanSetting(v) === true),
 );
-const httpsUrl = z.url({ protocol: /^https$/, message: "expected an https URL" });
+const httpsUrl = z.url({ protocol: /^https$/, error: "expected an https URL" });
 const listSetting = z.preprocess(
   blankToUndefined,
   z.string().transform((v) =>
@@ -427,7 +427,7 @@ const settingsSchema = z.object({
   SYNC_HTTP_DEADLINE_MS: intSetting(1_000, 215_000).default(200_000),
   ARM_ENDPOINT: z.preprocess(
     blankToUndefined,
-    z.url({ protocol: /^https$/, message: "expected an https URL (the SDK refuses tokens over http)" }).optional(),
+    z.url({ protocol: /^https$/, error: "expected an https URL (the SDK refuses tokens over http)" }).optional(),
   ),
   LEDGER_CONTAINER: z.preprocess(
     blankToUndefined,
@@ -450,12 +450,12 @@ const settingsSchema = z.object({
   ),
   AzureWebJobsStorage__clientId: z.preprocess(
     blankToUndefined,
-    z.guid({ message: "expected a client ID (GUID)" }).optional(),
+    z.guid({ error: "expected a client ID (GUID)" }).optional(),
   ),
   WEBSITE_TIME_ZONE: z.preprocess(
     blankToUndefined,
     z.undefined({
-      message:
+      error:
         "Flex Consumption does not support time zones; remove it and write SYNC_SCHEDULE in UTC (03:00 in Tokyo is 0 0 18 * * *)",
     }),
   ),

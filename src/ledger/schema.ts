@@ -138,7 +138,7 @@ function parseJson(text: string, where: DocumentLocation, what: string): unknown
 
 function checkDocument<T>(schema: z.ZodType<T>, raw: unknown, where: DocumentLocation, what: string): T {
   if (typeof raw === "object" && raw !== null && "schemaVersion" in raw) {
-    const version = (raw as { schemaVersion: unknown }).schemaVersion;
+    const version = raw.schemaVersion;
     if (version !== LEDGER_SCHEMA_VERSION) {
       const shown = showStoredValue(version);
       throw corrupt(

@@ -100,8 +100,7 @@ export function toRegistryError(error: unknown, context: ErrorContext): Allowlis
     });
   }
   const rest = asRestError(error);
-  if (rest !== undefined && rest.statusCode !== undefined)
-    return fromStatus(rest.statusCode, rest, what, base, operation);
+  if (rest?.statusCode !== undefined) return fromStatus(rest.statusCode, rest, what, base, operation);
   if (rest !== undefined) {
     return new RegistryRequestError(
       `${what} failed: could not reach ARM at ${context.endpoint} (${rest.code ?? "network error"}: ${rest.message}).${operation === "update" ? ` ${MAY_HAVE_APPLIED}` : ""}`,

@@ -17,7 +17,7 @@ beforeAll(async () => {
   harness = await startHarness();
 });
 afterAll(async () => {
-  await harness?.close();
+  await harness.close();
 });
 
 function setup(legacyVirtualNetworkRules: number) {

@@ -33,8 +33,12 @@ beforeAll(async () => {
   await new Promise<void>((done) => blob.listen(0, "127.0.0.1", done));
 });
 afterAll(async () => {
-  await identity?.close();
-  await new Promise<void>((done) => (blob === undefined ? done() : blob.close(() => done())));
+  await identity.close();
+  await new Promise<void>((done) => {
+    blob.close(() => {
+      done();
+    });
+  });
 });
 
 describe("identity-based ledger storage", () => {

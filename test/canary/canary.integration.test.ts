@@ -39,7 +39,7 @@ beforeAll(async () => {
   harness.arm.tasks.setAgentPool("koreasouth", ["192.0.2.0/24"]);
 });
 afterAll(async () => {
-  await harness?.close();
+  await harness.close();
 });
 
 function setup(spec: Partial<RegistrySpec> = {}): { id: string; name: string; runtime: Runtime } {
@@ -59,7 +59,8 @@ async function sync(runtime: Runtime): Promise<void> {
     trigger: "test",
     actor: "test",
   });
-  if (outcome === undefined || !outcome.ok) throw outcome?.error ?? new Error("no outcome");
+  if (outcome === undefined) throw new Error("no outcome");
+  if (!outcome.ok) throw outcome.error;
   expect(outcome.result.outcome).toBe("applied");
 }
 

@@ -468,12 +468,12 @@ export class FaultLab {
   }
 }
 
-async function failureOf(check: () => void | Promise<void>): Promise<unknown> {
+async function failureOf(check: () => void | Promise<void>): Promise<Error | undefined> {
   try {
     await check();
     return undefined;
   } catch (error) {
-    return error ?? new Error("a check failed");
+    return error instanceof Error ? error : new Error(`a check failed: ${String(error)}`);
   }
 }
 
@@ -482,11 +482,17 @@ export async function closedLoopbackPort(): Promise<number> {
   const server = createServer();
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => resolve());
+    server.listen(0, "127.0.0.1", () => {
+      resolve();
+    });
   });
   const address = server.address();
   const port = typeof address === "object" && address !== null ? address.port : 0;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
+  await new Promise<void>((resolve) =>
+    server.close(() => {
+      resolve();
+    }),
+  );
   return port;
 }
 

@@ -81,7 +81,7 @@ const overrides = fc.record(
     }),
     headroom: fc.oneof(fc.nat({ max: 2000 }), fc.double()),
     minPrefixLength: fc.oneof(fc.integer({ min: -2, max: 40 }), fc.constant(null)),
-    maxExtraAddresses: fc.oneof(fc.nat(), fc.constant(1e400), fc.constant(-1)),
+    maxExtraAddresses: fc.oneof(fc.nat(), fc.constant(Number.POSITIVE_INFINITY), fc.constant(-1)),
     maxExtraRatio: fc.double(),
     maxRemovalShare: fc.double({ min: -1, max: 2 }),
     writeWhenDefaultAllow: fc.boolean(),
@@ -129,13 +129,9 @@ const settingValue = (name: string): fc.Arbitrary<string | undefined> => {
   );
 };
 
-const env = fc.record(
-  Object.fromEntries(SETTING_NAMES.map((name) => [name, settingValue(name)])) as Record<
-    string,
-    fc.Arbitrary<string | undefined>
-  >,
-  { requiredKeys: [] },
-);
+const env = fc.record(Object.fromEntries(SETTING_NAMES.map((name) => [name, settingValue(name)])), {
+  requiredKeys: [],
+});
 
 describe("loadSettings on hostile environments", () => {
   it("returns trustworthy settings or throws ConfigError for any environment", () => {

@@ -232,7 +232,9 @@ export class ArmEmulator {
   async listen(): Promise<this> {
     await new Promise<void>((resolve, reject) => {
       this.server.once("error", reject);
-      this.server.listen(0, "127.0.0.1", () => resolve());
+      this.server.listen(0, "127.0.0.1", () => {
+        resolve();
+      });
     });
     this.baseUrl = `https://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
     return this;
@@ -240,7 +242,11 @@ export class ArmEmulator {
 
   /** Closes the server and every connection, hanging ones included. */
   async close(): Promise<void> {
-    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    const closed = new Promise<void>((resolve) =>
+      this.server.close(() => {
+        resolve();
+      }),
+    );
     for (const socket of this.sockets) socket.destroy();
     await closed;
   }
@@ -552,7 +558,7 @@ export class ArmEmulator {
 
   private poll(registry: MutableRegistry, operationId: string): Answer {
     const operation = this.operations.get(operationId);
-    if (operation === undefined || operation.registryKey !== registry.id.toLowerCase()) {
+    if (operation?.registryKey !== registry.id.toLowerCase()) {
       return armError(404, "OperationNotFound", `The operation '${operationId}' was not found.`);
     }
     const status = {
@@ -613,7 +619,7 @@ interface Target {
 function targetOf(match: RegExpExecArray): Target {
   const [subscriptionId = "", resourceGroup = "", name = ""] = match
     .slice(1, 4)
-    .map((part) => decodeURIComponent(part ?? ""));
+    .map((part) => decodeURIComponent(part));
   return { id: registryResourceId(subscriptionId, resourceGroup, name), resourceGroup, name };
 }
 

@@ -134,7 +134,7 @@ describe("the ARM emulator's ACR Tasks", () => {
       ipRules: ["20.89.0.192/26"],
     });
     await send("POST", tasksUrl(id, "/scheduleRun"), runRequest());
-    await until(async () => emulator.tasks.runs(id)[0]?.status === "Succeeded");
+    await until(() => Promise.resolve(emulator.tasks.runs(id)[0]?.status === "Succeeded"));
     expect(emulator.tasks.runs(id)[0]?.admitted).toBe(true);
   });
 

@@ -29,7 +29,7 @@ export function runBuiltCli(
     const child = execFile(
       process.execPath,
       [BUILT_CLI, ...args],
-      { env: { PATH: process.env.PATH ?? "", ...env } as NodeJS.ProcessEnv, maxBuffer: 64 * 1024 * 1024 },
+      { env: { PATH: process.env.PATH ?? "", ...env }, maxBuffer: 64 * 1024 * 1024 },
       (error, stdout, stderr) => {
         const code = error === null ? 0 : typeof error.code === "number" ? error.code : -1;
         resolve({ code, stdout, stderr });
