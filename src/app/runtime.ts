@@ -1,10 +1,6 @@
 import { DefaultAzureCredential, type TokenCredential } from "@azure/identity";
 import { loadSettings, type Settings, type SettingsSource } from "../config/settings.js";
-import {
-  blobContainerFromSettings,
-  createBlobLedgerStore,
-  type BlobLedgerStoreOptions,
-} from "../ledger/blob-store.js";
+import { blobContainerFromSettings, createBlobLedgerStore, type BlobLedgerStoreOptions } from "../ledger/blob-store.js";
 import { createFileLedgerStore } from "../ledger/file-store.js";
 import type { LedgerStore } from "../ledger/types.js";
 import { createTasksGateway } from "../canary/tasks-client.js";

@@ -25,7 +25,12 @@ export type DeadlineStage = "download" | "lock" | "registry" | "not-started";
 export function createDeadline(budgetMs: number, setting: string, now: () => number = Date.now): Deadline {
   const started = now();
   const controller = new AbortController();
-  const timer = setTimeout(() => controller.abort(), Math.max(0, budgetMs));
+  const timer = setTimeout(
+    () => {
+      controller.abort();
+    },
+    Math.max(0, budgetMs),
+  );
   // A pending deadline must not keep a CLI process alive after the work is done.
   timer.unref();
   const remainingMs = (): number => Math.max(0, started + budgetMs - now());

@@ -27,8 +27,8 @@ beforeAll(async () => {
   ingestion = await startIngestionEndpoint();
 });
 afterAll(async () => {
-  await ingestion?.close();
-  await harness?.close();
+  await ingestion.close();
+  await harness.close();
 });
 beforeEach(() => {
   harness.arm.clearFaults();

@@ -113,7 +113,7 @@ describe("a sync run that loses its lease", () => {
     harness = await startHarness();
   });
   afterAll(async () => {
-    await harness?.close();
+    await harness.close();
   });
 
   it("stops before its ledger write and its PATCH", async () => {
