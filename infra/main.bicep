@@ -66,6 +66,8 @@ param syncDeadlineMs string = ''
 param syncHttpDeadlineMs string = ''
 @description('ARM endpoint. Empty: the default of the service-tags cloud.')
 param armEndpoint string = ''
+@description('api-version of the registry API. Empty: the SDK\'s (2025-11-01), with one retry on 2023-07-01 if ARM refuses it.')
+param armApiVersion string = ''
 @description('Blob container for ledgers, audit entries and locks; created by this template.')
 param ledgerContainer string = 'acr-allowlist-sync'
 
@@ -126,6 +128,7 @@ module app 'app.bicep' = {
       SYNC_DEADLINE_MS: syncDeadlineMs
       SYNC_HTTP_DEADLINE_MS: syncHttpDeadlineMs
       ARM_ENDPOINT: armEndpoint
+      ARM_API_VERSION: armApiVersion
       LEDGER_CONTAINER: ledgerContainer
     }
   }

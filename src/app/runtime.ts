@@ -62,6 +62,7 @@ export function createRuntime(env: SettingsSource, options: RuntimeOptions = {})
         cloud: settings.cloud,
         endpoint: settings.armEndpoint,
         operationTimeoutMs: settings.operationTimeoutMs,
+        apiVersion: settings.armApiVersion,
         ...options.tuning?.registry,
       }),
       // The canary's ACR Tasks calls ride the same pipeline options (token, retries, timeouts) as the registry's.

@@ -222,6 +222,14 @@ export const APP_SETTINGS: readonly AppSettingInfo[] = [
     flag: "--arm-endpoint",
   },
   {
+    name: "ARM_API_VERSION",
+    required: false,
+    example: "2023-07-01",
+    description:
+      "api-version of the registry API (default: the SDK's, 2025-11-01). When ARM answers that a version is not supported, the run retries once with 2023-07-01 (same networkRuleSet shape) and warns in the plan.",
+    flag: "--arm-api-version",
+  },
+  {
     name: "LEDGER_CONTAINER",
     required: false,
     default: "acr-allowlist-sync",
@@ -301,6 +309,8 @@ export interface Settings {
   readonly targets: readonly TargetConfig[];
   readonly cloud: DeploymentCloud;
   readonly armEndpoint: string;
+  /** `ARM_API_VERSION`; undefined: the SDK's. */
+  readonly armApiVersion: string | undefined;
   readonly schedule: string;
   readonly serviceTags: {
     readonly url: string | undefined;
@@ -425,6 +435,13 @@ const settingsSchema = z.object({
   SYNC_DEADLINE_MS: intSetting(1_000, 3_600_000).default(540_000),
   // 230 s is the HTTP response limit; 15 s stay for the telemetry flush.
   SYNC_HTTP_DEADLINE_MS: intSetting(1_000, 215_000).default(200_000),
+  ARM_API_VERSION: z.preprocess(
+    blankToUndefined,
+    z
+      .string()
+      .regex(/^\d{4}-\d{2}-\d{2}(-preview)?$/, "expected an api-version like 2023-07-01")
+      .optional(),
+  ),
   ARM_ENDPOINT: z.preprocess(
     blankToUndefined,
     z.url({ protocol: /^https$/, error: "expected an https URL (the SDK refuses tokens over http)" }).optional(),
@@ -518,6 +535,7 @@ export function loadSettings(source: SettingsSource): Settings {
   return {
     targets,
     cloud,
+    armApiVersion: s.ARM_API_VERSION,
     armEndpoint: (s.ARM_ENDPOINT ?? ARM_ENDPOINTS[cloud]).replace(/\/+$/, ""),
     schedule: s.SYNC_SCHEDULE,
     serviceTags: {

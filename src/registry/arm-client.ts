@@ -4,6 +4,7 @@ import {
 } from "@azure/arm-containerregistry";
 import type { TokenCredential } from "@azure/identity";
 import type { DeploymentCloud } from "../servicetags/schema.js";
+import { apiVersionPolicy, type ApiVersionState } from "./api-version.js";
 import { ARM_ENDPOINTS } from "./clouds.js";
 
 export interface ArmRetryOptions {
@@ -27,6 +28,8 @@ export interface ArmClientOptions {
   readonly userAgentPrefix?: string;
   /** CA certificates (PEM) that REPLACE the public CA list: only for a local emulator (else use NODE_EXTRA_CA_CERTS). */
   readonly trustedCa?: string | Buffer;
+  /** The registry API version to send, and where a fallback is recorded (see api-version.ts). */
+  readonly apiVersionState?: ApiVersionState;
 }
 
 export const DEFAULT_REQUEST_TIMEOUT_MS = 30_000;
@@ -56,6 +59,9 @@ export function createArmClient(subscriptionId: string, options: ArmClientOption
         },
         position: "perRetry",
       },
+      ...(options.apiVersionState === undefined
+        ? []
+        : [{ policy: apiVersionPolicy(options.apiVersionState), position: "perCall" as const }]),
     ],
     ...(options.userAgentPrefix === undefined
       ? {}

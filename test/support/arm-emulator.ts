@@ -150,6 +150,13 @@ export interface ArmEmulatorBehaviour {
   readonly replicationsPageSize?: number;
   /** ACR Tasks timing and answers (see `./arm-tasks.ts`). */
   readonly tasks?: TasksBehaviour;
+  /**
+   * api-versions the registry API answers (default: 2025-11-01 only). A sovereign cloud that has
+   * not got the newest yet: `["2023-07-01"]` (same wire shape for what the emulator serves).
+   */
+  readonly registryApiVersions?: readonly string[];
+  /** How an unsupported version is refused (both are documented ARM answers). Default InvalidApiVersionParameter. */
+  readonly unsupportedApiVersionCode?: "InvalidApiVersionParameter" | "NoRegisteredProviderFound";
 }
 
 export interface ArmEmulatorOptions extends ArmEmulatorBehaviour {
@@ -198,6 +205,8 @@ export class ArmEmulator {
     pollsBeforeDone: 1,
     retryAfterSeconds: 0,
     replicationsPageSize: 100,
+    registryApiVersions: [ARM_API_VERSION],
+    unsupportedApiVersionCode: "InvalidApiVersionParameter",
   };
   private readonly server = createServer(serverTlsOptions(), (req, res) => {
     // A client that gives up mid-request must not crash the emulator.
@@ -258,6 +267,8 @@ export class ArmEmulator {
       pollsBeforeDone: behaviour.pollsBeforeDone ?? current.pollsBeforeDone,
       retryAfterSeconds: behaviour.retryAfterSeconds ?? current.retryAfterSeconds,
       replicationsPageSize: behaviour.replicationsPageSize ?? current.replicationsPageSize,
+      registryApiVersions: behaviour.registryApiVersions ?? current.registryApiVersions,
+      unsupportedApiVersionCode: behaviour.unsupportedApiVersionCode ?? current.unsupportedApiVersionCode,
     };
     if (behaviour.tasks !== undefined) this.tasks.configure(behaviour.tasks);
   }
@@ -452,8 +463,15 @@ export class ArmEmulator {
       op === "scheduleRun" || op === "getRun" || op === "listLogSasUrl"
         ? [TASKS_API_VERSION]
         : op === "poll"
-          ? [ARM_API_VERSION, TASKS_API_VERSION]
-          : [ARM_API_VERSION];
+          ? [...this.behaviour.registryApiVersions, TASKS_API_VERSION]
+          : this.behaviour.registryApiVersions;
+    if (!versions.includes(apiVersion) && this.behaviour.unsupportedApiVersionCode === "NoRegisteredProviderFound") {
+      return armError(
+        400,
+        "NoRegisteredProviderFound",
+        `No registered resource provider found for location 'japaneast' and API version '${apiVersion}' for type 'registries'. The supported api-versions are '${versions.join(", ")}'. The supported locations are 'japaneast, eastus, westeurope'.`,
+      );
+    }
     if (!versions.includes(apiVersion)) {
       return armError(
         400,
@@ -482,7 +500,7 @@ export class ArmEmulator {
       case "get":
         return { status: 200, body: registryDocument(registry) };
       case "patch":
-        return this.patch(registry, body ?? "", fault);
+        return this.patch(registry, body ?? "", fault, apiVersion);
       case "poll":
         return this.poll(registry, decodeURIComponent(url.pathname.split("/").pop() ?? ""));
       case "usages":
@@ -512,7 +530,7 @@ export class ArmEmulator {
     return operation.id;
   }
 
-  private patch(registry: MutableRegistry, text: string, fault: Fault | undefined): Answer {
+  private patch(registry: MutableRegistry, text: string, fault: Fault | undefined, apiVersion: string): Answer {
     const parsed = parsePatch(registry, text);
     if ("status" in parsed) return parsed;
     const apply = (): void => {
@@ -550,7 +568,8 @@ export class ArmEmulator {
       status: 201,
       body: document,
       headers: {
-        "azure-asyncoperation": `${this.baseUrl}${registry.id}/operationStatuses/${operation.id}?api-version=${ARM_API_VERSION}`,
+        // The operation URL carries the version of the request that started it, as ARM's do.
+        "azure-asyncoperation": `${this.baseUrl}${registry.id}/operationStatuses/${operation.id}?api-version=${apiVersion}`,
         "retry-after": String(this.behaviour.retryAfterSeconds),
       },
     };
