@@ -26,6 +26,9 @@ param alertEmailAddress string = ''
 @maxValue(100)
 param rulesUsedAlertPercent int = 90
 
+@description('Resource ID (or GUID) of an existing custom role definition with the registry actions, for platform teams that pre-create roles: the template then creates no role and needs no roleDefinitions/write. Empty: the template creates the role (Owner or User Access Administrator needed).')
+param registryRoleDefinitionId string = ''
+
 @description('Optional object ID of a person or group who may read the ledger and audit blobs (Storage Blob Data Reader). Empty: nobody.')
 param operatorPrincipalId string = ''
 
@@ -77,7 +80,11 @@ var resourceToken = toLower(uniqueString(subscription().id, environmentName, loc
 
 // `/subscriptions/<sub>/resourceGroups/<rg>/providers/Microsoft.ContainerRegistry/registries/<name>` split on '/':
 // index 2 = subscription, 4 = resource group, 8 = registry name.
-var targetRegistryIds = filter(map(split(targetRegistries, ','), id => trim(id)), id => !empty(id))
+// A trailing slash is cut, so `.../registries/name/` scopes the role and the alerts like `.../registries/name`.
+var targetRegistryIds = map(
+  filter(map(split(targetRegistries, ','), id => trim(id)), id => !empty(id)),
+  id => endsWith(id, '/') ? substring(id, 0, length(id) - 1) : id
+)
 
 // environment().name is AzureCloud, AzureChinaCloud or AzureUSGovernment: the file of the same cloud.
 var cloudByEnvironment = {
@@ -182,12 +189,20 @@ var registryActions = concat(documentedRegistryActions, replicaActions)
 // union() removes duplicates. The role is only ever *assigned* on the registries themselves.
 var registrySubscriptionScopes = union([subscription().id], map(targetRegistryIds, id => '/subscriptions/${split(id, '/')[2]}'))
 
-resource registryRole 'Microsoft.Authorization/roleDefinitions@2022-04-01' = {
-  // Role definition names are GUIDs unique per tenant: one per subscription and environment.
-  name: guid(subscription().id, environmentName, 'acr-allowlist-sync-registry-firewall')
+// Creating a role definition needs Microsoft.Authorization/roleDefinitions/write (Owner or User
+// Access Administrator; Contributor and RBAC Administrator lack it). With an existing role passed
+// in, nothing is created and only role assignments are made.
+var createRegistryRole = empty(registryRoleDefinitionId)
+// Role definition names are GUIDs unique per tenant: one per subscription and environment.
+var createdRoleGuid = guid(subscription().id, environmentName, 'acr-allowlist-sync-registry-firewall')
+var registryRoleGuid = createRegistryRole ? createdRoleGuid : last(split(registryRoleDefinitionId, '/'))
+
+resource registryRole 'Microsoft.Authorization/roleDefinitions@2022-04-01' = if (createRegistryRole) {
+  name: createdRoleGuid
   properties: {
-    // Role names must be unique in the tenant too, hence the environment name.
-    roleName: 'ACR allowlist sync - registry firewall (${environmentName})'
+    // Role names must be unique in the tenant: the same environment name in two subscriptions
+    // would otherwise collide (RoleDefinitionWithSameNameExists).
+    roleName: 'ACR allowlist sync - registry firewall (${environmentName}, ${subscription().subscriptionId})'
     description: 'Read a container registry, replace its IP rules, poll the update and read the IP rule limit. Used by acr-allowlist-sync.'
     type: 'CustomRole'
     permissions: [
@@ -211,7 +226,7 @@ module registryAccess 'registry-access.bicep' = [
     params: {
       registryName: split(id, '/')[8]
       principalId: app.outputs.identityPrincipalId
-      roleDefinitionGuid: registryRole.name
+      roleDefinitionGuid: registryRoleGuid
     }
     // The GUID is known before the role exists, so make the order explicit: assigning a role
     // that is not created yet fails with RoleDefinitionDoesNotExist.
@@ -228,5 +243,5 @@ output AZURE_RESOURCE_GROUP string = rg.name
 output AZURE_FUNCTION_APP_NAME string = app.outputs.functionAppName
 output AZURE_CLIENT_ID string = app.outputs.identityClientId
 output APPLICATIONINSIGHTS_CONNECTION_STRING string = app.outputs.appInsightsConnectionString
-output REGISTRY_ROLE_DEFINITION_ID string = registryRole.id
+output REGISTRY_ROLE_DEFINITION_ID string = subscriptionResourceId('Microsoft.Authorization/roleDefinitions', registryRoleGuid)
 output WORKBOOK_ID string = workbook.outputs.workbookId

@@ -84,7 +84,11 @@ export function createRuntime(env: SettingsSource, options: RuntimeOptions = {})
         minAcrTags: settings.serviceTags.minAcrTags,
         ...options.tuning?.serviceTags,
       }),
-      telemetry: createTelemetry({ connectionString: settings.appInsightsConnectionString, credential }),
+      telemetry: createTelemetry({
+        connectionString: settings.appInsightsConnectionString,
+        credential: telemetryCredential(settings, credential, options.credential),
+        cloud: settings.cloud,
+      }),
     },
   };
 }
@@ -101,6 +105,22 @@ function ledgerCredential(
   const clientId = settings.storage.clientId;
   if (given !== undefined || clientId === undefined || clientId === settings.azureClientId) return appCredential;
   return new DefaultAzureCredential({ managedIdentityClientId: clientId });
+}
+
+/**
+ * Entra ID ingestion only when APPLICATIONINSIGHTS_AUTHENTICATION_STRING asks for it (the same
+ * switch the host uses), with the identity it names; otherwise the instrumentation key alone.
+ */
+function telemetryCredential(
+  settings: Settings,
+  appCredential: TokenCredential,
+  given: TokenCredential | undefined,
+): TokenCredential | undefined {
+  const entra = settings.appInsightsEntra;
+  if (entra === undefined) return undefined;
+  if (given !== undefined || entra.clientId === undefined || entra.clientId === settings.azureClientId)
+    return appCredential;
+  return new DefaultAzureCredential({ managedIdentityClientId: entra.clientId });
 }
 
 let shared: Runtime | undefined;

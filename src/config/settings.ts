@@ -285,6 +285,13 @@ export const APP_SETTINGS: readonly AppSettingInfo[] = [
     example: "InstrumentationKey=...;IngestionEndpoint=https://...",
     description: "Application Insights connection string; without it nothing is sent.",
   },
+  {
+    name: "APPLICATIONINSIGHTS_AUTHENTICATION_STRING",
+    required: false,
+    example: "ClientId=<client id>;Authorization=AAD",
+    description:
+      "Entra ID ingestion, as the Functions host reads it: with Authorization=AAD telemetry is sent with a token for the cloud's Azure Monitor audience (AADAudience in the connection string, else the cloud's); without it, with the instrumentation key only. The infra sets it in the public cloud only, where Entra ingestion is documented.",
+  },
 ];
 
 export interface SyncPolicy {
@@ -338,6 +345,8 @@ export interface Settings {
   };
   readonly azureClientId: string | undefined;
   readonly appInsightsConnectionString: string | undefined;
+  /** Entra ID ingestion (`APPLICATIONINSIGHTS_AUTHENTICATION_STRING` with Authorization=AAD); undefined: instrumentation key only. */
+  readonly appInsightsEntra: { readonly clientId: string | undefined } | undefined;
 }
 
 export type SettingsSource = Readonly<Record<string, string | undefined>>;
@@ -478,6 +487,35 @@ const settingsSchema = z.object({
   ),
   AZURE_CLIENT_ID: z.preprocess(blankToUndefined, z.string().optional()),
   APPLICATIONINSIGHTS_CONNECTION_STRING: z.preprocess(blankToUndefined, z.string().optional()),
+  APPLICATIONINSIGHTS_AUTHENTICATION_STRING: z.preprocess(
+    blankToUndefined,
+    z
+      .string()
+      .transform((value, context) => {
+        const fields = new Map(
+          value
+            .split(";")
+            .map((part) => part.trim())
+            .filter((part) => part !== "")
+            .map((part) => {
+              const eq = part.indexOf("=");
+              return [part.slice(0, eq).trim().toLowerCase(), eq < 0 ? "" : part.slice(eq + 1).trim()] as const;
+            }),
+        );
+        const authorization = fields.get("authorization");
+        const clientId = fields.get("clientid");
+        if (authorization?.toLowerCase() !== "aad") {
+          context.addIssue({ code: "custom", message: "expected Authorization=AAD (optionally with ClientId=<guid>)" });
+          return z.NEVER;
+        }
+        if (clientId !== undefined && !/^[0-9a-f]{8}-([0-9a-f]{4}-){3}[0-9a-f]{12}$/i.test(clientId)) {
+          context.addIssue({ code: "custom", message: "ClientId must be a client ID (GUID)" });
+          return z.NEVER;
+        }
+        return { clientId };
+      })
+      .optional(),
+  ),
 });
 
 function configErrorFor(setting: string, problem: string, value: string | undefined): ConfigError {
@@ -564,6 +602,7 @@ export function loadSettings(source: SettingsSource): Settings {
     },
     azureClientId: s.AZURE_CLIENT_ID,
     appInsightsConnectionString: s.APPLICATIONINSIGHTS_CONNECTION_STRING,
+    appInsightsEntra: s.APPLICATIONINSIGHTS_AUTHENTICATION_STRING,
   };
 }
 
