@@ -14,9 +14,17 @@ param environmentName string
 @metadata({ azd: { type: 'location' } })
 param location string
 
-@description('Registries to keep in sync: ARM resource IDs, comma-separated (/subscriptions/<sub>/resourceGroups/<rg>/providers/Microsoft.ContainerRegistry/registries/<name>). The app identity gets the custom registry role on each one.')
-@minLength(1)
-param targetRegistries string
+@description('Registries to keep in sync: ARM resource IDs, comma-separated (/subscriptions/<sub>/resourceGroups/<rg>/providers/Microsoft.ContainerRegistry/registries/<name>). The app identity gets the custom registry role on each one. May be empty when targetDiscoveryTag is set.')
+param targetRegistries string = ''
+
+@description('Discovery tag key=value (e.g. acr-allowlist-sync=enabled). Empty: discovery off. When set, the app identity gets Reader and the custom registry role on each subscription of targetDiscoveryScopes.')
+param targetDiscoveryTag string = ''
+@description('Comma-separated /subscriptions/<id> (roles assigned by this template) or /providers/Microsoft.Management/managementGroups/<id> (assign Reader and the role there yourself, see README). Empty with a tag: this subscription.')
+param targetDiscoveryScopes string = ''
+@description('true: the timer enqueues one message per registry and a queue-triggered function syncs each. Empty: on when discovery is on, off otherwise.')
+@allowed(['', 'true', 'false'])
+param syncFanout string = ''
+param syncMaxPerSubscription string = ''
 
 @description('Email address for alert notifications. Empty: the alerts still fire in the portal but notify nobody.')
 param alertEmailAddress string = ''
@@ -86,6 +94,18 @@ var targetRegistryIds = map(
   id => endsWith(id, '/') ? substring(id, 0, length(id) - 1) : id
 )
 
+var discoveryOn = !empty(targetDiscoveryTag)
+var discoveryScopeList = filter(map(split(targetDiscoveryScopes, ','), s => trim(s)), s => !empty(s))
+// With a tag but no scope, the code would search every readable subscription; the template only
+// grants roles here, so it pins the scope to this subscription unless told more.
+var effectiveDiscoveryScopes = discoveryOn && empty(discoveryScopeList) ? subscription().id : join(discoveryScopeList, ',')
+// `/subscriptions/<id>` scopes: index 2 of split('/') is the subscription ID.
+var discoverySubscriptionIds = discoveryOn
+  ? (empty(discoveryScopeList)
+      ? [subscription().subscriptionId]
+      : map(filter(discoveryScopeList, s => startsWith(toLower(s), '/subscriptions/')), s => split(s, '/')[2]))
+  : []
+
 // environment().name is AzureCloud, AzureChinaCloud or AzureUSGovernment: the file of the same cloud.
 var cloudByEnvironment = {
   AzureCloud: 'Public'
@@ -112,6 +132,11 @@ module app 'app.bicep' = {
     operatorPrincipalId: operatorPrincipalId
     syncAppSettings: {
       TARGET_REGISTRIES: join(targetRegistryIds, ',')
+      TARGET_DISCOVERY_TAG: targetDiscoveryTag
+      TARGET_DISCOVERY_SCOPES: effectiveDiscoveryScopes
+      // Discovery can find hundreds of registries: fan out unless told otherwise.
+      SYNC_FANOUT: !empty(syncFanout) ? syncFanout : (discoveryOn ? 'true' : '')
+      SYNC_MAX_PER_SUBSCRIPTION: syncMaxPerSubscription
       SERVICE_TAGS_CLOUD: effectiveServiceTagsCloud
       SERVICE_TAGS_URL: serviceTagsUrl
       SERVICE_TAGS_DETAILS_URL: serviceTagsDetailsUrl
@@ -187,7 +212,12 @@ var registryActions = concat(documentedRegistryActions, replicaActions)
 // A custom role may only be assigned inside its assignable scopes: the subscriptions that hold
 // target registries. This subscription is always listed because the definition is created here.
 // union() removes duplicates. The role is only ever *assigned* on the registries themselves.
-var registrySubscriptionScopes = union([subscription().id], map(targetRegistryIds, id => '/subscriptions/${split(id, '/')[2]}'))
+// With discovery on, the role is also assigned at each discovery subscription (discovery-access.bicep).
+var registrySubscriptionScopes = union(
+  [subscription().id],
+  map(targetRegistryIds, id => '/subscriptions/${split(id, '/')[2]}'),
+  map(discoverySubscriptionIds, id => '/subscriptions/${id}')
+)
 
 // Creating a role definition needs Microsoft.Authorization/roleDefinitions/write (Owner or User
 // Access Administrator; Contributor and RBAC Administrator lack it). With an existing role passed
@@ -230,6 +260,22 @@ module registryAccess 'registry-access.bicep' = [
     }
     // The GUID is known before the role exists, so make the order explicit: assigning a role
     // that is not created yet fails with RoleDefinitionDoesNotExist.
+    dependsOn: [
+      registryRole
+    ]
+  }
+]
+
+// Discovery: Reader (for Resource Graph) and the registry role on each discovery subscription.
+// Management-group scopes are outside what a subscription deployment can grant: see README.
+module discoveryAccess 'discovery-access.bicep' = [
+  for (subscriptionId, i) in discoverySubscriptionIds: {
+    name: 'discovery-access-${i}-${take(uniqueString(subscriptionId), 6)}'
+    scope: subscription(subscriptionId)
+    params: {
+      principalId: app.outputs.identityPrincipalId
+      roleDefinitionGuid: registryRole.name
+    }
     dependsOn: [
       registryRole
     ]

@@ -242,6 +242,38 @@ export class ConvergenceError extends AllowlistSyncError {
   readonly category = "conflict";
 }
 
+// ---- discovery and fan-out ---------------------------------------------------------------------
+
+/** A discovered registry's override tag (`acr-allowlist-sync.*`) has a bad value: that registry is skipped. */
+export class InvalidRegistryTagError extends AllowlistSyncError {
+  readonly code = "InvalidRegistryTag";
+  readonly category = "config";
+}
+
+/** The Resource Graph query failed (refused, throttled beyond retries, unreadable answer). */
+export class DiscoveryError extends AllowlistSyncError {
+  readonly code = "DiscoveryFailed";
+  readonly category = "registry";
+}
+
+/** A fan-out message failed on every delivery the host allows and was moved to the poison queue. */
+export class MessagePoisonedError extends AllowlistSyncError {
+  readonly code = "Poisoned";
+  readonly category = "registry";
+}
+
+/** A fan-out message is not one the scheduler sends, or its service-tags blob is gone or altered. */
+export class FanoutMessageError extends AllowlistSyncError {
+  readonly code = "InvalidFanoutMessage";
+  readonly category = "input";
+}
+
+/** The fan-out queue or the service-tags blob could not be written or read. */
+export class FanoutStorageError extends AllowlistSyncError {
+  readonly code = "FanoutStorageUnavailable";
+  readonly category = "ledger";
+}
+
 /** What to do when an error carries no remedy of its own: every error an operator sees names a next step. */
 const CATEGORY_REMEDIES: Readonly<Record<ErrorCategory, string>> = {
   usage: "Run 'acr-allowlist-sync <command> --help' for the flags it takes.",

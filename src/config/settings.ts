@@ -31,11 +31,45 @@ export interface AppSettingInfo {
 export const APP_SETTINGS: readonly AppSettingInfo[] = [
   {
     name: "TARGET_REGISTRIES",
-    required: true,
+    // Required unless TARGET_DISCOVERY_TAG finds the registries (checked in loadSettings).
+    required: false,
     example: "/subscriptions/<sub>/resourceGroups/rg/providers/Microsoft.ContainerRegistry/registries/myreg",
     description:
-      'Registries to keep in sync: ARM resource IDs, comma-separated, or a JSON list of {"id", "regions"?, "includeReplicas"?, "pinnedRules"?, "headroom"?, "minPrefixLength"?, "maxExtraAddresses"?, "maxExtraRatio"?, "maxRemovalShare"?, "writeWhenDefaultAllow"?}.',
+      'Registries to keep in sync (required unless TARGET_DISCOVERY_TAG is set; these win over discovered ones): ARM resource IDs, comma-separated, or a JSON list of {"id", "regions"?, "includeReplicas"?, "pinnedRules"?, "headroom"?, "minPrefixLength"?, "maxExtraAddresses"?, "maxExtraRatio"?, "maxRemovalShare"?, "writeWhenDefaultAllow"?}.',
     flag: "--registry",
+  },
+  {
+    name: "TARGET_DISCOVERY_TAG",
+    required: false,
+    example: "acr-allowlist-sync=enabled",
+    description:
+      "Discovery (off when empty): also sync every Premium registry carrying this tag (key=value; key case-insensitive, value case-insensitive), found with one Azure Resource Graph query. Per-registry tags acr-allowlist-sync.regions, .headroom, .include-replicas, .pinned-rules override the defaults.",
+    flag: "--discovery-tag",
+  },
+  {
+    name: "TARGET_DISCOVERY_SCOPES",
+    required: false,
+    example: "/subscriptions/<sub>,/providers/Microsoft.Management/managementGroups/platform",
+    description:
+      "Where discovery looks: comma-separated /subscriptions/<id> or /providers/Microsoft.Management/managementGroups/<id> (default: every subscription the identity can read).",
+    flag: "--discovery-scopes",
+  },
+  {
+    name: "SYNC_FANOUT",
+    required: false,
+    default: "false",
+    example: "true",
+    description:
+      "Timer as scheduler: store the service-tags file in blob storage and enqueue one message per registry on the allowlist-sync queue, each synced by its own queue-triggered invocation (false: every registry in the timer's own invocation).",
+  },
+  {
+    name: "SYNC_MAX_PER_SUBSCRIPTION",
+    required: false,
+    default: "4",
+    example: "8",
+    description:
+      "Registries of one subscription synced at the same time by one process (ARM throttles per subscription: 250 reads, refill 25/s).",
+    flag: "--max-per-subscription",
   },
   {
     name: "SERVICE_TAGS_CLOUD",
@@ -251,6 +285,12 @@ export const APP_SETTINGS: readonly AppSettingInfo[] = [
     description: "Blob endpoint for identity-based storage access (set by the infra).",
   },
   {
+    name: "AzureWebJobsStorage__queueServiceUri",
+    required: false,
+    example: "https://mystorage.queue.core.windows.net",
+    description: "Queue endpoint for identity-based access: the fan-out queue and its trigger (set by the infra).",
+  },
+  {
     name: "AzureWebJobsStorage__accountName",
     required: false,
     example: "mystorage",
@@ -312,8 +352,32 @@ export interface TargetConfig {
   readonly policy: SyncPolicy;
 }
 
+/** A Resource Graph scope: a subscription or a management group. */
+export type DiscoveryScope =
+  { readonly kind: "subscription"; readonly id: string } | { readonly kind: "managementGroup"; readonly id: string };
+
+export interface DiscoverySettings {
+  /** The tag that selects registries; undefined: discovery is off. */
+  readonly tag: { readonly key: string; readonly value: string } | undefined;
+  /** Empty: every subscription the identity can read. */
+  readonly scopes: readonly DiscoveryScope[];
+}
+
+/** What a registry gets when neither TARGET_REGISTRIES nor its own tags say otherwise. */
+export interface TargetDefaults {
+  readonly regions: readonly string[] | undefined;
+  readonly includeReplicas: boolean;
+  readonly pinnedRules: readonly string[];
+  readonly policy: SyncPolicy;
+}
+
 export interface Settings {
+  /** The explicit targets (TARGET_REGISTRIES); discovery adds more at run time. */
   readonly targets: readonly TargetConfig[];
+  readonly targetDefaults: TargetDefaults;
+  readonly discovery: DiscoverySettings;
+  readonly fanout: boolean;
+  readonly maxPerSubscription: number;
   readonly cloud: DeploymentCloud;
   readonly armEndpoint: string;
   /** `ARM_API_VERSION`; undefined: the SDK's. */
@@ -338,6 +402,7 @@ export interface Settings {
   readonly storage: {
     readonly connectionString: string | undefined;
     readonly blobServiceUri: string | undefined;
+    readonly queueServiceUri?: string | undefined;
     /** `AzureWebJobsStorage__accountName`: the blob endpoint is derived from it when no URI is given. */
     readonly accountName: string | undefined;
     /** `AzureWebJobsStorage__clientId`: the identity for the ledger (else AZURE_CLIENT_ID). */
@@ -391,6 +456,45 @@ const ruleText = z
   .string()
   .regex(/^\d{1,3}(\.\d{1,3}){3}(\/\d{1,2})?$/, "expected an IPv4 address or CIDR like 203.0.113.0/24");
 
+// ARM tag names exclude < > % & \\ ? /; quotes are excluded here too, since the tag goes into a KQL string literal.
+const TAG_PART = /^[^<>%&\\?/'"=,\s][^<>%&\\?/'"=,]{0,254}$/;
+const discoveryTag = z.preprocess(
+  blankToUndefined,
+  z
+    .string()
+    .transform((v, ctx) => {
+      const at = v.indexOf("=");
+      const key = v.slice(0, at).trim();
+      const value = v.slice(at + 1).trim();
+      if (at < 0 || !TAG_PART.test(key) || !TAG_PART.test(value)) {
+        ctx.addIssue({
+          code: "custom",
+          message: "expected key=value (no quotes, <, >, %, &, \\, ?, / or commas), like acr-allowlist-sync=enabled",
+        });
+        return z.NEVER;
+      }
+      return { key, value };
+    })
+    .optional(),
+);
+const SUBSCRIPTION_SCOPE = /^\/subscriptions\/([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})\/?$/i;
+const MANAGEMENT_GROUP_SCOPE = /^\/providers\/Microsoft\.Management\/managementGroups\/([\w().-]{1,90})\/?$/i;
+const discoveryScopes = listSetting.pipe(
+  z.array(
+    z.string().transform((v, ctx): DiscoveryScope => {
+      const subscription = SUBSCRIPTION_SCOPE.exec(v)?.[1];
+      if (subscription !== undefined) return { kind: "subscription", id: subscription.toLowerCase() };
+      const group = MANAGEMENT_GROUP_SCOPE.exec(v)?.[1];
+      if (group !== undefined) return { kind: "managementGroup", id: group };
+      ctx.addIssue({
+        code: "custom",
+        message: `'${v.slice(0, 200)}' is neither /subscriptions/<id> nor /providers/Microsoft.Management/managementGroups/<id>`,
+      });
+      return z.NEVER;
+    }),
+  ),
+);
+
 const policyOverridesSchema = z.strictObject({
   id: z.string(),
   regions: z.array(regionName).min(1).optional(),
@@ -406,6 +510,10 @@ const policyOverridesSchema = z.strictObject({
 type TargetOverrides = z.infer<typeof policyOverridesSchema>;
 
 const settingsSchema = z.object({
+  TARGET_DISCOVERY_TAG: discoveryTag,
+  TARGET_DISCOVERY_SCOPES: discoveryScopes.optional(),
+  SYNC_FANOUT: boolSetting.default(false),
+  SYNC_MAX_PER_SUBSCRIPTION: intSetting(1, 100).default(4),
   SERVICE_TAGS_CLOUD: z.preprocess(blankToUndefined, z.enum(DEPLOYMENT_CLOUDS).default("Public")),
   SERVICE_TAGS_URL: z.preprocess(
     blankToUndefined,
@@ -467,6 +575,7 @@ const settingsSchema = z.object({
   ),
   AzureWebJobsStorage: z.preprocess(blankToUndefined, z.string().optional()),
   AzureWebJobsStorage__blobServiceUri: z.preprocess(blankToUndefined, z.url().optional()),
+  AzureWebJobsStorage__queueServiceUri: z.preprocess(blankToUndefined, z.url().optional()),
   AzureWebJobsStorage__accountName: z.preprocess(
     blankToUndefined,
     z
@@ -542,28 +651,26 @@ export function loadSettings(source: SettingsSource): Settings {
   }
   const s = parsed.data;
   const cloud = s.SERVICE_TAGS_CLOUD;
-  const defaults: SyncPolicy = {
-    headroom: s.SYNC_HEADROOM,
-    minPrefixLength: s.SYNC_MIN_PREFIX_LENGTH,
-    maxExtraAddresses: s.SYNC_MAX_EXTRA_ADDRESSES,
-    maxExtraRatio: s.SYNC_MAX_EXTRA_RATIO,
-    maxRemovalShare: s.SYNC_MAX_REMOVAL_SHARE,
-    writeWhenDefaultAllow: s.SYNC_WRITE_WHEN_DEFAULT_ALLOW,
-  };
-  const targets = parseTargets(source.TARGET_REGISTRIES).map((overrides): TargetConfig => ({
-    ref: parseRegistryId(overrides.id, "TARGET_REGISTRIES"),
-    regions: (overrides.regions ?? s.SYNC_REGIONS)?.map((r) => r.toLowerCase()),
-    includeReplicas: overrides.includeReplicas ?? s.SYNC_INCLUDE_REPLICAS,
-    pinnedRules: overrides.pinnedRules ?? s.SYNC_PINNED_RULES ?? [],
+  const targetDefaults: TargetDefaults = {
+    regions: s.SYNC_REGIONS?.map((r) => r.toLowerCase()),
+    includeReplicas: s.SYNC_INCLUDE_REPLICAS,
+    pinnedRules: s.SYNC_PINNED_RULES ?? [],
     policy: {
-      headroom: overrides.headroom ?? defaults.headroom,
-      minPrefixLength: overrides.minPrefixLength ?? defaults.minPrefixLength,
-      maxExtraAddresses: overrides.maxExtraAddresses ?? defaults.maxExtraAddresses,
-      maxExtraRatio: overrides.maxExtraRatio ?? defaults.maxExtraRatio,
-      maxRemovalShare: overrides.maxRemovalShare ?? defaults.maxRemovalShare,
-      writeWhenDefaultAllow: overrides.writeWhenDefaultAllow ?? defaults.writeWhenDefaultAllow,
+      headroom: s.SYNC_HEADROOM,
+      minPrefixLength: s.SYNC_MIN_PREFIX_LENGTH,
+      maxExtraAddresses: s.SYNC_MAX_EXTRA_ADDRESSES,
+      maxExtraRatio: s.SYNC_MAX_EXTRA_RATIO,
+      maxRemovalShare: s.SYNC_MAX_REMOVAL_SHARE,
+      writeWhenDefaultAllow: s.SYNC_WRITE_WHEN_DEFAULT_ALLOW,
     },
-  }));
+  };
+  const discovering = s.TARGET_DISCOVERY_TAG !== undefined;
+  const targets =
+    discovering && (source.TARGET_REGISTRIES ?? "").trim() === ""
+      ? []
+      : parseTargets(source.TARGET_REGISTRIES).map((overrides) =>
+          targetFrom(parseRegistryId(overrides.id, "TARGET_REGISTRIES"), overrides, targetDefaults),
+        );
   const ids = new Set<string>();
   for (const target of targets) {
     const key = target.ref.id.toLowerCase();
@@ -572,6 +679,10 @@ export function loadSettings(source: SettingsSource): Settings {
   }
   return {
     targets,
+    targetDefaults,
+    discovery: { tag: s.TARGET_DISCOVERY_TAG, scopes: s.TARGET_DISCOVERY_SCOPES ?? [] },
+    fanout: s.SYNC_FANOUT,
+    maxPerSubscription: s.SYNC_MAX_PER_SUBSCRIPTION,
     cloud,
     armApiVersion: s.ARM_API_VERSION,
     armEndpoint: (s.ARM_ENDPOINT ?? ARM_ENDPOINTS[cloud]).replace(/\/+$/, ""),
@@ -599,6 +710,7 @@ export function loadSettings(source: SettingsSource): Settings {
           : blobServiceUriForAccount(s.AzureWebJobsStorage__accountName, cloud)),
       accountName: s.AzureWebJobsStorage__accountName,
       clientId: s.AzureWebJobsStorage__clientId,
+      queueServiceUri: s.AzureWebJobsStorage__queueServiceUri,
     },
     azureClientId: s.AZURE_CLIENT_ID,
     appInsightsConnectionString: s.APPLICATIONINSIGHTS_CONNECTION_STRING,
@@ -606,10 +718,42 @@ export function loadSettings(source: SettingsSource): Settings {
   };
 }
 
+/** Per-registry overrides on top of the defaults: the same rules for TARGET_REGISTRIES entries and for discovery tags. */
+export type TargetOverrideValues = Omit<TargetOverrides, "id">;
+
+export function targetFrom(ref: RegistryRef, overrides: TargetOverrideValues, defaults: TargetDefaults): TargetConfig {
+  return {
+    ref,
+    regions: overrides.regions?.map((r) => r.toLowerCase()) ?? defaults.regions,
+    includeReplicas: overrides.includeReplicas ?? defaults.includeReplicas,
+    pinnedRules: overrides.pinnedRules ?? defaults.pinnedRules,
+    policy: {
+      headroom: overrides.headroom ?? defaults.policy.headroom,
+      minPrefixLength: overrides.minPrefixLength ?? defaults.policy.minPrefixLength,
+      maxExtraAddresses: overrides.maxExtraAddresses ?? defaults.policy.maxExtraAddresses,
+      maxExtraRatio: overrides.maxExtraRatio ?? defaults.policy.maxExtraRatio,
+      maxRemovalShare: overrides.maxRemovalShare ?? defaults.policy.maxRemovalShare,
+      writeWhenDefaultAllow: overrides.writeWhenDefaultAllow ?? defaults.policy.writeWhenDefaultAllow,
+    },
+  };
+}
+
+/** The schemas of the per-registry values, for validating them from other places (registry tags). */
+export const TARGET_VALUE_SCHEMAS = {
+  regions: z.array(regionName).min(1),
+  includeReplicas: z.boolean(),
+  pinnedRules: z.array(ruleText),
+  headroom: z.number().int().min(0).max(1000),
+} as const;
+
 function parseTargets(raw: string | undefined): TargetOverrides[] {
   const text = raw?.trim() ?? "";
   if (text === "")
-    throw configErrorFor("TARGET_REGISTRIES", "it is empty; at least one registry resource ID is required", raw);
+    throw configErrorFor(
+      "TARGET_REGISTRIES",
+      "it is empty; at least one registry resource ID is required unless TARGET_DISCOVERY_TAG is set",
+      raw,
+    );
   if (!text.startsWith("[")) {
     const ids = text
       .split(",")

@@ -6,6 +6,7 @@ import type { TokenCredential } from "@azure/identity";
 import type { DeploymentCloud } from "../servicetags/schema.js";
 import { apiVersionPolicy, type ApiVersionState } from "./api-version.js";
 import { ARM_ENDPOINTS } from "./clouds.js";
+import type { ThrottleGate } from "./throttle.js";
 
 export interface ArmRetryOptions {
   /** Retries per HTTP request (SDK default 3). */
@@ -30,6 +31,8 @@ export interface ArmClientOptions {
   readonly trustedCa?: string | Buffer;
   /** The registry API version to send, and where a fallback is recorded (see api-version.ts). */
   readonly apiVersionState?: ApiVersionState;
+  /** Shared by every client of a process, so one 429 pauses the whole subscription (see throttle.ts). */
+  readonly throttleGate?: ThrottleGate;
 }
 
 export const DEFAULT_REQUEST_TIMEOUT_MS = 30_000;
@@ -62,6 +65,9 @@ export function createArmClient(subscriptionId: string, options: ArmClientOption
       ...(options.apiVersionState === undefined
         ? []
         : [{ policy: apiVersionPolicy(options.apiVersionState), position: "perCall" as const }]),
+      ...(options.throttleGate === undefined
+        ? []
+        : [{ policy: options.throttleGate.policy, position: "perRetry" as const }]),
     ],
     ...(options.userAgentPrefix === undefined
       ? {}

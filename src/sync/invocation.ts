@@ -8,9 +8,11 @@ import {
 } from "../errors.js";
 import type { Settings, TargetConfig } from "../config/settings.js";
 import type { ServiceTagsDocument } from "../servicetags/schema.js";
+import type { DiscoveryMemory, DiscoverySource } from "../discovery/types.js";
 import type { TasksGateway } from "../canary/tasks-client.js";
 import type { TelemetrySink } from "../telemetry/types.js";
 import { createDeadline, type Deadline, type DeadlineStage } from "./deadline.js";
+import { forEachBounded } from "./bounded.js";
 import { syncTarget, type RunResult, type SyncMode, type SyncPorts } from "./run.js";
 
 /** Fetches the current service-tags file (the source chain lives in `src/servicetags/source.ts`). */
@@ -21,6 +23,9 @@ export interface ServiceTagsSource {
 export interface InvocationPorts extends SyncPorts {
   readonly serviceTags: ServiceTagsSource;
   readonly telemetry: TelemetrySink;
+  /** Resource Graph, used when TARGET_DISCOVERY_TAG is set. */
+  readonly discovery?: DiscoverySource | undefined;
+  readonly discoveryMemory?: DiscoveryMemory | undefined;
   /** ACR Tasks, for the canary (absent: no canary runs). */
   readonly tasks?: TasksGateway;
 }
@@ -35,6 +40,8 @@ export interface InvocationOptions {
   readonly targets?: readonly TargetConfig[];
   /** The invocation's time budget and the setting it comes from (default `SYNC_DEADLINE_MS`). */
   readonly deadline?: { readonly ms: number; readonly setting: string };
+  /** Registries synced at the same time (default 1); per subscription at most `settings.maxPerSubscription`. */
+  readonly concurrency?: number;
 }
 
 export type TargetOutcome =
@@ -67,36 +74,27 @@ export async function runInvocation(
       const error = asDeadlineError(deadline, caught, "download");
       for (const target of targets) {
         const outcome: TargetOutcome = { target, ok: false, error, durationMs: Date.now() - started };
-        report(ports.telemetry, outcome, options.trigger, dryRun);
+        reportOutcome(ports.telemetry, outcome, options.trigger, dryRun);
         outcomes.push(outcome);
       }
       return outcomes;
     }
-    for (const target of targets) {
-      const targetStarted = Date.now();
-      let outcome: TargetOutcome;
-      // The lock wait shares the budget: waiting past it would only end in the host killing us.
-      const lockWaitMs = Math.min(settings.lockWaitMs, deadline.remainingMs());
-      try {
-        deadline.check("not-started", target.ref.name);
-        const result = await syncTarget(target, document, ports, {
-          mode: options.mode,
-          force: options.force,
-          actor: options.actor,
-          lockWaitMs,
-          signal: deadline.signal,
-        });
-        outcome = { target, ok: true, result, durationMs: Date.now() - targetStarted };
-      } catch (caught) {
-        const lockCut = caught instanceof LockHeldError && lockWaitMs < settings.lockWaitMs;
-        const error = lockCut
-          ? deadline.error("lock", target.ref.name)
-          : asDeadlineError(deadline, caught, caught instanceof LockHeldError ? "lock" : "registry", target.ref.name);
-        outcome = { target, ok: false, error, durationMs: Date.now() - targetStarted };
-      }
-      report(ports.telemetry, outcome, options.trigger, dryRun);
-      outcomes.push(outcome);
-    }
+    const byIndex: TargetOutcome[] = [];
+    await forEachBounded(
+      targets,
+      {
+        concurrency: options.concurrency ?? 1,
+        perKey: settings.maxPerSubscription,
+        keyOf: (target) => target.ref.subscriptionId,
+      },
+      async (target, index) => {
+        const outcome = await syncOne(settings, target, document, ports, options, deadline);
+        reportOutcome(ports.telemetry, outcome, options.trigger, dryRun);
+        byIndex[index] = outcome;
+      },
+    );
+    // Outcomes in the order of the targets, whatever order they finished in.
+    outcomes.push(...byIndex);
     return outcomes;
   } finally {
     deadline.dispose();
@@ -108,6 +106,40 @@ export async function runInvocation(
 function asDeadlineError(deadline: Deadline, error: unknown, stage: DeadlineStage, registry?: string): unknown {
   if (error instanceof DeadlineExceededError || !deadline.expired()) return error;
   return deadline.error(stage, registry);
+}
+
+/** One registry against an already fetched file; never throws (the failure is the outcome). */
+export async function syncOne(
+  settings: Settings,
+  target: TargetConfig,
+  document: ServiceTagsDocument,
+  ports: SyncPorts,
+  options: Pick<InvocationOptions, "mode" | "force" | "actor">,
+  /** The invocation's budget; without one only the lock wait and the operation timeout bound the run. */
+  deadline?: Deadline,
+): Promise<TargetOutcome> {
+  const started = Date.now();
+  // The lock wait shares the budget: waiting past it would only end in the host killing us.
+  const lockWaitMs =
+    deadline === undefined ? settings.lockWaitMs : Math.min(settings.lockWaitMs, deadline.remainingMs());
+  try {
+    deadline?.check("not-started", target.ref.name);
+    const result = await syncTarget(target, document, ports, {
+      mode: options.mode,
+      force: options.force,
+      actor: options.actor,
+      lockWaitMs,
+      signal: deadline?.signal,
+    });
+    return { target, ok: true, result, durationMs: Date.now() - started };
+  } catch (caught) {
+    if (deadline === undefined) return { target, ok: false, error: caught, durationMs: Date.now() - started };
+    const lockCut = caught instanceof LockHeldError && lockWaitMs < settings.lockWaitMs;
+    const error = lockCut
+      ? deadline.error("lock", target.ref.name)
+      : asDeadlineError(deadline, caught, caught instanceof LockHeldError ? "lock" : "registry", target.ref.name);
+    return { target, ok: false, error, durationMs: Date.now() - started };
+  }
 }
 
 /** The guard a guard-category error stands for (typed errors raised outside `evaluateGuards` included). */
@@ -122,7 +154,13 @@ export function guardNameOf(error: unknown): GuardName | undefined {
   }
 }
 
-function report(telemetry: TelemetrySink, outcome: TargetOutcome, trigger: string, dryRun: boolean): void {
+/** The events of one registry's outcome: completed (plus drift and guard findings), guard tripped, or failed. */
+export function reportOutcome(
+  telemetry: TelemetrySink,
+  outcome: TargetOutcome,
+  trigger: string,
+  dryRun: boolean,
+): void {
   const registry = outcome.target.ref.id;
   if (outcome.ok) {
     const { plan } = outcome.result;

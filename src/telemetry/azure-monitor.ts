@@ -17,6 +17,8 @@ import {
   completedMetricPoints,
   completedRecord,
   driftDetectedRecord,
+  fanoutScheduledRecord,
+  registryUntaggedRecord,
   failedRecord,
   guardTrippedRecord,
   type CustomEventRecord,
@@ -227,6 +229,18 @@ class AzureMonitorTelemetry implements Telemetry {
   driftDetected(event: Parameters<Telemetry["driftDetected"]>[0]): void {
     this.#safely((p) => {
       emit(p, driftDetectedRecord(event));
+    });
+  }
+
+  registryUntagged(event: Parameters<Telemetry["registryUntagged"]>[0]): void {
+    this.#safely((p) => {
+      emit(p, registryUntaggedRecord(event));
+    });
+  }
+
+  fanoutScheduled(event: Parameters<Telemetry["fanoutScheduled"]>[0]): void {
+    this.#safely((p) => {
+      emit(p, fanoutScheduledRecord(event));
     });
   }
 

@@ -8,6 +8,8 @@ export function noopTelemetry(): Telemetry {
     syncFailed: () => undefined,
     guardTripped: () => undefined,
     driftDetected: () => undefined,
+    registryUntagged: () => undefined,
+    fanoutScheduled: () => undefined,
     flush: () => Promise.resolve(),
     shutdown: () => Promise.resolve(),
   };

@@ -4,6 +4,8 @@ import {
   METRIC_DIMENSIONS,
   METRIC_NAMES,
   type DriftDetectedEvent,
+  type FanoutScheduledEvent,
+  type RegistryUntaggedEvent,
   type GuardTrippedEvent,
   type SyncCompletedEvent,
   type SyncFailedEvent,
@@ -107,6 +109,30 @@ export function driftDetectedRecord(event: DriftDetectedEvent): CustomEventRecor
       // would otherwise send the array as a JSON string.
       missingOwnedRules: text(event.missingOwnedRules.join(",")),
       missingOwnedRuleCount: event.missingOwnedRules.length,
+      trigger: text(event.trigger),
+    },
+  };
+}
+
+export function registryUntaggedRecord(event: RegistryUntaggedEvent): CustomEventRecord {
+  return {
+    name: EVENT_NAMES.registryUntagged,
+    severity: "warn",
+    properties: { registry: text(event.registry), trigger: text(event.trigger) },
+  };
+}
+
+export function fanoutScheduledRecord(event: FanoutScheduledEvent): CustomEventRecord {
+  return {
+    name: EVENT_NAMES.fanoutScheduled,
+    severity: "info",
+    properties: {
+      runId: text(event.runId),
+      registries: finite(event.registries),
+      skipped: finite(event.skipped),
+      discovered: finite(event.discovered),
+      serviceTagsBlob: text(event.serviceTagsBlob),
+      durationMs: finite(event.durationMs),
       trigger: text(event.trigger),
     },
   };

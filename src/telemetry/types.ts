@@ -7,6 +7,8 @@ export const EVENT_NAMES = {
   failed: "AllowlistSyncFailed",
   guardTripped: "AllowlistGuardTripped",
   driftDetected: "AllowlistDriftDetected",
+  registryUntagged: "AllowlistRegistryUntagged",
+  fanoutScheduled: "AllowlistFanoutScheduled",
 } as const;
 
 export const METRIC_NAMES = {
@@ -66,12 +68,32 @@ export interface DriftDetectedEvent {
   readonly trigger: string;
 }
 
+export interface RegistryUntaggedEvent {
+  /** A registry discovery found last time that no longer carries the tag; its rules are left as they are. */
+  readonly registry: string;
+  readonly trigger: string;
+}
+
+export interface FanoutScheduledEvent {
+  readonly runId: string;
+  /** Messages enqueued: one per registry. */
+  readonly registries: number;
+  /** Discovered registries skipped before enqueueing (bad tag, not Premium). */
+  readonly skipped: number;
+  readonly discovered: number;
+  readonly serviceTagsBlob: string;
+  readonly durationMs: number;
+  readonly trigger: string;
+}
+
 /** The telemetry edge. Without a connection string, implementations accept everything and send nothing. */
 export interface TelemetrySink {
   syncCompleted(event: SyncCompletedEvent): void;
   syncFailed(event: SyncFailedEvent): void;
   guardTripped(event: GuardTrippedEvent): void;
   driftDetected(event: DriftDetectedEvent): void;
+  registryUntagged(event: RegistryUntaggedEvent): void;
+  fanoutScheduled(event: FanoutScheduledEvent): void;
   /** Sends what is buffered; called before every invocation ends. */
   flush(): Promise<void>;
 }

@@ -11,6 +11,8 @@ import { isInside } from "../../src/sync/plan.js";
 import { sameRules } from "../../src/sync/run.js";
 import type {
   DriftDetectedEvent,
+  FanoutScheduledEvent,
+  RegistryUntaggedEvent,
   GuardTrippedEvent,
   SyncCompletedEvent,
   SyncFailedEvent,
@@ -57,6 +59,8 @@ export interface TelemetryCapture extends TelemetrySink {
   readonly failed: SyncFailedEvent[];
   readonly guards: GuardTrippedEvent[];
   readonly drift: DriftDetectedEvent[];
+  readonly untagged: RegistryUntaggedEvent[];
+  readonly scheduled: FanoutScheduledEvent[];
   readonly flushes: number;
 }
 
@@ -65,12 +69,16 @@ export function captureTelemetry(): TelemetryCapture {
   const failed: SyncFailedEvent[] = [];
   const guards: GuardTrippedEvent[] = [];
   const drift: DriftDetectedEvent[] = [];
+  const untagged: RegistryUntaggedEvent[] = [];
+  const scheduled: FanoutScheduledEvent[] = [];
   let flushes = 0;
   return {
     completed,
     failed,
     guards,
     drift,
+    untagged,
+    scheduled,
     get flushes() {
       return flushes;
     },
@@ -78,6 +86,8 @@ export function captureTelemetry(): TelemetryCapture {
     syncFailed: (event) => void failed.push(event),
     guardTripped: (event) => void guards.push(event),
     driftDetected: (event) => void drift.push(event),
+    registryUntagged: (event) => void untagged.push(event),
+    fanoutScheduled: (event) => void scheduled.push(event),
     flush: () => {
       flushes += 1;
       return Promise.resolve();
