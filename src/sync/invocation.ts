@@ -102,7 +102,7 @@ export async function runInvocation(
       },
       async (target, index) => {
         const outcome = await syncOne(settings, target, document, ports, options, deadline);
-        reportOutcome(ports.telemetry, outcome, options.trigger, dryRun);
+        reportOutcome(ports.telemetry, outcome, options.trigger, dryRun, document.newestChangeNumberSeen);
         byIndex[index] = outcome;
       },
     );
@@ -203,6 +203,7 @@ export function reportOutcome(
   outcome: TargetOutcome,
   trigger: string,
   dryRun: boolean,
+  newestChangeNumber?: number,
 ): void {
   const registry = outcome.target.ref.id;
   if (outcome.ok) {
@@ -225,6 +226,13 @@ export function reportOutcome(
       sourceFile: plan.source.kind === "service-tags" ? plan.source.origin.fileName : `rollback:${plan.source.auditId}`,
       durationMs: outcome.durationMs,
       trigger,
+      ...(plan.source.kind === "service-tags"
+        ? {
+            sourceKind: plan.source.origin.kind,
+            dataAgeDays: plan.source.origin.dataAgeDays,
+            newestChangeNumber: newestChangeNumber ?? plan.source.origin.changeNumber,
+          }
+        : {}),
     });
     return;
   }
