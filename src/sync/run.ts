@@ -41,6 +41,8 @@ export interface RunOptions {
   readonly lockWaitMs: number;
   /** A `grant` or `revoke`: decided under the lock, then planned and written like any run (same guards, one PATCH). */
   readonly grant?: GrantChange;
+  /** The invocation's deadline: aborts ARM calls, and no PATCH starts once it has fired. */
+  readonly signal?: AbortSignal;
 }
 
 export type RunOutcome = "dry-run" | "unchanged" | "applied";
@@ -102,7 +104,7 @@ async function execute(
   desiredFor: (snapshot: RegistrySnapshot) => DesiredSource,
 ): Promise<RunResult> {
   const { ref, policy, pinnedRules } = target;
-  const readOptions = { includeReplicas: target.includeReplicas };
+  const readOptions = { includeReplicas: target.includeReplicas, signal: options.signal };
   const now = ports.now ?? (() => new Date());
   interface Planned {
     readonly plan: Plan;
@@ -138,6 +140,8 @@ async function execute(
   }
 
   const lock: LockHandle = await ports.ledger.acquireLock(ref.id, { waitMs: options.lockWaitMs });
+  // Every write (ledger, PATCH, audit) first checks that the lease is still ours.
+  const held = (): void => lock.assertHeld?.();
   try {
     let ledger = await ports.ledger.read(ref.id);
     let snapshot = await ports.registry.read(ref, readOptions);
@@ -167,6 +171,7 @@ async function execute(
       if (!plan.changed) {
         const tagNumbers = tagNumbersAfter(ledger, plan, options.force === true);
         if (attempt === 1 && !ledgerMatches(ledger, plan, tagNumbers)) {
+          held();
           ledger = await writeLedger(
             ports.ledger,
             ref,
@@ -184,6 +189,7 @@ async function execute(
         if (attempt === 1) return { plan, outcome: "unchanged", auditId: undefined, attempts: attempt, grant };
       } else {
         // Claim the additions before writing, so a crash before the ledger update cannot turn them into people's rules.
+        held();
         ledger = await writeLedger(
           ports.ledger,
           ref,
@@ -207,13 +213,21 @@ async function execute(
           snapshot = current;
           continue;
         }
-        await ports.registry.replaceIpRules(ref, { ipRules: plan.ipRulesAfter, defaultAction: snapshot.defaultAction });
+        options.signal?.throwIfAborted();
+        held();
+        await ports.registry.replaceIpRules(
+          ref,
+          { ipRules: plan.ipRulesAfter, defaultAction: snapshot.defaultAction },
+          { signal: options.signal },
+        );
         wrote = true;
       }
       const after = await ports.registry.read(ref, readOptions);
       if (sameRules(after.ipRules, plan.ipRulesAfter)) {
         const entry = auditEntryFor(plan, firstSnapshot, after);
+        // The audit entry is append-only (never overwrites anything): record what was done even then.
         await ports.ledger.appendAudit(entry);
+        held();
         await writeLedger(
           ports.ledger,
           ref,
