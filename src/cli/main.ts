@@ -8,7 +8,11 @@ import { errorBody, serialiseEnvelope, usageEnvelope } from "./envelope.js";
 import { historyCommand } from "./history.js";
 import { message } from "./output.js";
 import { applyCommand, planCommand } from "./plan-apply.js";
+import { freezeCommand, unfreezeCommand } from "./freeze.js";
+import { regionsCommand } from "./regions.js";
+import { releaseCommand } from "./release.js";
 import { rollbackCommand } from "./rollback.js";
+import { statusCommand } from "./status.js";
 
 /** The subcommands, in help order. Add new ones here (one module per command). */
 const SUBCOMMANDS: readonly Subcommand[] = [
@@ -16,6 +20,11 @@ const SUBCOMMANDS: readonly Subcommand[] = [
   applyCommand,
   historyCommand,
   rollbackCommand,
+  statusCommand,
+  freezeCommand,
+  unfreezeCommand,
+  releaseCommand,
+  regionsCommand,
   aggregateCommand,
 ];
 
@@ -107,5 +116,9 @@ if (isEntryPoint()) {
     if (error.code === "EPIPE") process.exit(process.exitCode ?? 0);
     throw error;
   });
-  process.exitCode = await runCli(process.argv.slice(2), { stdout: process.stdout, stderr: process.stderr });
+  process.exitCode = await runCli(process.argv.slice(2), {
+    stdout: process.stdout,
+    stderr: process.stderr,
+    handleSignals: true,
+  });
 }

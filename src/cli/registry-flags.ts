@@ -3,8 +3,8 @@ import { homedir, hostname, userInfo } from "node:os";
 import { isAbsolute, join } from "node:path";
 import { APP_SETTINGS } from "../config/settings.js";
 import { ConfigError, UsageError } from "../errors.js";
-import type { LedgerChoice } from "../app/runtime.js";
-import type { TextSink } from "./command.js";
+import { createRuntime, type LedgerChoice, type Runtime } from "../app/runtime.js";
+import type { CliIO, TextSink } from "./command.js";
 import { parseFlags, type FlagValues } from "./flags.js";
 import { flagSpecOf, helpLines, type FlagDoc } from "./flag-docs.js";
 
@@ -154,4 +154,38 @@ export function cliActor(): string {
 
 export function writeWarnings(stderr: TextSink, warnings: readonly string[]): void {
   for (const warning of warnings) stderr.write(`acr-allowlist-sync: warning: ${warning}\n`);
+}
+
+export interface StartedCommand {
+  readonly parsed: ParsedRegistryCommand;
+  readonly runtime: Runtime;
+  readonly json: boolean;
+}
+
+/**
+ * The common start of a registry command: parse the flags, print the help when asked (undefined
+ * is returned then), print the start-up warnings, validate every setting and wire the ports.
+ */
+export function startRegistryCommand(
+  spec: RegistryCommandSpec,
+  args: readonly string[],
+  io: CliIO,
+): StartedCommand | undefined {
+  const parsed = parseRegistryCommand(spec, args, io.env ?? process.env);
+  if (parsed.values.help === true) {
+    io.stdout.write(registryCommandHelp(spec));
+    return undefined;
+  }
+  writeWarnings(io.stderr, parsed.warnings);
+  return { parsed, runtime: createRuntime(parsed.env, { ledger: parsed.ledger }), json: parsed.values.json === true };
+}
+
+/** Commands that change one registry's state say which one: `--registry` is required. */
+export function requireRegistryFlag(parsed: ParsedRegistryCommand, command: string): void {
+  if (typeof parsed.values.registry !== "string") {
+    throw new UsageError(`${command} needs --registry <resource ID>.`, {
+      details: { command },
+      remedy: `Run 'acr-allowlist-sync ${command} --help' for the flags it takes.`,
+    });
+  }
 }

@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { ConfigError } from "../errors.js";
 import { ARM_ENDPOINTS } from "../registry/clouds.js";
+import { parsePrefix } from "../prefixes/ipv4.js";
 import { parseRegistryId } from "../registry/resource-id.js";
 import type { RegistryRef } from "../registry/types.js";
 import { explicitSourceProblem } from "../servicetags/explicit-source.js";
@@ -404,7 +405,8 @@ export function loadSettings(source: SettingsSource): Settings {
     maxRemovalShare: s.SYNC_MAX_REMOVAL_SHARE,
     writeWhenDefaultAllow: s.SYNC_WRITE_WHEN_DEFAULT_ALLOW,
   };
-  const targets = parseTargets(source.TARGET_REGISTRIES).map((overrides): TargetConfig => ({
+  const parsedOverrides = parseTargets(source.TARGET_REGISTRIES);
+  const targets = parsedOverrides.map((overrides): TargetConfig => ({
     ref: parseRegistryId(overrides.id, "TARGET_REGISTRIES"),
     regions: (overrides.regions ?? s.SYNC_REGIONS)?.map((r) => r.toLowerCase()),
     includeReplicas: overrides.includeReplicas ?? s.SYNC_INCLUDE_REPLICAS,
@@ -418,6 +420,8 @@ export function loadSettings(source: SettingsSource): Settings {
       writeWhenDefaultAllow: overrides.writeWhenDefaultAllow ?? defaults.writeWhenDefaultAllow,
     },
   }));
+  for (const [index, target] of targets.entries())
+    checkPinnedRules(target, parsedOverrides[index]?.pinnedRules !== undefined);
   const ids = new Set<string>();
   for (const target of targets) {
     const key = target.ref.id.toLowerCase();
@@ -445,6 +449,33 @@ export function loadSettings(source: SettingsSource): Settings {
     azureClientId: s.AZURE_CLIENT_ID,
     appInsightsConnectionString: s.APPLICATIONINSIGHTS_CONNECTION_STRING,
   };
+}
+
+/**
+ * A pinned rule is kept present and owned whatever the source says, so a wrong one is a wide-open
+ * door: an invalid address, host bits set (which of the two did they mean?) or a prefix wider than
+ * the aggregation floor (`0.0.0.0/0` on a Deny registry) is a configuration error at start.
+ */
+function checkPinnedRules(target: TargetConfig, fromTargetEntry: boolean): void {
+  const setting = fromTargetEntry ? "TARGET_REGISTRIES" : "SYNC_PINNED_RULES";
+  const where = fromTargetEntry ? `pinnedRules of ${target.ref.name}: ` : "";
+  for (const rule of target.pinnedRules) {
+    let length: number;
+    try {
+      length = parsePrefix(rule, { mode: "strict" }).prefix.length;
+    } catch (error) {
+      const reason = error instanceof Error ? error.message.replace(/\.$/, "") : String(error);
+      throw configErrorFor(setting, `${where}pinned rule '${rule}' is not a valid IPv4 rule (${reason})`, rule);
+    }
+    const floor = target.policy.minPrefixLength;
+    if (length < floor) {
+      throw configErrorFor(
+        setting,
+        `${where}pinned rule '${rule}' is /${length}, wider than SYNC_MIN_PREFIX_LENGTH /${floor}: it would admit ${(2 ** (32 - length)).toLocaleString("en-US")} addresses`,
+        rule,
+      );
+    }
+  }
 }
 
 function parseTargets(raw: string | undefined): TargetOverrides[] {

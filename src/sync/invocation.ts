@@ -2,6 +2,7 @@ import { AllowlistSyncError, GuardError, describeError, type GuardName } from ".
 import type { Settings, TargetConfig } from "../config/settings.js";
 import type { ServiceTagsDocument } from "../servicetags/schema.js";
 import type { TelemetrySink } from "../telemetry/types.js";
+import type { Plan } from "./plan.js";
 import { syncTarget, type RunResult, type SyncMode, type SyncPorts } from "./run.js";
 
 /** Fetches the current service-tags file (the source chain lives in `src/servicetags/source.ts`). */
@@ -20,6 +21,8 @@ export interface InvocationOptions {
   readonly trigger: string;
   readonly actor: string;
   readonly force?: boolean;
+  /** Called with each plan right before its PATCH (the CLI shows what it is about to write). */
+  readonly beforeWrite?: ((target: TargetConfig, plan: Plan) => void) | undefined;
   /** Defaults to every configured target. */
   readonly targets?: readonly TargetConfig[];
 }
@@ -58,13 +61,22 @@ export async function runInvocation(
       const targetStarted = Date.now();
       let outcome: TargetOutcome;
       try {
+        // A freeze is the operator's "leave it alone" (after a rollback or a manual fix): an apply only
+        // plans, so the skipped result still shows what it would have changed.
+        const freeze = dryRun ? undefined : await ports.ledger.readFreeze(target.ref.id);
         const result = await syncTarget(target, document, ports, {
-          mode: options.mode,
+          mode: freeze === undefined ? options.mode : "plan",
           force: options.force,
           actor: options.actor,
           lockWaitMs: settings.lockWaitMs,
+          beforeWrite: options.beforeWrite === undefined ? undefined : (plan) => options.beforeWrite?.(target, plan),
         });
-        outcome = { target, ok: true, result, durationMs: Date.now() - targetStarted };
+        outcome = {
+          target,
+          ok: true,
+          result: freeze === undefined ? result : { ...result, outcome: "skipped", freeze },
+          durationMs: Date.now() - targetStarted,
+        };
       } catch (error) {
         outcome = { target, ok: false, error, durationMs: Date.now() - targetStarted };
       }
@@ -92,7 +104,11 @@ export function guardNameOf(error: unknown): GuardName | undefined {
 function report(telemetry: TelemetrySink, outcome: TargetOutcome, trigger: string, dryRun: boolean): void {
   const registry = outcome.target.ref.id;
   if (outcome.ok) {
-    const { plan } = outcome.result;
+    const { plan, freeze } = outcome.result;
+    if (freeze !== undefined) {
+      telemetry.syncSkipped({ registry, reason: freeze.reason, frozenBy: freeze.by, frozenAt: freeze.at, trigger });
+      return;
+    }
     if (plan.drift.length > 0) telemetry.driftDetected({ registry, missingOwnedRules: plan.drift, trigger });
     for (const finding of plan.guards)
       telemetry.guardTripped({ registry, dryRun, guard: finding.guard, message: finding.message, trigger });
@@ -108,7 +124,12 @@ function report(telemetry: TelemetrySink, outcome: TargetOutcome, trigger: strin
         plan.source.kind === "service-tags"
           ? plan.source.tags.map((tag) => `${tag.name}=${tag.changeNumber}`).join(";")
           : "",
-      sourceFile: plan.source.kind === "service-tags" ? plan.source.origin.fileName : `rollback:${plan.source.auditId}`,
+      sourceFile:
+        plan.source.kind === "service-tags"
+          ? plan.source.origin.fileName
+          : plan.source.kind === "rollback"
+            ? `rollback:${plan.source.auditId}`
+            : "release",
       durationMs: outcome.durationMs,
       trigger,
     });

@@ -24,7 +24,9 @@ export type DesiredSource =
       /** IPv4 prefixes of every `AzureContainerRegistry*` tag in the file: adoption when no ledger exists. */
       readonly adoptablePrefixes: readonly string[];
     }
-  | { readonly kind: "rollback"; readonly auditId: string; readonly ownedRules: readonly string[] };
+  | { readonly kind: "rollback"; readonly auditId: string; readonly ownedRules: readonly string[] }
+  /** `release --remove`: own nothing any more (the owned rules go, people's stay). */
+  | { readonly kind: "release" };
 
 export interface PlanInput {
   readonly snapshot: RegistrySnapshot;
@@ -87,7 +89,8 @@ export interface Plan {
           readonly ipv6Skipped: number;
         }[];
       }
-    | { readonly kind: "rollback"; readonly auditId: string };
+    | { readonly kind: "rollback"; readonly auditId: string }
+    | { readonly kind: "release" };
   /** `ledger`: ownership from the ledger; `adopted`: no ledger, rules inside current ACR tags adopted. */
   readonly ownership: "ledger" | "adopted";
   readonly adds: readonly PlannedRule[];
@@ -225,7 +228,7 @@ export function planAllowlist(input: PlanInput): Plan {
     };
     for (const rule of desiredCover) reasons.set(rule, describeCoverRule(rule, desired.tags));
   } else {
-    desiredCover = uniqueCanonical(desired.ownedRules);
+    desiredCover = desired.kind === "rollback" ? uniqueCanonical(desired.ownedRules) : [];
     const size = desiredCover.reduce((sum, rule) => sum + prefixSize(parsePrefix(rule, { mode: "strict" }).prefix), 0);
     aggregation = {
       publishedPrefixes: desiredCover.length,
@@ -235,7 +238,8 @@ export function planAllowlist(input: PlanInput): Plan {
       extraAddresses: 0,
       minPrefixLength: policy.minPrefixLength,
     };
-    for (const rule of desiredCover) reasons.set(rule, `restored from audit entry ${desired.auditId}`);
+    if (desired.kind === "rollback")
+      for (const rule of desiredCover) reasons.set(rule, `restored from audit entry ${desired.auditId}`);
   }
 
   // Rules the service owns after the plan: the cover and the pinned rules, minus what people already hold.
@@ -344,7 +348,9 @@ export function planAllowlist(input: PlanInput): Plan {
               ipv6Skipped: tag.ipv6Count,
             })),
           }
-        : { kind: "rollback", auditId: desired.auditId },
+        : desired.kind === "rollback"
+          ? { kind: "rollback", auditId: desired.auditId }
+          : { kind: "release" },
     ownership: ledger === undefined ? "adopted" : "ledger",
     adds,
     removes,
@@ -445,6 +451,7 @@ function describeCoverRule(rule: string, tags: readonly SelectedTag[]): string {
 
 function removalReason(rule: string, desired: DesiredSource, ownedAfter: Set<string>): string {
   if (desired.kind === "rollback") return `not in audit entry ${desired.auditId}`;
+  if (desired.kind === "release") return "released: this service stops managing the registry";
   const prefix = parsePrefix(rule, { mode: "strict" }).prefix;
   const replacement = [...ownedAfter].find((other) => overlaps(prefix, parsePrefix(other, { mode: "strict" }).prefix));
   return replacement === undefined ? "no longer published in the selected tags" : `replaced by ${replacement}`;

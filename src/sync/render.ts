@@ -42,8 +42,10 @@ export function renderPlan(plan: Plan, options: RenderOptions = {}): string {
         `  ${tag.name} changeNumber ${tag.changeNumber}: ${count(tag.ipv4Prefixes, "IPv4 prefix", "IPv4 prefixes")}${tag.ipv6Skipped > 0 ? `, ${n(tag.ipv6Skipped)} IPv6 skipped` : ""}`,
       );
     }
-  } else {
+  } else if (plan.source.kind === "rollback") {
     lines.push(`Source: rollback to audit entry ${plan.source.auditId}`);
+  } else {
+    lines.push("Source: release: the owned rules are removed, people's rules stay");
   }
   const c = plan.counts;
   lines.push(

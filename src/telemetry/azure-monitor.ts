@@ -17,6 +17,7 @@ import {
   driftDetectedRecord,
   failedRecord,
   guardTrippedRecord,
+  skippedRecord,
   type CustomEventRecord,
   type MetricPoint,
 } from "./records.js";
@@ -214,6 +215,10 @@ class AzureMonitorTelemetry implements Telemetry {
 
   driftDetected(event: Parameters<Telemetry["driftDetected"]>[0]): void {
     this.#safely((p) => emit(p, driftDetectedRecord(event)));
+  }
+
+  syncSkipped(event: Parameters<Telemetry["syncSkipped"]>[0]): void {
+    this.#safely((p) => emit(p, skippedRecord(event)));
   }
 
   /** Sends what is buffered. Never rejects: a telemetry outage must not fail a sync. */

@@ -7,6 +7,7 @@ export const EVENT_NAMES = {
   failed: "AllowlistSyncFailed",
   guardTripped: "AllowlistGuardTripped",
   driftDetected: "AllowlistDriftDetected",
+  skipped: "AllowlistSyncSkipped",
 } as const;
 
 export const METRIC_NAMES = {
@@ -66,12 +67,24 @@ export interface DriftDetectedEvent {
   readonly trigger: string;
 }
 
+export interface SyncSkippedEvent {
+  readonly registry: string;
+  /** The operator's reason, as given to `freeze --reason`. */
+  readonly reason: string;
+  /** Who froze it and when. */
+  readonly frozenBy: string;
+  readonly frozenAt: string;
+  readonly trigger: string;
+}
+
 /** The telemetry edge. Without a connection string, implementations accept everything and send nothing. */
 export interface TelemetrySink {
   syncCompleted(event: SyncCompletedEvent): void;
   syncFailed(event: SyncFailedEvent): void;
   guardTripped(event: GuardTrippedEvent): void;
   driftDetected(event: DriftDetectedEvent): void;
+  /** A frozen registry was left alone by the timer or an apply. */
+  syncSkipped(event: SyncSkippedEvent): void;
   /** Sends what is buffered; called before every invocation ends. */
   flush(): Promise<void>;
 }

@@ -14,6 +14,7 @@ import type {
   GuardTrippedEvent,
   SyncCompletedEvent,
   SyncFailedEvent,
+  SyncSkippedEvent,
   TelemetrySink,
 } from "../../src/telemetry/types.js";
 import type { ArmRequestRecord, RegistrySpec, RegistryState } from "../support/arm-emulator.js";
@@ -57,6 +58,7 @@ export interface TelemetryCapture extends TelemetrySink {
   readonly failed: SyncFailedEvent[];
   readonly guards: GuardTrippedEvent[];
   readonly drift: DriftDetectedEvent[];
+  readonly skipped: SyncSkippedEvent[];
   readonly flushes: number;
 }
 
@@ -65,12 +67,14 @@ export function captureTelemetry(): TelemetryCapture {
   const failed: SyncFailedEvent[] = [];
   const guards: GuardTrippedEvent[] = [];
   const drift: DriftDetectedEvent[] = [];
+  const skipped: SyncSkippedEvent[] = [];
   let flushes = 0;
   return {
     completed,
     failed,
     guards,
     drift,
+    skipped,
     get flushes() {
       return flushes;
     },
@@ -78,6 +82,7 @@ export function captureTelemetry(): TelemetryCapture {
     syncFailed: (event) => void failed.push(event),
     guardTripped: (event) => void guards.push(event),
     driftDetected: (event) => void drift.push(event),
+    syncSkipped: (event) => void skipped.push(event),
     flush: () => {
       flushes += 1;
       return Promise.resolve();

@@ -315,7 +315,12 @@ function classify(outcome: TargetOutcome | undefined): RunClass {
     const source = outcome.result.plan.source;
     return {
       kind: outcome.result.outcome === "applied" ? "applied" : "unchanged",
-      fileName: source.kind === "service-tags" ? source.origin.fileName : `rollback ${source.auditId}`,
+      fileName:
+        source.kind === "service-tags"
+          ? source.origin.fileName
+          : source.kind === "rollback"
+            ? `rollback ${source.auditId}`
+            : "release",
     };
   }
   const guard = guardNameOf(outcome.error);
