@@ -132,9 +132,12 @@ function ledgerChoice(
     return state === "blob" ? { kind: "blob" } : { kind: "file", path: state };
   }
   const path = defaultStatePath(env);
-  if (!existsSync(path) && existsSync(LEGACY_STATE)) {
+  // The old default holds what this directory's runs own: ignoring it would re-adopt (or orphan) rules.
+  if (existsSync(LEGACY_STATE)) {
     warnings.push(
-      `reading the ledger from the old default ./${LEGACY_STATE}; move it to ${path} (or pass --state ${LEGACY_STATE}).`,
+      existsSync(path)
+        ? `reading the ledger from the old default ./${LEGACY_STATE}, not ${path} (both exist); merge them or pass --state.`
+        : `reading the ledger from the old default ./${LEGACY_STATE}; move it (with its .audit.jsonl) to ${path}, or pass --state ${LEGACY_STATE}.`,
     );
     return { kind: "file", path: LEGACY_STATE };
   }

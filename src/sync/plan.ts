@@ -7,6 +7,7 @@ import { mergePrefixes } from "../prefixes/merge.js";
 import type { DefaultAction, RegistrySnapshot } from "../registry/types.js";
 import type { ServiceTagsOrigin } from "../servicetags/schema.js";
 import type { SelectedTag } from "../servicetags/select.js";
+import { count } from "./render.js";
 
 /**
  * The planner: a pure function from (registry snapshot, ledger, desired prefixes, policy) to a
@@ -160,7 +161,7 @@ export function planAllowlist(input: PlanInput): Plan {
     if (drift.length > 0) {
       warnings.push({
         code: "drift",
-        message: `${drift.length} rule(s) this service applied were removed by someone else: ${drift.join(", ")}.`,
+        message: `${count(drift.length, "rule")} this service applied ${drift.length === 1 ? "was" : "were"} removed by someone else: ${drift.join(", ")}.`,
       });
     }
   } else {
@@ -175,7 +176,7 @@ export function planAllowlist(input: PlanInput): Plan {
     );
     warnings.push({
       code: "adopted-without-ledger",
-      message: `No ledger for this registry: ${ownedBefore.size} rule(s) inside the current AzureContainerRegistry tags are adopted as owned; every other rule is treated as a person's.`,
+      message: `No ledger for this registry: ${count(ownedBefore.size, "rule")} inside the current AzureContainerRegistry tags ${ownedBefore.size === 1 ? "is" : "are"} adopted as owned; every other rule is treated as a person's.`,
     });
   }
 
@@ -319,7 +320,10 @@ export function planAllowlist(input: PlanInput): Plan {
   if (desired.kind === "service-tags") {
     const ipv6 = desired.tags.reduce((sum, tag) => sum + tag.ipv6Count, 0);
     if (ipv6 > 0)
-      warnings.push({ code: "ipv6-skipped", message: `${ipv6} IPv6 prefix(es) skipped: ACR IP rules are IPv4 only.` });
+      warnings.push({
+        code: "ipv6-skipped",
+        message: `${count(ipv6, "IPv6 prefix", "IPv6 prefixes")} skipped: ACR IP rules are IPv4 only.`,
+      });
   }
 
   return {
