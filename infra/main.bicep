@@ -14,9 +14,17 @@ param environmentName string
 @metadata({ azd: { type: 'location' } })
 param location string
 
-@description('Registries to keep in sync: ARM resource IDs, comma-separated (/subscriptions/<sub>/resourceGroups/<rg>/providers/Microsoft.ContainerRegistry/registries/<name>). The app identity gets the custom registry role on each one.')
-@minLength(1)
-param targetRegistries string
+@description('Registries to keep in sync: ARM resource IDs, comma-separated (/subscriptions/<sub>/resourceGroups/<rg>/providers/Microsoft.ContainerRegistry/registries/<name>). The app identity gets the custom registry role on each one. May be empty when targetDiscoveryTag is set.')
+param targetRegistries string = ''
+
+@description('Discovery tag key=value (e.g. acr-allowlist-sync=enabled). Empty: discovery off. When set, the app identity gets Reader and the custom registry role on each subscription of targetDiscoveryScopes.')
+param targetDiscoveryTag string = ''
+@description('Comma-separated /subscriptions/<id> (roles assigned by this template) or /providers/Microsoft.Management/managementGroups/<id> (assign Reader and the role there yourself, see README). Empty with a tag: this subscription.')
+param targetDiscoveryScopes string = ''
+@description('true: the timer enqueues one message per registry and a queue-triggered function syncs each. Empty: on when discovery is on, off otherwise.')
+@allowed(['', 'true', 'false'])
+param syncFanout string = ''
+param syncMaxPerSubscription string = ''
 
 @description('Email address for alert notifications. Empty: the alerts still fire in the portal but notify nobody.')
 param alertEmailAddress string = ''
@@ -47,14 +55,19 @@ param serviceTagsMinAcrTags string = ''
 @minLength(11)
 param syncSchedule string = '0 0 3 * * *'
 param syncRegions string = ''
-param syncIncludeReplicas string = ''
+// Booleans are `bool` parameters: azd and ARM refuse anything that is not a boolean, and the app
+// setting is written from the same value as the role's actions, as 'true' or 'false' (the code
+// accepts exactly true/false in any letter case; test/azure/booleans.test.ts feeds it both).
+@description('Also allow the tags of each registry\'s geo-replica locations. True also grants replications/read in the custom role.')
+param syncIncludeReplicas bool = false
 param syncPinnedRules string = ''
 param syncHeadroom string = ''
 param syncMinPrefixLength string = ''
 param syncMaxExtraAddresses string = ''
 param syncMaxExtraRatio string = ''
 param syncMaxRemovalShare string = ''
-param syncWriteWhenDefaultAllow string = ''
+@description('Write rules even while a registry\'s defaultAction is Allow (firewall off).')
+param syncWriteWhenDefaultAllow bool = false
 param syncOperationTimeoutMs string = ''
 param syncLockWaitMs string = ''
 @description('ARM endpoint. Empty: the default of the service-tags cloud.')
@@ -69,6 +82,18 @@ var resourceToken = toLower(uniqueString(subscription().id, environmentName, loc
 // `/subscriptions/<sub>/resourceGroups/<rg>/providers/Microsoft.ContainerRegistry/registries/<name>` split on '/':
 // index 2 = subscription, 4 = resource group, 8 = registry name.
 var targetRegistryIds = filter(map(split(targetRegistries, ','), id => trim(id)), id => !empty(id))
+
+var discoveryOn = !empty(targetDiscoveryTag)
+var discoveryScopeList = filter(map(split(targetDiscoveryScopes, ','), s => trim(s)), s => !empty(s))
+// With a tag but no scope, the code would search every readable subscription; the template only
+// grants roles here, so it pins the scope to this subscription unless told more.
+var effectiveDiscoveryScopes = discoveryOn && empty(discoveryScopeList) ? subscription().id : join(discoveryScopeList, ',')
+// `/subscriptions/<id>` scopes: index 2 of split('/') is the subscription ID.
+var discoverySubscriptionIds = discoveryOn
+  ? (empty(discoveryScopeList)
+      ? [subscription().subscriptionId]
+      : map(filter(discoveryScopeList, s => startsWith(toLower(s), '/subscriptions/')), s => split(s, '/')[2]))
+  : []
 
 // environment().name is AzureCloud, AzureChinaCloud or AzureUSGovernment: the file of the same cloud.
 var cloudByEnvironment = {
@@ -98,6 +123,11 @@ module app 'app.bicep' = {
     operatorCanWriteLedger: operatorCanWriteLedger == 'true'
     syncAppSettings: {
       TARGET_REGISTRIES: join(targetRegistryIds, ',')
+      TARGET_DISCOVERY_TAG: targetDiscoveryTag
+      TARGET_DISCOVERY_SCOPES: effectiveDiscoveryScopes
+      // Discovery can find hundreds of registries: fan out unless told otherwise.
+      SYNC_FANOUT: !empty(syncFanout) ? syncFanout : (discoveryOn ? 'true' : '')
+      SYNC_MAX_PER_SUBSCRIPTION: syncMaxPerSubscription
       SERVICE_TAGS_CLOUD: effectiveServiceTagsCloud
       SERVICE_TAGS_URL: serviceTagsUrl
       SERVICE_TAGS_DETAILS_URL: serviceTagsDetailsUrl
@@ -108,14 +138,14 @@ module app 'app.bicep' = {
       SERVICE_TAGS_MIN_ACR_TAGS: serviceTagsMinAcrTags
       SYNC_SCHEDULE: syncSchedule
       SYNC_REGIONS: syncRegions
-      SYNC_INCLUDE_REPLICAS: syncIncludeReplicas
+      SYNC_INCLUDE_REPLICAS: syncIncludeReplicas ? 'true' : 'false'
       SYNC_PINNED_RULES: syncPinnedRules
       SYNC_HEADROOM: syncHeadroom
       SYNC_MIN_PREFIX_LENGTH: syncMinPrefixLength
       SYNC_MAX_EXTRA_ADDRESSES: syncMaxExtraAddresses
       SYNC_MAX_EXTRA_RATIO: syncMaxExtraRatio
       SYNC_MAX_REMOVAL_SHARE: syncMaxRemovalShare
-      SYNC_WRITE_WHEN_DEFAULT_ALLOW: syncWriteWhenDefaultAllow
+      SYNC_WRITE_WHEN_DEFAULT_ALLOW: syncWriteWhenDefaultAllow ? 'true' : 'false'
       SYNC_OPERATION_TIMEOUT_MS: syncOperationTimeoutMs
       SYNC_LOCK_WAIT_MS: syncLockWaitMs
       ARM_ENDPOINT: armEndpoint
@@ -161,7 +191,7 @@ var documentedRegistryActions = [
 
 // Geo-replica locations are read (replications list) only when SYNC_INCLUDE_REPLICAS is true, so
 // only then does the role need this fifth action.
-var replicaActions = syncIncludeReplicas == 'true' ? [
+var replicaActions = syncIncludeReplicas ? [
   'Microsoft.ContainerRegistry/registries/replications/read'
 ] : []
 
@@ -170,7 +200,12 @@ var registryActions = concat(documentedRegistryActions, replicaActions)
 // A custom role may only be assigned inside its assignable scopes: the subscriptions that hold
 // target registries. This subscription is always listed because the definition is created here.
 // union() removes duplicates. The role is only ever *assigned* on the registries themselves.
-var registrySubscriptionScopes = union([subscription().id], map(targetRegistryIds, id => '/subscriptions/${split(id, '/')[2]}'))
+// With discovery on, the role is also assigned at each discovery subscription (discovery-access.bicep).
+var registrySubscriptionScopes = union(
+  [subscription().id],
+  map(targetRegistryIds, id => '/subscriptions/${split(id, '/')[2]}'),
+  map(discoverySubscriptionIds, id => '/subscriptions/${id}')
+)
 
 resource registryRole 'Microsoft.Authorization/roleDefinitions@2022-04-01' = {
   // Role definition names are GUIDs unique per tenant: one per subscription and environment.
@@ -205,6 +240,22 @@ module registryAccess 'registry-access.bicep' = [
     }
     // The GUID is known before the role exists, so make the order explicit: assigning a role
     // that is not created yet fails with RoleDefinitionDoesNotExist.
+    dependsOn: [
+      registryRole
+    ]
+  }
+]
+
+// Discovery: Reader (for Resource Graph) and the registry role on each discovery subscription.
+// Management-group scopes are outside what a subscription deployment can grant: see README.
+module discoveryAccess 'discovery-access.bicep' = [
+  for (subscriptionId, i) in discoverySubscriptionIds: {
+    name: 'discovery-access-${i}-${take(uniqueString(subscriptionId), 6)}'
+    scope: subscription(subscriptionId)
+    params: {
+      principalId: app.outputs.identityPrincipalId
+      roleDefinitionGuid: registryRole.name
+    }
     dependsOn: [
       registryRole
     ]

@@ -134,13 +134,13 @@ interface CoverFigures {
   extraAddresses: number;
 }
 
-function inChild<T>(args: string[]): T {
+function inChild(args: string[]): unknown {
   const result = spawnSync(process.execPath, ["--expose-gc", fileURLToPath(import.meta.url), "--child", ...args], {
     encoding: "utf8",
     maxBuffer: 16 * 1024 * 1024,
   });
   if (result.status !== 0) throw new Error(`bench child ${args.join(" ")} failed: ${result.stderr.trim()}`);
-  return JSON.parse(result.stdout) as T;
+  return JSON.parse(result.stdout) as unknown;
 }
 
 // ---- merge against Python ----------------------------------------------------------------------
@@ -328,14 +328,14 @@ function main(): void {
     return;
   }
   const started = performance.now();
-  const globalTagCover = inChild<GlobalFigures>(["global"]);
+  const globalTagCover = inChild(["global"]) as GlobalFigures;
   const randomCover = COVER_BUDGETS.map((budget) => ({
     inputPrefixes: COVER_COUNT,
     budget,
     seed: COVER_SEED,
-    ...inChild<CoverFigures>(["cover", String(COVER_COUNT), String(budget)]),
+    ...(inChild(["cover", String(COVER_COUNT), String(budget)]) as CoverFigures),
   }));
-  const baselineRssMiB = inChild<{ peakRssMiB: number }>(["cover", String(COVER_COUNT), "0"]).peakRssMiB;
+  const baselineRssMiB = (inChild(["cover", String(COVER_COUNT), "0"]) as { peakRssMiB: number }).peakRssMiB;
   const merge = benchMerge();
   const globalMeets = globalTagCover.coldMs < TARGETS.globalCoverMs;
   const coverMeets = (cover: CoverFigures): boolean =>

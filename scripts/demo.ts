@@ -42,7 +42,9 @@ function cli(harness: Harness, args: string[], statePath: string): Promise<numbe
       { env, stdio: ["ignore", "inherit", "inherit"] },
     );
     child.on("error", reject);
-    child.on("exit", (code) => resolve(code ?? 1));
+    child.on("exit", (code) => {
+      resolve(code ?? 1);
+    });
   });
 }
 

@@ -176,6 +176,17 @@ export class RegistryStateInvalidError extends AllowlistSyncError {
   readonly category = "registry";
 }
 
+// ---- canary (ACR Tasks) ------------------------------------------------------------------------
+
+/**
+ * The canary run's log could not be read (expired or refused SAS, blob missing, network). The
+ * canary then reports "inconclusive", never "refused": without the log nobody can tell.
+ */
+export class CanaryLogUnreadableError extends AllowlistSyncError {
+  readonly code = "CanaryLogUnreadable";
+  readonly category = "registry";
+}
+
 // ---- guards ------------------------------------------------------------------------------------
 
 export type GuardName =
@@ -188,7 +199,8 @@ export type GuardName =
   | "provisioning-state"
   | "public-network-disabled"
   | "default-action-allow"
-  | "empty-deny-list";
+  | "empty-deny-list"
+  | "legacy-vnet-rules";
 
 export class GuardError extends AllowlistSyncError {
   readonly code = "GuardTripped";
@@ -226,6 +238,38 @@ export class LockHeldError extends AllowlistSyncError {
 export class ConvergenceError extends AllowlistSyncError {
   readonly code = "NotConverged";
   readonly category = "conflict";
+}
+
+// ---- discovery and fan-out ---------------------------------------------------------------------
+
+/** A discovered registry's override tag (`acr-allowlist-sync.*`) has a bad value: that registry is skipped. */
+export class InvalidRegistryTagError extends AllowlistSyncError {
+  readonly code = "InvalidRegistryTag";
+  readonly category = "config";
+}
+
+/** The Resource Graph query failed (refused, throttled beyond retries, unreadable answer). */
+export class DiscoveryError extends AllowlistSyncError {
+  readonly code = "DiscoveryFailed";
+  readonly category = "registry";
+}
+
+/** A fan-out message failed on every delivery the host allows and was moved to the poison queue. */
+export class MessagePoisonedError extends AllowlistSyncError {
+  readonly code = "Poisoned";
+  readonly category = "registry";
+}
+
+/** A fan-out message is not one the scheduler sends, or its service-tags blob is gone or altered. */
+export class FanoutMessageError extends AllowlistSyncError {
+  readonly code = "InvalidFanoutMessage";
+  readonly category = "input";
+}
+
+/** The fan-out queue or the service-tags blob could not be written or read. */
+export class FanoutStorageError extends AllowlistSyncError {
+  readonly code = "FanoutStorageUnavailable";
+  readonly category = "ledger";
 }
 
 /** What to do when an error carries no remedy of its own: every error an operator sees names a next step. */

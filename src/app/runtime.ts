@@ -1,17 +1,25 @@
+import { dirname, join } from "node:path";
 import { DefaultAzureCredential, type TokenCredential } from "@azure/identity";
 import { loadSettings, type Settings, type SettingsSource } from "../config/settings.js";
 import { blobContainerFromSettings, createBlobLedgerStore } from "../ledger/blob-store.js";
 import { createFileLedgerStore } from "../ledger/file-store.js";
 import type { LedgerStore } from "../ledger/types.js";
+import { createTasksGateway } from "../canary/tasks-client.js";
 import { createArmRegistryGateway, type ArmRegistryGatewayOptions } from "../registry/arm-gateway.js";
 import { createServiceTagsSource, type ServiceTagsSourceOptions } from "../servicetags/source.js";
 import type { InvocationPorts } from "../sync/invocation.js";
 import { createTelemetry } from "../telemetry/azure-monitor.js";
+import { createBlobDiscoveryMemory, createFileDiscoveryMemory, discoveryMemoryName } from "../discovery/memory.js";
+import { createResourceGraphSource, type ResourceGraphSourceOptions } from "../discovery/resource-graph.js";
+import type { DiscoveryMemory } from "../discovery/types.js";
+import { createThrottleGate, type ThrottleGate } from "../registry/throttle.js";
 
 /** Settings plus the ports built from them: what every entry point (timer, HTTP, CLI) runs on. */
 export interface Runtime {
   readonly settings: Settings;
   readonly ports: InvocationPorts;
+  /** Shared by the registry and Resource Graph clients: one 429 pauses its subscription for all. */
+  readonly throttleGate: ThrottleGate;
 }
 
 export type LedgerChoice = { readonly kind: "blob" } | { readonly kind: "file"; readonly path: string };
@@ -28,6 +36,7 @@ export interface RuntimeOptions {
   readonly tuning?: {
     readonly registry?: Pick<ArmRegistryGatewayOptions, "retryOptions" | "pollIntervalMs" | "requestTimeoutMs">;
     readonly serviceTags?: Pick<ServiceTagsSourceOptions, "retryDelayMs" | "sleep" | "now">;
+    readonly discovery?: Pick<ResourceGraphSourceOptions, "retryOptions" | "pageSize" | "sleep" | "maxQuotaWaitMs">;
   };
 }
 
@@ -39,25 +48,51 @@ export function createRuntime(env: SettingsSource, options: RuntimeOptions = {})
     new DefaultAzureCredential(
       settings.azureClientId === undefined ? {} : { managedIdentityClientId: settings.azureClientId },
     );
-  const ledger: LedgerStore =
-    options.ledger?.kind === "file"
-      ? createFileLedgerStore({ path: options.ledger.path })
-      : createBlobLedgerStore({
-          containerClient: blobContainerFromSettings({
-            connectionString: settings.storage.connectionString,
-            blobServiceUri: settings.storage.blobServiceUri,
-            credential,
-            containerName: settings.ledgerContainer,
-          }),
-        });
+  const throttleGate = createThrottleGate();
+  const tag = settings.discovery.tag;
+  const memoryName = tag === undefined ? undefined : discoveryMemoryName(tag, settings.discovery.scopes);
+  let ledger: LedgerStore;
+  let discoveryMemory: DiscoveryMemory | undefined;
+  if (options.ledger?.kind === "file") {
+    ledger = createFileLedgerStore({ path: options.ledger.path });
+    if (memoryName !== undefined)
+      discoveryMemory = createFileDiscoveryMemory(join(dirname(options.ledger.path), memoryName));
+  } else {
+    const containerClient = blobContainerFromSettings({
+      connectionString: settings.storage.connectionString,
+      blobServiceUri: settings.storage.blobServiceUri,
+      credential: ledgerCredential(settings, credential, options.credential),
+      containerName: settings.ledgerContainer,
+    });
+    ledger = createBlobLedgerStore({ containerClient });
+    if (memoryName !== undefined) discoveryMemory = createBlobDiscoveryMemory(containerClient, memoryName);
+  }
   return {
     settings,
+    throttleGate,
     ports: {
+      discovery: createResourceGraphSource({
+        credential,
+        cloud: settings.cloud,
+        endpoint: settings.armEndpoint,
+        throttleGate,
+        retryOptions: options.tuning?.registry?.retryOptions,
+        ...options.tuning?.discovery,
+      }),
+      discoveryMemory,
       registry: createArmRegistryGateway({
         credential,
         cloud: settings.cloud,
         endpoint: settings.armEndpoint,
         operationTimeoutMs: settings.operationTimeoutMs,
+        throttleGate,
+        ...options.tuning?.registry,
+      }),
+      // The canary's ACR Tasks calls ride the same pipeline options (token, retries, timeouts) as the registry's.
+      tasks: createTasksGateway({
+        credential,
+        cloud: settings.cloud,
+        endpoint: settings.armEndpoint,
         ...options.tuning?.registry,
       }),
       ledger,
@@ -75,6 +110,20 @@ export function createRuntime(env: SettingsSource, options: RuntimeOptions = {})
       telemetry: createTelemetry({ connectionString: settings.appInsightsConnectionString, credential }),
     },
   };
+}
+
+/**
+ * The host's storage identity (`AzureWebJobsStorage__clientId`) when it names one, so the ledger
+ * reads the same account with the same identity as the host; otherwise the app's credential.
+ */
+function ledgerCredential(
+  settings: Settings,
+  appCredential: TokenCredential,
+  given: TokenCredential | undefined,
+): TokenCredential {
+  const clientId = settings.storage.clientId;
+  if (given !== undefined || clientId === undefined || clientId === settings.azureClientId) return appCredential;
+  return new DefaultAzureCredential({ managedIdentityClientId: clientId });
 }
 
 let shared: Runtime | undefined;

@@ -1,21 +1,42 @@
 import type { InvocationContext, Timer } from "@azure/functions";
 import { describeError } from "../errors.js";
+import { resolveRunTargets, type RunTargets } from "../discovery/discover.js";
 import { runInvocation } from "../sync/invocation.js";
 import type { Runtime } from "./runtime.js";
 
+/** Registries one in-process invocation syncs at a time (per subscription: SYNC_MAX_PER_SUBSCRIPTION). */
+export const IN_PROCESS_CONCURRENCY = 4;
+
 /**
- * The daily sync of every configured registry. One failing registry never stops the others;
- * any failure fails the invocation afterwards so the host records it.
+ * The daily sync of every configured (and discovered) registry, in this invocation: the path for
+ * SYNC_FANOUT=false. One failing registry never stops the others; any failure fails the
+ * invocation afterwards so the host records it. A failed discovery still lets TARGET_REGISTRIES run.
  */
 export function createTimerHandler(runtime: Runtime) {
   return async (timer: Timer, context: InvocationContext): Promise<void> => {
     if (timer.isPastDue) context.warn("The sync timer is past due: the previous schedule was missed.");
+    const failures: string[] = [];
+    let runTargets: RunTargets | undefined;
+    try {
+      runTargets = await resolveRunTargets(runtime.settings, runtime.ports, { trigger: "timer", dryRun: false });
+    } catch (error) {
+      failures.push(`discovery: ${describeError(error)}`);
+      context.error(`discovery: ${describeError(error)}`);
+    }
+    for (const registry of runTargets?.untagged ?? [])
+      context.warn(`${registry} no longer carries the discovery tag: left as it is, not synced any more.`);
+    for (const skipped of runTargets?.skipped ?? []) {
+      if (skipped.ok) continue;
+      failures.push(`${skipped.target.ref.name}: ${describeError(skipped.error)}`);
+      context.error(`${skipped.target.ref.name}: ${describeError(skipped.error)}`);
+    }
     const outcomes = await runInvocation(runtime.settings, runtime.ports, {
       mode: "apply",
       trigger: "timer",
       actor: "timer",
+      targets: runTargets?.targets ?? runtime.settings.targets,
+      concurrency: IN_PROCESS_CONCURRENCY,
     });
-    const failures: string[] = [];
     for (const outcome of outcomes) {
       const name = outcome.target.ref.name;
       if (outcome.ok) {
@@ -28,9 +49,10 @@ export function createTimerHandler(runtime: Runtime) {
         context.error(`${name}: ${describeError(outcome.error)}`);
       }
     }
+    const total = outcomes.length + (runTargets?.skipped.length ?? 0) + (runTargets === undefined ? 1 : 0);
     if (failures.length > 0)
       throw new Error(
-        `${failures.length} of ${outcomes.length} registr${outcomes.length === 1 ? "y" : "ies"} failed: ${failures.join(" | ")}`,
+        `${failures.length} of ${total} registr${total === 1 ? "y" : "ies"} failed: ${failures.join(" | ")}`,
       );
   };
 }

@@ -91,7 +91,12 @@ export function startApplySession(io: CliIO, options: SessionOptions): ApplySess
           writing = { ref, started };
           if (!options.quiet) {
             progress(ref, started);
-            ticker = setInterval(() => progress(ref, started), tty ? TICK_MS : LOG_EVERY_MS);
+            ticker = setInterval(
+              () => {
+                progress(ref, started);
+              },
+              tty ? TICK_MS : LOG_EVERY_MS,
+            );
             ticker.unref();
           }
           try {

@@ -27,6 +27,25 @@ import {
 } from "./registry-flags.js";
 import { startApplySession } from "./apply-session.js";
 import { printResults } from "./report.js";
+import { resolveRunTargets } from "../discovery/discover.js";
+import { UsageError } from "../errors.js";
+import { integerFlag } from "./flags.js";
+import { withProcessWideLock } from "../ledger/process-lock.js";
+
+export const DEFAULT_CONCURRENCY = 4;
+const MAX_CONCURRENCY = 64;
+
+const DISCOVER: FlagDoc = {
+  name: "discover",
+  type: "boolean",
+  help: "Also run every Premium registry carrying the discovery tag (--discovery-tag / TARGET_DISCOVERY_TAG), found with Azure Resource Graph in --discovery-scopes.",
+};
+const CONCURRENCY: FlagDoc = {
+  name: "concurrency",
+  type: "string",
+  value: "n",
+  help: `Registries run at the same time, 1-${MAX_CONCURRENCY} (default ${DEFAULT_CONCURRENCY}); per subscription at most --max-per-subscription.`,
+};
 
 const SHOW_UNCHANGED: FlagDoc = {
   name: "show-unchanged",
@@ -37,7 +56,7 @@ const SHOW_UNCHANGED: FlagDoc = {
 const PLAN: RegistryCommandSpec = {
   name: "plan",
   synopsis:
-    "plan --registry <resource ID> [--service-tags <url|file>] [--state <file|blob>] [--detailed-exitcode] [--json]",
+    "plan (--registry <resource ID> | --discover [--discovery-tag k=v]) [--concurrency n] [--service-tags <url|file>] [--state <file|blob>] [--detailed-exitcode] [--json]",
   description:
     "Dry run: read the registry and the service tags, print the plan and the guards an apply would meet. Writes nothing.",
   flags: [
@@ -48,6 +67,8 @@ const PLAN: RegistryCommandSpec = {
       type: "boolean",
       help: "Exit 0 no changes anywhere, 2 changes pending, 3 an apply would be refused by a guard, 1 any error.",
     },
+    DISCOVER,
+    CONCURRENCY,
     SHOW_UNCHANGED,
     JSON_FLAG,
     HELP_FLAG,
@@ -58,7 +79,8 @@ const PLAN: RegistryCommandSpec = {
 
 const APPLY: RegistryCommandSpec = {
   name: "apply",
-  synopsis: "apply --registry <resource ID> [--service-tags <url|file>] [--state <file|blob>] [--force] [--json]",
+  synopsis:
+    "apply (--registry <resource ID> | --discover [--discovery-tag k=v]) [--concurrency n] [--service-tags <url|file>] [--state <file|blob>] [--force] [--json]",
   description:
     "Plan, print the plan, then write the registry's IP rules (guards first), verify them and record the change. A frozen registry is skipped.",
   flags: [
@@ -70,6 +92,8 @@ const APPLY: RegistryCommandSpec = {
       help: "Let this run pass the mass-removal and stale-source guards (an operator's decision).",
     },
     { name: "quiet", type: "boolean", short: "q", help: "No progress on stderr while ARM applies the update." },
+    DISCOVER,
+    CONCURRENCY,
     SHOW_UNCHANGED,
     JSON_FLAG,
     HELP_FLAG,
@@ -111,21 +135,65 @@ async function planOrApply(spec: RegistryCommandSpec, args: readonly string[], i
     return 0;
   }
   writeWarnings(io.stderr, parsed.warnings);
-  const runtime = createRuntime(parsed.env, { ledger: parsed.ledger });
+  const concurrency =
+    integerFlag(parsed.values, "concurrency", { min: 1, max: MAX_CONCURRENCY }) ?? DEFAULT_CONCURRENCY;
+  const discover = parsed.values.discover === true;
+  if (!discover && (parsed.values["discovery-tag"] !== undefined || parsed.values["discovery-scopes"] !== undefined)) {
+    throw new UsageError(`${spec.name}: --discovery-tag and --discovery-scopes only apply with --discover.`, {
+      remedy: `Add --discover, or drop them to run only --registry / TARGET_REGISTRIES.`,
+    });
+  }
+  if (discover && (parsed.env.TARGET_DISCOVERY_TAG ?? "").trim() === "") {
+    throw new UsageError(`${spec.name} --discover needs a tag: --discovery-tag key=value or TARGET_DISCOVERY_TAG.`, {
+      remedy: "For example: --discover --discovery-tag acr-allowlist-sync=enabled.",
+    });
+  }
+  const built = createRuntime(parsed.env, { ledger: parsed.ledger });
+  const runtime =
+    parsed.ledger.kind === "file" && concurrency > 1
+      ? { ...built, ports: { ...built.ports, ledger: withProcessWideLock(built.ports.ledger) } }
+      : built;
   const mode = spec.name === "apply" ? "apply" : "plan";
   const json = parsed.values.json === true;
   const showUnchanged = parsed.values["show-unchanged"] === true;
+  const { settings } = runtime;
+  // Discovery runs only when asked for: a laptop with TARGET_DISCOVERY_TAG set still plans one --registry quickly.
+  const run = discover
+    ? await resolveRunTargets(settings, runtime.ports, { trigger: "cli", dryRun: mode === "plan" })
+    : { targets: settings.targets, skipped: [], untagged: [] };
+  if (run.targets.length === 0 && run.skipped.length === 0) {
+    throw new UsageError(
+      discover
+        ? `${spec.name}: discovery found no registry with the tag ${settings.discovery.tag?.key ?? ""}=${settings.discovery.tag?.value ?? ""}.`
+        : `${spec.name}: no registry given: pass --registry (or TARGET_REGISTRIES), or --discover.`,
+      { remedy: "Check the tag and --discovery-scopes (the identity needs Reader there)." },
+    );
+  }
+  writeWarnings(
+    io.stderr,
+    run.untagged.map((id) => `${id} no longer carries the discovery tag: left as it is, not synced any more.`),
+  );
   const session =
     mode === "apply" ? startApplySession(io, { json, quiet: parsed.values.quiet === true, showUnchanged }) : undefined;
   let outcomes: TargetOutcome[];
   try {
-    outcomes = await runInvocation(runtime.settings, session?.wrap(runtime.ports) ?? runtime.ports, {
-      mode,
-      trigger: "cli",
-      actor: cliActor(),
-      force: parsed.values.force === true,
-      beforeWrite: session === undefined ? undefined : (_target, plan) => session.beforeWrite(plan),
-    });
+    outcomes = [
+      ...run.skipped,
+      ...(await runInvocation(settings, session?.wrap(runtime.ports) ?? runtime.ports, {
+        mode,
+        trigger: "cli",
+        actor: cliActor(),
+        force: parsed.values.force === true,
+        beforeWrite:
+          session === undefined
+            ? undefined
+            : (_target, plan) => {
+                session.beforeWrite(plan);
+              },
+        targets: run.targets,
+        concurrency,
+      })),
+    ];
   } finally {
     session?.dispose();
   }

@@ -62,6 +62,11 @@ export function regionRows(file: ServiceTagsFile): RegionRow[] {
   });
 }
 
+function nonBlank(value: string | undefined): string | undefined {
+  const trimmed = value?.trim();
+  return trimmed === undefined || trimmed === "" ? undefined : trimmed;
+}
+
 async function run(args: readonly string[], io: CliIO): Promise<number> {
   const values = parseFlags(args, flagSpecOf(FLAGS), NAME);
   if (values.help === true) {
@@ -77,12 +82,12 @@ async function run(args: readonly string[], io: CliIO): Promise<number> {
       remedy: `Use one of ${CLOUDS.join(", ")}.`,
     });
   }
-  const explicit = stringFlag(values, "service-tags") ?? (env.SERVICE_TAGS_URL?.trim() || undefined);
+  const explicit = stringFlag(values, "service-tags") ?? nonBlank(env.SERVICE_TAGS_URL);
   const source = createServiceTagsSource({
     cloud: cloud.data,
     serviceTagsUrl: explicit,
-    detailsPageUrl: env.SERVICE_TAGS_DETAILS_URL?.trim() || undefined,
-    latestAliasUrl: env.SERVICE_TAGS_LATEST_URL?.trim() || undefined,
+    detailsPageUrl: nonBlank(env.SERVICE_TAGS_DETAILS_URL),
+    latestAliasUrl: nonBlank(env.SERVICE_TAGS_LATEST_URL),
   });
   const { file, origin } = await source.fetch();
   const rows = regionRows(file);

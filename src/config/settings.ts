@@ -2,10 +2,11 @@ import { z } from "zod";
 import { ConfigError } from "../errors.js";
 import { ARM_ENDPOINTS } from "../registry/clouds.js";
 import { parsePrefix } from "../prefixes/ipv4.js";
+import { blobServiceUriForAccount } from "./storage-endpoints.js";
 import { parseRegistryId } from "../registry/resource-id.js";
 import type { RegistryRef } from "../registry/types.js";
 import { explicitSourceProblem } from "../servicetags/explicit-source.js";
-import { CLOUDS, type Cloud } from "../servicetags/schema.js";
+import { DEPLOYMENT_CLOUDS, type DeploymentCloud } from "../servicetags/schema.js";
 
 /**
  * Every app setting the service reads, in one place. The README table, the infra's app settings
@@ -21,16 +22,55 @@ export interface AppSettingInfo {
   readonly flag?: string;
   /** False for settings the platform or the operator sets, not the infra template. */
   readonly setByInfra?: boolean;
+  /**
+   * A boolean setting: exactly `true` or `false` in any letter case, nothing else. The infra passes
+   * these from `bool` parameters (ARM's `string(true)` is `True`), so both sides share this one rule.
+   */
+  readonly boolean?: true;
 }
 
 export const APP_SETTINGS: readonly AppSettingInfo[] = [
   {
     name: "TARGET_REGISTRIES",
-    required: true,
+    // Required unless TARGET_DISCOVERY_TAG finds the registries (checked in loadSettings).
+    required: false,
     example: "/subscriptions/<sub>/resourceGroups/rg/providers/Microsoft.ContainerRegistry/registries/myreg",
     description:
-      'Registries to keep in sync: ARM resource IDs, comma-separated, or a JSON list of {"id", "regions"?, "includeReplicas"?, "pinnedRules"?, "headroom"?, "minPrefixLength"?, "maxExtraAddresses"?, "maxExtraRatio"?, "maxRemovalShare"?, "writeWhenDefaultAllow"?}.',
+      'Registries to keep in sync (required unless TARGET_DISCOVERY_TAG is set; these win over discovered ones): ARM resource IDs, comma-separated, or a JSON list of {"id", "regions"?, "includeReplicas"?, "pinnedRules"?, "headroom"?, "minPrefixLength"?, "maxExtraAddresses"?, "maxExtraRatio"?, "maxRemovalShare"?, "writeWhenDefaultAllow"?}.',
     flag: "--registry",
+  },
+  {
+    name: "TARGET_DISCOVERY_TAG",
+    required: false,
+    example: "acr-allowlist-sync=enabled",
+    description:
+      "Discovery (off when empty): also sync every Premium registry carrying this tag (key=value; key case-insensitive, value case-insensitive), found with one Azure Resource Graph query. Per-registry tags acr-allowlist-sync.regions, .headroom, .include-replicas, .pinned-rules override the defaults.",
+    flag: "--discovery-tag",
+  },
+  {
+    name: "TARGET_DISCOVERY_SCOPES",
+    required: false,
+    example: "/subscriptions/<sub>,/providers/Microsoft.Management/managementGroups/platform",
+    description:
+      "Where discovery looks: comma-separated /subscriptions/<id> or /providers/Microsoft.Management/managementGroups/<id> (default: every subscription the identity can read).",
+    flag: "--discovery-scopes",
+  },
+  {
+    name: "SYNC_FANOUT",
+    required: false,
+    default: "false",
+    example: "true",
+    description:
+      "Timer as scheduler: store the service-tags file in blob storage and enqueue one message per registry on the allowlist-sync queue, each synced by its own queue-triggered invocation (false: every registry in the timer's own invocation).",
+  },
+  {
+    name: "SYNC_MAX_PER_SUBSCRIPTION",
+    required: false,
+    default: "4",
+    example: "8",
+    description:
+      "Registries of one subscription synced at the same time by one process (ARM throttles per subscription: 250 reads, refill 25/s).",
+    flag: "--max-per-subscription",
   },
   {
     name: "SERVICE_TAGS_CLOUD",
@@ -102,7 +142,7 @@ export const APP_SETTINGS: readonly AppSettingInfo[] = [
     default: "0 0 3 * * *",
     example: "0 30 */6 * * *",
     description:
-      "NCRONTAB schedule (with seconds) of the timer function, in UTC unless WEBSITE_TIME_ZONE says otherwise.",
+      "NCRONTAB schedule (with seconds) of the timer function, always in UTC (Flex Consumption has no WEBSITE_TIME_ZONE).",
   },
   {
     name: "SYNC_REGIONS",
@@ -116,8 +156,10 @@ export const APP_SETTINGS: readonly AppSettingInfo[] = [
     required: false,
     default: "false",
     example: "true",
-    description: "Also allow the tags of the registry's geo-replica locations.",
+    description:
+      "Also allow the tags of the registry's geo-replica locations (true or false). Needs replications/read, which the infra grants only when its syncIncludeReplicas parameter is true.",
     flag: "--include-replicas",
+    boolean: true,
   },
   {
     name: "SYNC_PINNED_RULES",
@@ -170,8 +212,10 @@ export const APP_SETTINGS: readonly AppSettingInfo[] = [
     required: false,
     default: "false",
     example: "true",
-    description: "Write rules even while defaultAction is Allow (they have no effect until the firewall is turned on).",
+    description:
+      "Write rules even while defaultAction is Allow (true or false; they have no effect until the firewall is turned on).",
     flag: "--write-when-default-allow",
+    boolean: true,
   },
   {
     name: "SYNC_OPERATION_TIMEOUT_MS",
@@ -218,6 +262,35 @@ export const APP_SETTINGS: readonly AppSettingInfo[] = [
     description: "Blob endpoint for identity-based storage access (set by the infra).",
   },
   {
+    name: "AzureWebJobsStorage__queueServiceUri",
+    required: false,
+    example: "https://mystorage.queue.core.windows.net",
+    description: "Queue endpoint for identity-based access: the fan-out queue and its trigger (set by the infra).",
+  },
+  {
+    name: "AzureWebJobsStorage__accountName",
+    required: false,
+    example: "mystorage",
+    description:
+      "Storage account name for identity-based access, as the official Flex samples set it; the blob endpoint is derived with the cloud's storage suffix. __blobServiceUri wins when both are set.",
+    setByInfra: false,
+  },
+  {
+    name: "AzureWebJobsStorage__clientId",
+    required: false,
+    example: "00000000-0000-0000-0000-000000000000",
+    description:
+      "Client ID of the user-assigned identity for host storage; the ledger uses the same identity (default: AZURE_CLIENT_ID).",
+  },
+  {
+    name: "WEBSITE_TIME_ZONE",
+    required: false,
+    example: "(leave unset)",
+    description:
+      "Must not be set: Flex Consumption does not support it and the timer schedule is UTC; a value is refused so the schedule cannot silently mean another time.",
+    setByInfra: false,
+  },
+  {
     name: "AZURE_CLIENT_ID",
     required: false,
     example: "00000000-0000-0000-0000-000000000000",
@@ -249,9 +322,33 @@ export interface TargetConfig {
   readonly policy: SyncPolicy;
 }
 
+/** A Resource Graph scope: a subscription or a management group. */
+export type DiscoveryScope =
+  { readonly kind: "subscription"; readonly id: string } | { readonly kind: "managementGroup"; readonly id: string };
+
+export interface DiscoverySettings {
+  /** The tag that selects registries; undefined: discovery is off. */
+  readonly tag: { readonly key: string; readonly value: string } | undefined;
+  /** Empty: every subscription the identity can read. */
+  readonly scopes: readonly DiscoveryScope[];
+}
+
+/** What a registry gets when neither TARGET_REGISTRIES nor its own tags say otherwise. */
+export interface TargetDefaults {
+  readonly regions: readonly string[] | undefined;
+  readonly includeReplicas: boolean;
+  readonly pinnedRules: readonly string[];
+  readonly policy: SyncPolicy;
+}
+
 export interface Settings {
+  /** The explicit targets (TARGET_REGISTRIES); discovery adds more at run time. */
   readonly targets: readonly TargetConfig[];
-  readonly cloud: Cloud;
+  readonly targetDefaults: TargetDefaults;
+  readonly discovery: DiscoverySettings;
+  readonly fanout: boolean;
+  readonly maxPerSubscription: number;
+  readonly cloud: DeploymentCloud;
   readonly armEndpoint: string;
   readonly schedule: string;
   readonly serviceTags: {
@@ -266,7 +363,15 @@ export interface Settings {
   readonly operationTimeoutMs: number;
   readonly lockWaitMs: number;
   readonly ledgerContainer: string;
-  readonly storage: { readonly connectionString: string | undefined; readonly blobServiceUri: string | undefined };
+  readonly storage: {
+    readonly connectionString: string | undefined;
+    readonly blobServiceUri: string | undefined;
+    readonly queueServiceUri?: string | undefined;
+    /** `AzureWebJobsStorage__accountName`: the blob endpoint is derived from it when no URI is given. */
+    readonly accountName: string | undefined;
+    /** `AzureWebJobsStorage__clientId`: the identity for the ledger (else AZURE_CLIENT_ID). */
+    readonly clientId: string | undefined;
+  };
   readonly azureClientId: string | undefined;
   readonly appInsightsConnectionString: string | undefined;
 }
@@ -279,16 +384,26 @@ const blankToUndefined = (value: unknown): unknown =>
   typeof value === "string" && value.trim() === "" ? undefined : typeof value === "string" ? value.trim() : value;
 
 const intSetting = (min: number, max: number) =>
-  z.preprocess(blankToUndefined, z.coerce.number({ message: "expected a whole number" }).int().min(min).max(max));
+  z.preprocess(blankToUndefined, z.coerce.number({ error: "expected a whole number" }).int().min(min).max(max));
 const numberSetting = (min: number, max: number) =>
-  z.preprocess(blankToUndefined, z.coerce.number({ message: "expected a number" }).min(min).max(max));
+  z.preprocess(blankToUndefined, z.coerce.number({ error: "expected a number" }).min(min).max(max));
+/**
+ * The one rule for boolean settings: `true` or `false`, any letter case (ARM's `string(true)` is
+ * `True`). `1`, `yes` and the like are refused rather than guessed, because the infra decides the
+ * custom role's actions from the same value and must never read it differently from the code.
+ */
+export function parseBooleanSetting(value: string): boolean | undefined {
+  const normalized = value.trim().toLowerCase();
+  return normalized === "true" ? true : normalized === "false" ? false : undefined;
+}
 const boolSetting = z.preprocess(
   blankToUndefined,
   z
-    .enum(["true", "false", "1", "0", "yes", "no"], { message: "expected true or false" })
-    .transform((v) => v === "true" || v === "1" || v === "yes"),
+    .string()
+    .refine((v) => parseBooleanSetting(v) !== undefined, { error: "expected true or false (any letter case)" })
+    .transform((v) => parseBooleanSetting(v) === true),
 );
-const httpsUrl = z.url({ protocol: /^https$/, message: "expected an https URL" });
+const httpsUrl = z.url({ protocol: /^https$/, error: "expected an https URL" });
 const listSetting = z.preprocess(
   blankToUndefined,
   z.string().transform((v) =>
@@ -302,6 +417,45 @@ const regionName = z.string().regex(/^[a-z0-9]{2,40}$/i, "expected an ARM locati
 const ruleText = z
   .string()
   .regex(/^\d{1,3}(\.\d{1,3}){3}(\/\d{1,2})?$/, "expected an IPv4 address or CIDR like 203.0.113.0/24");
+
+// ARM tag names exclude < > % & \\ ? /; quotes are excluded here too, since the tag goes into a KQL string literal.
+const TAG_PART = /^[^<>%&\\?/'"=,\s][^<>%&\\?/'"=,]{0,254}$/;
+const discoveryTag = z.preprocess(
+  blankToUndefined,
+  z
+    .string()
+    .transform((v, ctx) => {
+      const at = v.indexOf("=");
+      const key = v.slice(0, at).trim();
+      const value = v.slice(at + 1).trim();
+      if (at < 0 || !TAG_PART.test(key) || !TAG_PART.test(value)) {
+        ctx.addIssue({
+          code: "custom",
+          message: "expected key=value (no quotes, <, >, %, &, \\, ?, / or commas), like acr-allowlist-sync=enabled",
+        });
+        return z.NEVER;
+      }
+      return { key, value };
+    })
+    .optional(),
+);
+const SUBSCRIPTION_SCOPE = /^\/subscriptions\/([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})\/?$/i;
+const MANAGEMENT_GROUP_SCOPE = /^\/providers\/Microsoft\.Management\/managementGroups\/([\w().-]{1,90})\/?$/i;
+const discoveryScopes = listSetting.pipe(
+  z.array(
+    z.string().transform((v, ctx): DiscoveryScope => {
+      const subscription = SUBSCRIPTION_SCOPE.exec(v)?.[1];
+      if (subscription !== undefined) return { kind: "subscription", id: subscription.toLowerCase() };
+      const group = MANAGEMENT_GROUP_SCOPE.exec(v)?.[1];
+      if (group !== undefined) return { kind: "managementGroup", id: group };
+      ctx.addIssue({
+        code: "custom",
+        message: `'${v.slice(0, 200)}' is neither /subscriptions/<id> nor /providers/Microsoft.Management/managementGroups/<id>`,
+      });
+      return z.NEVER;
+    }),
+  ),
+);
 
 const policyOverridesSchema = z.strictObject({
   id: z.string(),
@@ -318,7 +472,11 @@ const policyOverridesSchema = z.strictObject({
 type TargetOverrides = z.infer<typeof policyOverridesSchema>;
 
 const settingsSchema = z.object({
-  SERVICE_TAGS_CLOUD: z.preprocess(blankToUndefined, z.enum(CLOUDS).default("Public")),
+  TARGET_DISCOVERY_TAG: discoveryTag,
+  TARGET_DISCOVERY_SCOPES: discoveryScopes.optional(),
+  SYNC_FANOUT: boolSetting.default(false),
+  SYNC_MAX_PER_SUBSCRIPTION: intSetting(1, 100).default(4),
+  SERVICE_TAGS_CLOUD: z.preprocess(blankToUndefined, z.enum(DEPLOYMENT_CLOUDS).default("Public")),
   SERVICE_TAGS_URL: z.preprocess(
     blankToUndefined,
     z
@@ -355,7 +513,7 @@ const settingsSchema = z.object({
   SYNC_LOCK_WAIT_MS: intSetting(0, 600_000).default(30_000),
   ARM_ENDPOINT: z.preprocess(
     blankToUndefined,
-    z.url({ protocol: /^https$/, message: "expected an https URL (the SDK refuses tokens over http)" }).optional(),
+    z.url({ protocol: /^https$/, error: "expected an https URL (the SDK refuses tokens over http)" }).optional(),
   ),
   LEDGER_CONTAINER: z.preprocess(
     blankToUndefined,
@@ -369,6 +527,25 @@ const settingsSchema = z.object({
   ),
   AzureWebJobsStorage: z.preprocess(blankToUndefined, z.string().optional()),
   AzureWebJobsStorage__blobServiceUri: z.preprocess(blankToUndefined, z.url().optional()),
+  AzureWebJobsStorage__queueServiceUri: z.preprocess(blankToUndefined, z.url().optional()),
+  AzureWebJobsStorage__accountName: z.preprocess(
+    blankToUndefined,
+    z
+      .string()
+      .regex(/^[a-z0-9]{3,24}$/, "expected a storage account name (3-24 lowercase letters and digits)")
+      .optional(),
+  ),
+  AzureWebJobsStorage__clientId: z.preprocess(
+    blankToUndefined,
+    z.guid({ error: "expected a client ID (GUID)" }).optional(),
+  ),
+  WEBSITE_TIME_ZONE: z.preprocess(
+    blankToUndefined,
+    z.undefined({
+      error:
+        "Flex Consumption does not support time zones; remove it and write SYNC_SCHEDULE in UTC (03:00 in Tokyo is 0 0 18 * * *)",
+    }),
+  ),
   AZURE_CLIENT_ID: z.preprocess(blankToUndefined, z.string().optional()),
   APPLICATIONINSIGHTS_CONNECTION_STRING: z.preprocess(blankToUndefined, z.string().optional()),
 });
@@ -397,31 +574,26 @@ export function loadSettings(source: SettingsSource): Settings {
   }
   const s = parsed.data;
   const cloud = s.SERVICE_TAGS_CLOUD;
-  const defaults: SyncPolicy = {
-    headroom: s.SYNC_HEADROOM,
-    minPrefixLength: s.SYNC_MIN_PREFIX_LENGTH,
-    maxExtraAddresses: s.SYNC_MAX_EXTRA_ADDRESSES,
-    maxExtraRatio: s.SYNC_MAX_EXTRA_RATIO,
-    maxRemovalShare: s.SYNC_MAX_REMOVAL_SHARE,
-    writeWhenDefaultAllow: s.SYNC_WRITE_WHEN_DEFAULT_ALLOW,
-  };
-  const parsedOverrides = parseTargets(source.TARGET_REGISTRIES);
-  const targets = parsedOverrides.map((overrides): TargetConfig => ({
-    ref: parseRegistryId(overrides.id, "TARGET_REGISTRIES"),
-    regions: (overrides.regions ?? s.SYNC_REGIONS)?.map((r) => r.toLowerCase()),
-    includeReplicas: overrides.includeReplicas ?? s.SYNC_INCLUDE_REPLICAS,
-    pinnedRules: overrides.pinnedRules ?? s.SYNC_PINNED_RULES ?? [],
+  const targetDefaults: TargetDefaults = {
+    regions: s.SYNC_REGIONS?.map((r) => r.toLowerCase()),
+    includeReplicas: s.SYNC_INCLUDE_REPLICAS,
+    pinnedRules: s.SYNC_PINNED_RULES ?? [],
     policy: {
-      headroom: overrides.headroom ?? defaults.headroom,
-      minPrefixLength: overrides.minPrefixLength ?? defaults.minPrefixLength,
-      maxExtraAddresses: overrides.maxExtraAddresses ?? defaults.maxExtraAddresses,
-      maxExtraRatio: overrides.maxExtraRatio ?? defaults.maxExtraRatio,
-      maxRemovalShare: overrides.maxRemovalShare ?? defaults.maxRemovalShare,
-      writeWhenDefaultAllow: overrides.writeWhenDefaultAllow ?? defaults.writeWhenDefaultAllow,
+      headroom: s.SYNC_HEADROOM,
+      minPrefixLength: s.SYNC_MIN_PREFIX_LENGTH,
+      maxExtraAddresses: s.SYNC_MAX_EXTRA_ADDRESSES,
+      maxExtraRatio: s.SYNC_MAX_EXTRA_RATIO,
+      maxRemovalShare: s.SYNC_MAX_REMOVAL_SHARE,
+      writeWhenDefaultAllow: s.SYNC_WRITE_WHEN_DEFAULT_ALLOW,
     },
-  }));
-  for (const [index, target] of targets.entries())
-    checkPinnedRules(target, parsedOverrides[index]?.pinnedRules !== undefined);
+  };
+  const discovering = s.TARGET_DISCOVERY_TAG !== undefined;
+  const entries =
+    discovering && (source.TARGET_REGISTRIES ?? "").trim() === "" ? [] : parseTargets(source.TARGET_REGISTRIES);
+  const targets = entries.map((overrides) =>
+    targetFrom(parseRegistryId(overrides.id, "TARGET_REGISTRIES"), overrides, targetDefaults),
+  );
+  for (const [index, target] of targets.entries()) checkPinnedRules(target, entries[index]?.pinnedRules !== undefined);
   const ids = new Set<string>();
   for (const target of targets) {
     const key = target.ref.id.toLowerCase();
@@ -430,6 +602,10 @@ export function loadSettings(source: SettingsSource): Settings {
   }
   return {
     targets,
+    targetDefaults,
+    discovery: { tag: s.TARGET_DISCOVERY_TAG, scopes: s.TARGET_DISCOVERY_SCOPES ?? [] },
+    fanout: s.SYNC_FANOUT,
+    maxPerSubscription: s.SYNC_MAX_PER_SUBSCRIPTION,
     cloud,
     armEndpoint: (s.ARM_ENDPOINT ?? ARM_ENDPOINTS[cloud]).replace(/\/+$/, ""),
     schedule: s.SYNC_SCHEDULE,
@@ -445,7 +621,17 @@ export function loadSettings(source: SettingsSource): Settings {
     operationTimeoutMs: s.SYNC_OPERATION_TIMEOUT_MS,
     lockWaitMs: s.SYNC_LOCK_WAIT_MS,
     ledgerContainer: s.LEDGER_CONTAINER,
-    storage: { connectionString: s.AzureWebJobsStorage, blobServiceUri: s.AzureWebJobsStorage__blobServiceUri },
+    storage: {
+      connectionString: s.AzureWebJobsStorage,
+      blobServiceUri:
+        s.AzureWebJobsStorage__blobServiceUri ??
+        (s.AzureWebJobsStorage__accountName === undefined
+          ? undefined
+          : blobServiceUriForAccount(s.AzureWebJobsStorage__accountName, cloud)),
+      accountName: s.AzureWebJobsStorage__accountName,
+      clientId: s.AzureWebJobsStorage__clientId,
+      queueServiceUri: s.AzureWebJobsStorage__queueServiceUri,
+    },
     azureClientId: s.AZURE_CLIENT_ID,
     appInsightsConnectionString: s.APPLICATIONINSIGHTS_CONNECTION_STRING,
   };
@@ -478,10 +664,42 @@ function checkPinnedRules(target: TargetConfig, fromTargetEntry: boolean): void 
   }
 }
 
+/** Per-registry overrides on top of the defaults: the same rules for TARGET_REGISTRIES entries and for discovery tags. */
+export type TargetOverrideValues = Omit<TargetOverrides, "id">;
+
+export function targetFrom(ref: RegistryRef, overrides: TargetOverrideValues, defaults: TargetDefaults): TargetConfig {
+  return {
+    ref,
+    regions: overrides.regions?.map((r) => r.toLowerCase()) ?? defaults.regions,
+    includeReplicas: overrides.includeReplicas ?? defaults.includeReplicas,
+    pinnedRules: overrides.pinnedRules ?? defaults.pinnedRules,
+    policy: {
+      headroom: overrides.headroom ?? defaults.policy.headroom,
+      minPrefixLength: overrides.minPrefixLength ?? defaults.policy.minPrefixLength,
+      maxExtraAddresses: overrides.maxExtraAddresses ?? defaults.policy.maxExtraAddresses,
+      maxExtraRatio: overrides.maxExtraRatio ?? defaults.policy.maxExtraRatio,
+      maxRemovalShare: overrides.maxRemovalShare ?? defaults.policy.maxRemovalShare,
+      writeWhenDefaultAllow: overrides.writeWhenDefaultAllow ?? defaults.policy.writeWhenDefaultAllow,
+    },
+  };
+}
+
+/** The schemas of the per-registry values, for validating them from other places (registry tags). */
+export const TARGET_VALUE_SCHEMAS = {
+  regions: z.array(regionName).min(1),
+  includeReplicas: z.boolean(),
+  pinnedRules: z.array(ruleText),
+  headroom: z.number().int().min(0).max(1000),
+} as const;
+
 function parseTargets(raw: string | undefined): TargetOverrides[] {
   const text = raw?.trim() ?? "";
   if (text === "")
-    throw configErrorFor("TARGET_REGISTRIES", "it is empty; at least one registry resource ID is required", raw);
+    throw configErrorFor(
+      "TARGET_REGISTRIES",
+      "it is empty; at least one registry resource ID is required unless TARGET_DISCOVERY_TAG is set",
+      raw,
+    );
   if (!text.startsWith("[")) {
     const ids = text
       .split(",")

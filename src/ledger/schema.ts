@@ -106,7 +106,7 @@ export function ledgerStateFrom(raw: unknown, where: DocumentLocation): LedgerSt
 }
 
 /** Parses a stored freeze document (or a value already parsed from JSON). */
-export function parseFreezeState(raw: string | unknown, where: DocumentLocation): FreezeState {
+export function parseFreezeState(raw: unknown, where: DocumentLocation): FreezeState {
   const value = typeof raw === "string" ? parseJson(raw, where, "freeze") : raw;
   return checkDocument(freezeStateSchema, value, where, "freeze");
 }
@@ -152,7 +152,7 @@ function parseJson(text: string, where: DocumentLocation, what: string): unknown
 
 function checkDocument<T>(schema: z.ZodType<T>, raw: unknown, where: DocumentLocation, what: string): T {
   if (typeof raw === "object" && raw !== null && "schemaVersion" in raw) {
-    const version = (raw as { schemaVersion: unknown }).schemaVersion;
+    const version = raw.schemaVersion;
     if (version !== LEDGER_SCHEMA_VERSION) {
       const shown = showStoredValue(version);
       throw corrupt(

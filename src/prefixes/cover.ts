@@ -197,9 +197,9 @@ function solve(leaves: readonly Prefix[], budget: number, floor: number, preferr
     const b = right[node] as number;
     targets[node] = (targets[a] as number) + (targets[b] as number);
     leavesUnder[node] = (leavesUnder[a] as number) + (leavesUnder[b] as number);
-    cap[node] = Math.min(leavesUnder[node] as number, budget);
+    cap[node] = Math.min(leavesUnder[node], budget);
     offset[node] = total;
-    total += cap[node] as number;
+    total += cap[node];
   }
 
   const cost = new Float64Array(total);

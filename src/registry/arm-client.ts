@@ -3,8 +3,9 @@ import {
   type ContainerRegistryManagementClientOptionalParams,
 } from "@azure/arm-containerregistry";
 import type { TokenCredential } from "@azure/identity";
-import type { Cloud } from "../servicetags/schema.js";
+import type { DeploymentCloud } from "../servicetags/schema.js";
 import { ARM_ENDPOINTS } from "./clouds.js";
+import type { ThrottleGate } from "./throttle.js";
 
 export interface ArmRetryOptions {
   /** Retries per HTTP request (SDK default 3). */
@@ -18,7 +19,7 @@ export interface ArmRetryOptions {
 export interface ArmClientOptions {
   readonly credential: TokenCredential;
   /** Picks the default endpoint and the token audience (default `Public`). */
-  readonly cloud?: Cloud;
+  readonly cloud?: DeploymentCloud;
   /** ARM endpoint (default: the cloud's). The token audience stays the cloud's, so a proxy or emulator works. */
   readonly endpoint?: string;
   readonly retryOptions?: ArmRetryOptions;
@@ -27,6 +28,8 @@ export interface ArmClientOptions {
   readonly userAgentPrefix?: string;
   /** CA certificates (PEM) that REPLACE the public CA list: only for a local emulator (else use NODE_EXTRA_CA_CERTS). */
   readonly trustedCa?: string | Buffer;
+  /** Shared by every client of a process, so one 429 pauses the whole subscription (see throttle.ts). */
+  readonly throttleGate?: ThrottleGate;
 }
 
 export const DEFAULT_REQUEST_TIMEOUT_MS = 30_000;
@@ -56,6 +59,9 @@ export function createArmClient(subscriptionId: string, options: ArmClientOption
         },
         position: "perRetry",
       },
+      ...(options.throttleGate === undefined
+        ? []
+        : [{ policy: options.throttleGate.policy, position: "perRetry" as const }]),
     ],
     ...(options.userAgentPrefix === undefined
       ? {}

@@ -12,7 +12,15 @@ import {
 import type { RegistryRef } from "./types.js";
 
 /** The ARM calls the gateway makes, as named in error details. */
-export type ArmOperation = "get" | "listUsages" | "listReplications" | "update";
+export type ArmOperation =
+  | "get"
+  | "listUsages"
+  | "listReplications"
+  | "update"
+  // ACR Tasks, used only by the canary (src/canary/).
+  | "scheduleRun"
+  | "getRun"
+  | "listLogSasUrl";
 
 export interface ErrorContext {
   readonly ref: RegistryRef;
@@ -35,11 +43,23 @@ export const LEAST_PRIVILEGE_ACTIONS = [
   "Microsoft.ContainerRegistry/registries/replications/read",
 ] as const;
 
+/** What the canary needs, granted only on the registries a canary runs on (a task run can push images). */
+export const CANARY_ACTIONS = [
+  "Microsoft.ContainerRegistry/registries/scheduleRun/action",
+  "Microsoft.ContainerRegistry/registries/runs/read",
+  "Microsoft.ContainerRegistry/registries/runs/listLogSasUrl/action",
+] as const;
+
+const TASK_OPERATIONS: ReadonlySet<ArmOperation> = new Set(["scheduleRun", "getRun", "listLogSasUrl"]);
+
 const DOING: Readonly<Record<ArmOperation, string>> = {
   get: "Reading registry",
   listUsages: "Reading the usages (IP rule limit) of registry",
   listReplications: "Listing the replications of registry",
   update: "Updating the network rules of registry",
+  scheduleRun: "Scheduling the canary's ACR Tasks run on registry",
+  getRun: "Reading the canary's ACR Tasks run on registry",
+  listLogSasUrl: "Getting the log link of the canary's ACR Tasks run on registry",
 };
 
 const MAY_HAVE_APPLIED =
@@ -80,8 +100,7 @@ export function toRegistryError(error: unknown, context: ErrorContext): Allowlis
     });
   }
   const rest = asRestError(error);
-  if (rest !== undefined && rest.statusCode !== undefined)
-    return fromStatus(rest.statusCode, rest, what, base, operation);
+  if (rest?.statusCode !== undefined) return fromStatus(rest.statusCode, rest, what, base, operation);
   if (rest !== undefined) {
     return new RegistryRequestError(
       `${what} failed: could not reach ARM at ${context.endpoint} (${rest.code ?? "network error"}: ${rest.message}).${operation === "update" ? ` ${MAY_HAVE_APPLIED}` : ""}`,
@@ -185,7 +204,9 @@ function fromStatus(
   if (status === 403) {
     return new RegistryAccessDeniedError(`${what} was refused: ${answered}`, {
       details,
-      remedy: `Give the service's managed identity a custom role at the registry scope with the actions ${LEAST_PRIVILEGE_ACTIONS.join(", ")}; role assignments can take a few minutes to apply.`,
+      remedy: TASK_OPERATIONS.has(operation)
+        ? `Give the service's managed identity the canary role on this registry only (actions ${CANARY_ACTIONS.join(", ")}; the infra's canaryRegistryIds parameter does it), or stop running the canary on it; role assignments can take a few minutes to apply.`
+        : `Give the service's managed identity a custom role at the registry scope with the actions ${LEAST_PRIVILEGE_ACTIONS.join(", ")}; role assignments can take a few minutes to apply.`,
     });
   }
   if (status === 400 && armCode === "NetworkRuleNotSupported") {

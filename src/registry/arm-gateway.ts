@@ -3,6 +3,7 @@ import { DEFAULT_REQUEST_TIMEOUT_MS, createArmClient, type ArmClientOptions } fr
 import { ARM_ENDPOINTS } from "./clouds.js";
 import { toRegistryError, type ArmOperation, type ErrorContext } from "./arm-errors.js";
 import {
+  legacyVirtualNetworkRulesFrom,
   parseArm,
   registryDocumentSchema,
   replicationSchema,
@@ -80,7 +81,9 @@ export function createArmRegistryGateway(options: ArmRegistryGatewayOptions): Re
       const usages = await call(ref, "listUsages", signals, () =>
         client.registries.listUsages(ref.resourceGroup, ref.name, { abortSignal }),
       );
-      const limit = ruleLimitFrom(parseArm(usageListSchema, usages, ref, "listUsages"), ref);
+      const usageList = parseArm(usageListSchema, usages, ref, "listUsages");
+      const limit = ruleLimitFrom(usageList, ref);
+      const legacyVirtualNetworkRules = legacyVirtualNetworkRulesFrom(usageList, ref);
       // Geo-replication is a Premium feature; other SKUs have none to list. Replicas are read only
       // when asked for, so the least-privilege role needs replications/read only then.
       const replicas =
@@ -93,7 +96,7 @@ export function createArmRegistryGateway(options: ArmRegistryGatewayOptions): Re
               return locations;
             })
           : [];
-      return toSnapshot(ref, document, limit, replicas);
+      return toSnapshot(ref, document, limit, replicas, legacyVirtualNetworkRules);
     },
 
     async replaceIpRules(

@@ -31,7 +31,9 @@ export const registryDocumentSchema = z.object({
 });
 
 export const usageListSchema = z.object({
-  value: z.array(z.object({ name: z.string().nullish(), limit: z.number().nullish() })).nullish(),
+  value: z
+    .array(z.object({ name: z.string().nullish(), limit: z.number().nullish(), currentValue: z.number().nullish() }))
+    .nullish(),
 });
 
 export const replicationSchema = z.object({ location: z.string().min(1) });
@@ -55,6 +57,25 @@ export function parseArm<T>(schema: z.ZodType<T>, value: unknown, ref: RegistryR
         "Nothing was written. Check ARM_ENDPOINT; if it is Azure Resource Manager, the registry API may have changed: report it.",
     },
   );
+}
+
+/**
+ * Legacy virtual-network rules in use (`VNetRules`' currentValue). A missing entry or value is 0:
+ * registries without the legacy feature do not list it. A negative or fractional count is refused.
+ */
+export function legacyVirtualNetworkRulesFrom(usages: z.infer<typeof usageListSchema>, ref: RegistryRef): number {
+  const entry = (usages.value ?? []).find((usage) => usage.name?.toLowerCase() === "vnetrules");
+  const count = entry?.currentValue ?? 0;
+  if (!Number.isInteger(count) || count < 0) {
+    throw new RegistryStateInvalidError(
+      `ARM lists a VNetRules usage for registry ${ref.name} with an unusable count (${String(count)}).`,
+      {
+        details: { registryId: ref.id, registry: ref.name, operation: "listUsages", reason: "vnet-rules" },
+        remedy: "Nothing was written. Report it: the count decides whether a write could drop virtual-network rules.",
+      },
+    );
+  }
+  return count;
 }
 
 /** The `IPRules` limit, or the documented default when ARM does not list one. */
@@ -82,6 +103,7 @@ export function toSnapshot(
   document: RegistryDocument,
   limit: Pick<RegistrySnapshot, "ruleLimit" | "ruleLimitSource">,
   replicaLocations: readonly string[],
+  legacyVirtualNetworkRules = 0,
 ): RegistrySnapshot {
   const ruleSet = document.networkRuleSet ?? undefined;
   return {
@@ -98,5 +120,6 @@ export function toSnapshot(
     networkRuleBypassOptions: document.networkRuleBypassOptions ?? undefined,
     networkRuleBypassAllowedForTasks: document.networkRuleBypassAllowedForTasks ?? undefined,
     replicaLocations: [...new Set(replicaLocations)],
+    legacyVirtualNetworkRules,
   };
 }

@@ -32,6 +32,11 @@ export interface RegistrySnapshot {
   readonly networkRuleBypassOptions: string | undefined;
   /** False or undefined: ACR Tasks using a system-assigned identity get 403 behind the firewall. */
   readonly networkRuleBypassAllowedForTasks: boolean | undefined;
+  /**
+   * Legacy service-endpoint virtual-network rules in use (`listUsages` entry `VNetRules`). The
+   * 2025-11-01 model cannot see them, and a PATCH of `networkRuleSet` would drop them. Absent: 0.
+   */
+  readonly legacyVirtualNetworkRules?: number;
   /** ARM locations of geo-replicas (the home location included when ARM lists it); empty unless asked for. */
   readonly replicaLocations: readonly string[];
 }

@@ -35,12 +35,15 @@ export interface HttpGetResult {
  */
 export async function httpGet(url: string, options: HttpGetOptions): Promise<HttpGetResult> {
   const controller = new AbortController();
-  let timedOut = false;
+  // Set from the timer callback, which control-flow narrowing cannot see.
+  let timedOut = false as boolean;
   const timer = setTimeout(() => {
     timedOut = true;
     controller.abort();
   }, options.timeoutMs);
-  const onAbort = (): void => controller.abort();
+  const onAbort = (): void => {
+    controller.abort();
+  };
   options.signal?.addEventListener("abort", onAbort, { once: true });
   try {
     options.signal?.throwIfAborted();
@@ -121,7 +124,8 @@ async function readLimited(
     throw tooLarge();
   }
   if (response.body === null) return Buffer.alloc(0);
-  const reader = response.body.getReader();
+  // lib.dom types fetch bodies as ReadableStream<any>; undici yields bytes.
+  const reader = (response.body as ReadableStream<Uint8Array>).getReader();
   const chunks: Uint8Array[] = [];
   let total = 0;
   for (;;) {

@@ -7,6 +7,12 @@ import { z } from "zod";
  */
 export const CLOUDS = ["Public", "AzureGovernment", "China", "AzureGermany"] as const;
 export type Cloud = (typeof CLOUDS)[number];
+/**
+ * The clouds one can deploy to and configure. Microsoft Cloud Germany is closed (azure-facts §7):
+ * old files may still say `AzureGermany`, but no setting, endpoint or role may name it.
+ */
+export const DEPLOYMENT_CLOUDS = ["Public", "AzureGovernment", "China"] as const satisfies readonly Cloud[];
+export type DeploymentCloud = (typeof DEPLOYMENT_CLOUDS)[number];
 
 export const serviceTagPropertiesSchema = z.looseObject({
   changeNumber: z.number().int().nonnegative(),

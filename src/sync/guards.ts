@@ -69,6 +69,15 @@ export function evaluateGuards(plan: Plan, options: GuardOptions): GuardFinding[
       message: "The plan would leave no IP rule while defaultAction is Deny: refusing to close the registry.",
     });
   }
+  const vnetRules = registry.legacyVirtualNetworkRules ?? 0;
+  if (vnetRules > 0) {
+    // The PATCH replaces the whole networkRuleSet, and the 2025-11-01 model has no
+    // virtualNetworkRules: writing would send a rule set without them (azure-facts §7).
+    findings.push({
+      guard: "legacy-vnet-rules",
+      message: `Registry ${registry.name} has ${vnetRules} legacy virtual-network rule(s) (listUsages VNetRules), which this API version cannot see and a write of the network rule set could drop. Remove them (az acr network-rule list / remove --vnet-name --subnet) and use a private endpoint instead, then run again.`,
+    });
+  }
   if (plan.counts.after > plan.counts.limit) {
     findings.push({
       guard: "budget",

@@ -77,6 +77,8 @@ export interface Plan {
     readonly defaultAction: DefaultAction;
     readonly networkRuleBypassOptions: string | undefined;
     readonly networkRuleBypassAllowedForTasks: boolean | undefined;
+    /** Legacy virtual-network rules in use (`VNetRules`); a write could drop them, so the guard refuses it. */
+    readonly legacyVirtualNetworkRules?: number;
   };
   readonly source:
     | {
@@ -338,6 +340,7 @@ export function planAllowlist(input: PlanInput): Plan {
       defaultAction: snapshot.defaultAction,
       networkRuleBypassOptions: snapshot.networkRuleBypassOptions,
       networkRuleBypassAllowedForTasks: snapshot.networkRuleBypassAllowedForTasks,
+      legacyVirtualNetworkRules: snapshot.legacyVirtualNetworkRules ?? 0,
     },
     source:
       desired.kind === "service-tags"

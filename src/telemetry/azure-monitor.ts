@@ -15,6 +15,8 @@ import {
   completedMetricPoints,
   completedRecord,
   driftDetectedRecord,
+  fanoutScheduledRecord,
+  registryUntaggedRecord,
   failedRecord,
   guardTrippedRecord,
   skippedRecord,
@@ -182,7 +184,7 @@ function withStatsbeat<T>(enabled: boolean, build: () => T): T {
   try {
     return build();
   } finally {
-    if (previous === undefined) delete process.env[NO_STATSBEAT_ENV];
+    if (previous === undefined) Reflect.deleteProperty(process.env, NO_STATSBEAT_ENV);
     else process.env[NO_STATSBEAT_ENV] = previous;
   }
 }
@@ -206,19 +208,39 @@ class AzureMonitorTelemetry implements Telemetry {
   }
 
   syncFailed(event: Parameters<Telemetry["syncFailed"]>[0]): void {
-    this.#safely((p) => emit(p, failedRecord(event)));
+    this.#safely((p) => {
+      emit(p, failedRecord(event));
+    });
   }
 
   guardTripped(event: Parameters<Telemetry["guardTripped"]>[0]): void {
-    this.#safely((p) => emit(p, guardTrippedRecord(event)));
+    this.#safely((p) => {
+      emit(p, guardTrippedRecord(event));
+    });
   }
 
   driftDetected(event: Parameters<Telemetry["driftDetected"]>[0]): void {
-    this.#safely((p) => emit(p, driftDetectedRecord(event)));
+    this.#safely((p) => {
+      emit(p, driftDetectedRecord(event));
+    });
+  }
+
+  registryUntagged(event: Parameters<Telemetry["registryUntagged"]>[0]): void {
+    this.#safely((p) => {
+      emit(p, registryUntaggedRecord(event));
+    });
+  }
+
+  fanoutScheduled(event: Parameters<Telemetry["fanoutScheduled"]>[0]): void {
+    this.#safely((p) => {
+      emit(p, fanoutScheduledRecord(event));
+    });
   }
 
   syncSkipped(event: Parameters<Telemetry["syncSkipped"]>[0]): void {
-    this.#safely((p) => emit(p, skippedRecord(event)));
+    this.#safely((p) => {
+      emit(p, skippedRecord(event));
+    });
   }
 
   /** Sends what is buffered. Never rejects: a telemetry outage must not fail a sync. */

@@ -16,9 +16,9 @@ export interface AppInsightsConnection {
 const SETTING = "APPLICATIONINSIGHTS_CONNECTION_STRING";
 
 const partsSchema = z.object({
-  instrumentationkey: z.guid({ message: "InstrumentationKey must be a GUID" }),
+  instrumentationkey: z.guid({ error: "InstrumentationKey must be a GUID" }),
   // The exporter rewrites http to https anyway; refusing http here makes the mistake visible.
-  ingestionendpoint: z.url({ protocol: /^https$/, message: "IngestionEndpoint must be an https URL" }).optional(),
+  ingestionendpoint: z.url({ protocol: /^https$/, error: "IngestionEndpoint must be an https URL" }).optional(),
 });
 
 export function parseConnectionString(connectionString: string): AppInsightsConnection {

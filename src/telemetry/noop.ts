@@ -9,6 +9,8 @@ export function noopTelemetry(): Telemetry {
     guardTripped: () => undefined,
     driftDetected: () => undefined,
     syncSkipped: () => undefined,
+    registryUntagged: () => undefined,
+    fanoutScheduled: () => undefined,
     flush: () => Promise.resolve(),
     shutdown: () => Promise.resolve(),
   };

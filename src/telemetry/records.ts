@@ -4,6 +4,8 @@ import {
   METRIC_DIMENSIONS,
   METRIC_NAMES,
   type DriftDetectedEvent,
+  type FanoutScheduledEvent,
+  type RegistryUntaggedEvent,
   type GuardTrippedEvent,
   type SyncCompletedEvent,
   type SyncFailedEvent,
@@ -122,6 +124,30 @@ export function skippedRecord(event: SyncSkippedEvent): CustomEventRecord {
       reason: text(event.reason),
       frozenBy: text(event.frozenBy),
       frozenAt: text(event.frozenAt),
+      trigger: text(event.trigger),
+    },
+  };
+}
+
+export function registryUntaggedRecord(event: RegistryUntaggedEvent): CustomEventRecord {
+  return {
+    name: EVENT_NAMES.registryUntagged,
+    severity: "warn",
+    properties: { registry: text(event.registry), trigger: text(event.trigger) },
+  };
+}
+
+export function fanoutScheduledRecord(event: FanoutScheduledEvent): CustomEventRecord {
+  return {
+    name: EVENT_NAMES.fanoutScheduled,
+    severity: "info",
+    properties: {
+      runId: text(event.runId),
+      registries: finite(event.registries),
+      skipped: finite(event.skipped),
+      discovered: finite(event.discovered),
+      serviceTagsBlob: text(event.serviceTagsBlob),
+      durationMs: finite(event.durationMs),
       trigger: text(event.trigger),
     },
   };

@@ -8,6 +8,8 @@ export const EVENT_NAMES = {
   guardTripped: "AllowlistGuardTripped",
   driftDetected: "AllowlistDriftDetected",
   skipped: "AllowlistSyncSkipped",
+  registryUntagged: "AllowlistRegistryUntagged",
+  fanoutScheduled: "AllowlistFanoutScheduled",
 } as const;
 
 export const METRIC_NAMES = {
@@ -77,6 +79,24 @@ export interface SyncSkippedEvent {
   readonly trigger: string;
 }
 
+export interface RegistryUntaggedEvent {
+  /** A registry discovery found last time that no longer carries the tag; its rules are left as they are. */
+  readonly registry: string;
+  readonly trigger: string;
+}
+
+export interface FanoutScheduledEvent {
+  readonly runId: string;
+  /** Messages enqueued: one per registry. */
+  readonly registries: number;
+  /** Discovered registries skipped before enqueueing (bad tag, not Premium). */
+  readonly skipped: number;
+  readonly discovered: number;
+  readonly serviceTagsBlob: string;
+  readonly durationMs: number;
+  readonly trigger: string;
+}
+
 /** The telemetry edge. Without a connection string, implementations accept everything and send nothing. */
 export interface TelemetrySink {
   syncCompleted(event: SyncCompletedEvent): void;
@@ -85,6 +105,8 @@ export interface TelemetrySink {
   driftDetected(event: DriftDetectedEvent): void;
   /** A frozen registry was left alone by the timer or an apply. */
   syncSkipped(event: SyncSkippedEvent): void;
+  registryUntagged(event: RegistryUntaggedEvent): void;
+  fanoutScheduled(event: FanoutScheduledEvent): void;
   /** Sends what is buffered; called before every invocation ends. */
   flush(): Promise<void>;
 }

@@ -43,7 +43,7 @@ beforeAll(async () => {
   tokenValue = (await new DefaultAzureCredential().getToken("https://management.azure.com/.default")).token;
 });
 afterAll(async () => {
-  await harness?.close();
+  await harness.close();
 });
 
 interface Answer {
@@ -279,5 +279,5 @@ function withoutRetrievedAt(plan: Record<string, unknown>): Record<string, unkno
   const copy = structuredClone(plan) as { source?: { origin?: { retrievedAt?: string } } };
   expect(typeof copy.source?.origin?.retrievedAt).toBe("string");
   delete copy.source?.origin?.retrievedAt;
-  return copy as Record<string, unknown>;
+  return copy;
 }

@@ -19,7 +19,7 @@ beforeAll(async () => {
   harness = await startHarness();
 });
 afterAll(async () => {
-  await harness?.close();
+  await harness.close();
 });
 
 function timer(isPastDue = false): Timer {

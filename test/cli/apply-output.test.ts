@@ -19,7 +19,7 @@ import { tlsPaths } from "../support/tls.js";
 
 const SERVICE_TAGS = fixturePath("servicetags", "ServiceTags_Public_20251020.acr.json");
 const PEOPLE = ["203.0.113.10", "198.51.100.0/24"];
-const ESCAPE = /\u001b\[/;
+const ESCAPE = new RegExp(String.fromCharCode(27) + "\\[");
 
 let harness: Harness;
 /** ARM that takes minutes to finish an update: an apply is still waiting when Ctrl-C comes. */
@@ -32,7 +32,7 @@ beforeAll(async () => {
   scratch = mkdtempSync(join(tmpdir(), "cli-output-"));
 });
 afterAll(async () => {
-  await Promise.all([harness?.close(), slow?.close()]);
+  await Promise.all([harness.close(), slow.close()]);
   rmSync(scratch, { recursive: true, force: true });
 });
 
@@ -134,13 +134,17 @@ describe("Ctrl-C during an apply", () => {
   it("says the update may still complete, releases the lock and exits 130", async () => {
     const { id, state } = target(slow);
     const child = spawn(process.execPath, [BUILT_CLI, "apply", "--registry", id, "--state", state], {
-      env: { PATH: process.env.PATH ?? "", ...env(slow) } as NodeJS.ProcessEnv,
+      env: { PATH: process.env.PATH ?? "", ...env(slow) },
       stdio: ["ignore", "pipe", "pipe"],
     });
     let stderr = "";
     let stdout = "";
     child.stdout.on("data", (chunk: Buffer) => (stdout += chunk.toString("utf8")));
-    const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
+    const exited = new Promise<number | null>((resolve) =>
+      child.on("exit", (code) => {
+        resolve(code);
+      }),
+    );
     await new Promise<void>((resolve) => {
       child.stderr.on("data", (chunk: Buffer) => {
         stderr += chunk.toString("utf8");

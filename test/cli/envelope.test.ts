@@ -26,7 +26,7 @@ beforeAll(async () => {
   scratch = mkdtempSync(join(tmpdir(), "cli-envelope-"));
 });
 afterAll(async () => {
-  await harness?.close();
+  await harness.close();
   rmSync(scratch, { recursive: true, force: true });
 });
 

@@ -30,7 +30,7 @@ beforeAll(async () => {
   scratch = mkdtempSync(join(tmpdir(), "cli-explicit-"));
 });
 afterAll(async () => {
-  await harness?.close();
+  await harness.close();
   rmSync(scratch, { recursive: true, force: true });
 });
 
@@ -43,7 +43,7 @@ interface Outcome {
 async function cli(args: string[], extraEnv: Record<string, string> = {}): Promise<Outcome> {
   const env = { PATH: process.env.PATH ?? "", ...harness.settings(), NODE_EXTRA_CA_CERTS: tlsPaths.ca, ...extraEnv };
   try {
-    const { stdout, stderr } = await run(process.execPath, [MAIN, ...args], { env: env as NodeJS.ProcessEnv });
+    const { stdout, stderr } = await run(process.execPath, [MAIN, ...args], { env: env });
     return { code: 0, stdout, stderr };
   } catch (error) {
     const failed = error as { code?: number; stdout?: string; stderr?: string };

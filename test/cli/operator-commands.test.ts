@@ -33,8 +33,8 @@ beforeAll(async () => {
   scratch = mkdtempSync(join(tmpdir(), "cli-operator-"));
 });
 afterAll(async () => {
-  await ingestion?.close();
-  await harness?.close();
+  await ingestion.close();
+  await harness.close();
   rmSync(scratch, { recursive: true, force: true });
 });
 

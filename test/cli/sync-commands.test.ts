@@ -25,7 +25,7 @@ beforeAll(async () => {
   scratch = mkdtempSync(join(tmpdir(), "cli-sync-"));
 });
 afterAll(async () => {
-  await harness?.close();
+  await harness.close();
   rmSync(scratch, { recursive: true, force: true });
 });
 

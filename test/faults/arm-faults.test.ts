@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { RegistryOperationError, RegistryRequestError } from "../../src/errors.js";
+import { RegistryAccessDeniedError, RegistryOperationError, RegistryRequestError } from "../../src/errors.js";
 import { REGISTRY_ACTIONS, registryResourceId, type ArmEmulator } from "../support/arm-emulator.js";
 import { TEST_SUBSCRIPTION } from "../support/harness.js";
 import { faultSuite, DRIFTED_RULE, PEOPLE, type FaultRow } from "./fault-lab.js";
@@ -33,13 +33,16 @@ const rows: FaultRow[] = [
     test: "converges when ARM throttles the PATCH once with Retry-After: the SDK waits and sends it again",
     expected: "converged",
     patches: "applied",
-    inject: ({ id }) =>
+    inject: ({ id }) => {
       suite.harness.arm.injectFault({
         op: "patch",
         registryId: id,
         fault: { kind: "status", status: 429, retryAfterSeconds: 0 },
-      }),
-    verify: (o) => expect(o.patchesSent).toBe(2),
+      });
+    },
+    verify: (o) => {
+      expect(o.patchesSent).toBe(2);
+    },
   },
   {
     row: "429 without Retry-After",
@@ -48,9 +51,12 @@ const rows: FaultRow[] = [
     expected: "unchanged and reported",
     code: "RegistryRequestFailed(429)",
     patches: "none",
-    inject: ({ id }) =>
-      suite.harness.arm.injectFault({ op: "get", registryId: id, fault: { kind: "status", status: 429 } }),
-    verify: (o) => expect(o.requests.map((r) => `${r.op} ${String(r.status)}`)).toEqual(["get 429"]),
+    inject: ({ id }) => {
+      suite.harness.arm.injectFault({ op: "get", registryId: id, fault: { kind: "status", status: 429 } });
+    },
+    verify: (o) => {
+      expect(o.requests.map((r) => `${r.op} ${String(r.status)}`)).toEqual(["get 429"]);
+    },
   },
   {
     row: "500 once",
@@ -58,9 +64,12 @@ const rows: FaultRow[] = [
     test: "converges when the PATCH fails once with 500: the SDK retries it",
     expected: "converged",
     patches: "applied",
-    inject: ({ id }) =>
-      suite.harness.arm.injectFault({ op: "patch", registryId: id, fault: { kind: "status", status: 500 } }),
-    verify: (o) => expect(o.patchesSent).toBe(2),
+    inject: ({ id }) => {
+      suite.harness.arm.injectFault({ op: "patch", registryId: id, fault: { kind: "status", status: 500 } });
+    },
+    verify: (o) => {
+      expect(o.patchesSent).toBe(2);
+    },
   },
   {
     row: "503 once",
@@ -68,8 +77,9 @@ const rows: FaultRow[] = [
     test: "converges when the read fails once with 503: the SDK retries it",
     expected: "converged",
     patches: "applied",
-    inject: ({ id }) =>
-      suite.harness.arm.injectFault({ op: "get", registryId: id, fault: { kind: "status", status: 503 } }),
+    inject: ({ id }) => {
+      suite.harness.arm.injectFault({ op: "get", registryId: id, fault: { kind: "status", status: 503 } });
+    },
   },
   {
     row: "500 persisting",
@@ -78,13 +88,14 @@ const rows: FaultRow[] = [
     expected: "unchanged and reported",
     code: "RegistryRequestFailed(500)",
     patches: "refused",
-    inject: ({ id }) =>
+    inject: ({ id }) => {
       suite.harness.arm.injectFault({
         op: "patch",
         registryId: id,
         times: Infinity,
         fault: { kind: "status", status: 500 },
-      }),
+      });
+    },
     verify: (o) => {
       // One try and FAST_TUNING's two retries.
       expect(o.patchesSent).toBe(3);
@@ -99,8 +110,12 @@ const rows: FaultRow[] = [
     test: "converges when the connection is reset during the PATCH once: the SDK retries it",
     expected: "converged",
     patches: "applied",
-    inject: ({ id }) => suite.harness.arm.injectFault({ op: "patch", registryId: id, fault: { kind: "reset" } }),
-    verify: (o) => expect(o.patchesSent).toBe(2),
+    inject: ({ id }) => {
+      suite.harness.arm.injectFault({ op: "patch", registryId: id, fault: { kind: "reset" } });
+    },
+    verify: (o) => {
+      expect(o.patchesSent).toBe(2);
+    },
   },
   {
     row: "connection reset persisting",
@@ -109,8 +124,9 @@ const rows: FaultRow[] = [
     expected: "unchanged and reported",
     code: "RegistryRequestFailed(network)",
     patches: "none",
-    inject: ({ id }) =>
-      suite.harness.arm.injectFault({ op: "get", registryId: id, times: Infinity, fault: { kind: "reset" } }),
+    inject: ({ id }) => {
+      suite.harness.arm.injectFault({ op: "get", registryId: id, times: Infinity, fault: { kind: "reset" } });
+    },
   },
   {
     row: "timeout",
@@ -119,7 +135,9 @@ const rows: FaultRow[] = [
     expected: "unchanged and reported",
     code: "RegistryRequestFailed(timeout)",
     patches: "refused",
-    inject: ({ id }) => suite.harness.arm.injectFault({ op: "patch", registryId: id, fault: { kind: "hang" } }),
+    inject: ({ id }) => {
+      suite.harness.arm.injectFault({ op: "patch", registryId: id, fault: { kind: "hang" } });
+    },
   },
   {
     row: "LRO Failed",
@@ -128,16 +146,18 @@ const rows: FaultRow[] = [
     expected: "unchanged and reported",
     code: "RegistryOperationFailed(operation-failed)",
     patches: "refused",
-    inject: ({ id }) =>
+    inject: ({ id }) => {
       suite.harness.arm.injectFault({
         op: "patch",
         registryId: id,
         fault: { kind: "lro-failed", code: "InternalServerError", message: "Update failed." },
-      }),
-    verify: (o) =>
+      });
+    },
+    verify: (o) => {
       expect(
         !o.outcome.ok && o.outcome.error instanceof RegistryOperationError && o.outcome.error.details.armCode,
-      ).toBe("InternalServerError"),
+      ).toBe("InternalServerError");
+    },
   },
   {
     row: "LRO stuck",
@@ -148,8 +168,12 @@ const rows: FaultRow[] = [
     patches: "refused",
     prior: true,
     settings: { SYNC_OPERATION_TIMEOUT_MS: "1000" },
-    inject: ({ id }) => suite.harness.arm.injectFault({ op: "patch", registryId: id, fault: { kind: "lro-stuck" } }),
-    verify: (o) => expect(o.requests.filter((r) => r.op === "poll").length).toBeGreaterThan(1),
+    inject: ({ id }) => {
+      suite.harness.arm.injectFault({ op: "patch", registryId: id, fault: { kind: "lro-stuck" } });
+    },
+    verify: (o) => {
+      expect(o.requests.filter((r) => r.op === "poll").length).toBeGreaterThan(1);
+    },
   },
   {
     row: "LRO stuck, applied late",
@@ -160,7 +184,9 @@ const rows: FaultRow[] = [
     patches: "refused",
     prior: true,
     settings: { SYNC_OPERATION_TIMEOUT_MS: "1000" },
-    inject: ({ id }) => suite.harness.arm.injectFault({ op: "patch", registryId: id, fault: { kind: "lro-stuck" } }),
+    inject: ({ id }) => {
+      suite.harness.arm.injectFault({ op: "patch", registryId: id, fault: { kind: "lro-stuck" } });
+    },
     heal: ({ id }) => {
       const sent = suite.harness.arm.patchBodies(id).at(-1) as {
         properties: { networkRuleSet: { ipRules: { value: string }[] } };
@@ -183,13 +209,14 @@ const rows: FaultRow[] = [
     expected: "unchanged and reported",
     code: "RegistryAccessDenied(401)",
     patches: "none",
-    inject: ({ id }) =>
+    inject: ({ id }) => {
       suite.harness.arm.injectFault({
         op: "get",
         registryId: id,
         times: Infinity,
         fault: { kind: "status", status: 401 },
-      }),
+      });
+    },
   },
   {
     row: "403",
@@ -200,11 +227,14 @@ const rows: FaultRow[] = [
     patches: "refused",
     spec: { deniedActions: [REGISTRY_ACTIONS.patch] },
     inject: () => undefined,
-    heal: ({ id }) => suite.harness.arm.updateRegistry(id, { deniedActions: [] }),
-    verify: (o) =>
-      expect(
-        !o.outcome.ok && o.outcome.error instanceof Error && (o.outcome.error as RegistryRequestError).remedy,
-      ).toMatch(/registries\/write/),
+    heal: ({ id }) => {
+      suite.harness.arm.updateRegistry(id, { deniedActions: [] });
+    },
+    verify: (o) => {
+      expect(!o.outcome.ok && o.outcome.error instanceof RegistryAccessDeniedError && o.outcome.error.remedy).toMatch(
+        /registries\/write/,
+      );
+    },
   },
   {
     row: "404 registry",
@@ -219,8 +249,12 @@ const rows: FaultRow[] = [
       return l.context(id, l.blobRuntime(registryResourceId(TEST_SUBSCRIPTION, "rg-moved", name)));
     },
     inject: () => undefined,
-    heal: (context) => suite.lab.rebuild(context, {}, context.id),
-    verify: (o) => expect(o.requests.every((r) => r.op === "get" && r.status === 404)).toBe(true),
+    heal: (context) => {
+      suite.lab.rebuild(context, {}, context.id);
+    },
+    verify: (o) => {
+      expect(o.requests.every((r) => r.op === "get" && r.status === 404)).toBe(true);
+    },
   },
   {
     row: "NetworkRuleNotSupported",
@@ -229,17 +263,22 @@ const rows: FaultRow[] = [
     expected: "unchanged and reported",
     code: "NetworkRuleNotSupported(400)",
     patches: "refused",
-    inject: ({ id }) =>
+    inject: ({ id }) => {
       suite.harness.arm.injectFault({
         op: "patch",
         registryId: id,
         fault: {
           kind: "concurrent-writer",
           when: "before",
-          write: (emulator, registryId) => emulator.updateRegistry(registryId, { sku: "Standard" }),
+          write: (emulator, registryId) => {
+            emulator.updateRegistry(registryId, { sku: "Standard" });
+          },
         },
-      }),
-    heal: ({ id }) => suite.harness.arm.updateRegistry(id, { sku: "Premium" }),
+      });
+    },
+    heal: ({ id }) => {
+      suite.harness.arm.updateRegistry(id, { sku: "Premium" });
+    },
   },
   {
     row: "quota 400",
@@ -249,16 +288,19 @@ const rows: FaultRow[] = [
     code: "RuleQuotaExceeded(400)",
     patches: "refused",
     settings: { SYNC_HEADROOM: "0" },
-    inject: ({ id }) =>
+    inject: ({ id }) => {
       suite.harness.arm.injectFault({
         op: "patch",
         registryId: id,
         fault: {
           kind: "concurrent-writer",
           when: "before",
-          write: (emulator, registryId) => emulator.updateRegistry(registryId, { ruleLimit: 12 }),
+          write: (emulator, registryId) => {
+            emulator.updateRegistry(registryId, { ruleLimit: 12 });
+          },
         },
-      }),
+      });
+    },
     verifyNext: (o) => {
       expect(o.after).toHaveLength(12);
       expect(o.outcome.ok && o.outcome.result.plan.aggregation.extraAddresses).toBeGreaterThan(0);
@@ -273,12 +315,13 @@ const rows: FaultRow[] = [
       expected: "converged",
       patches: "applied",
       addedByPeople: () => added,
-      inject: ({ id }) =>
+      inject: ({ id }) => {
         suite.harness.arm.injectFault({
           op: "get",
           registryId: id,
           fault: { kind: "concurrent-writer", when: "after", write: handWriter(added) },
-        }),
+        });
+      },
       verify: async (o, context) => {
         expect(added).toEqual(["192.0.2.1"]);
         expect(o.after).toContain("192.0.2.1");
@@ -294,22 +337,27 @@ const rows: FaultRow[] = [
     expected: "unchanged and reported",
     code: "GuardTripped(default-action-allow)",
     patches: "none",
-    inject: ({ id }) =>
+    inject: ({ id }) => {
       suite.harness.arm.injectFault({
         op: "get",
         registryId: id,
         fault: {
           kind: "concurrent-writer",
           when: "after",
-          write: (emulator, registryId) => emulator.updateRegistry(registryId, { defaultAction: "Allow" }),
+          write: (emulator, registryId) => {
+            emulator.updateRegistry(registryId, { defaultAction: "Allow" });
+          },
         },
-      }),
+      });
+    },
     verify: ({ outcome, state }) => {
       expect(state.defaultAction).toBe("Allow");
       expect(!outcome.ok && outcome.error instanceof Error && outcome.error.message).toMatch(/defaultAction Allow/);
     },
     // They turn it back on; the next run converges.
-    heal: ({ id }) => suite.harness.arm.updateRegistry(id, { defaultAction: "Deny" }),
+    heal: ({ id }) => {
+      suite.harness.arm.updateRegistry(id, { defaultAction: "Deny" });
+    },
   },
   (() => {
     const added: string[] = [];
@@ -321,12 +369,13 @@ const rows: FaultRow[] = [
       patches: "applied",
       prior: true,
       addedByPeople: () => added,
-      inject: ({ id }) =>
+      inject: ({ id }) => {
         suite.harness.arm.injectFault({
           op: "patch",
           registryId: id,
           fault: { kind: "concurrent-writer", when: "after", write: handWriter(added) },
-        }),
+        });
+      },
       verify: async (o, context) => {
         expect(o.after).toEqual([...PEOPLE, ...o.before.slice(PEOPLE.length), DRIFTED_RULE, "192.0.2.1"]);
         expect(o.outcome.ok && o.outcome.result.attempts).toBe(2);

@@ -11,6 +11,8 @@ import { isInside } from "../../src/sync/plan.js";
 import { sameRules } from "../../src/sync/run.js";
 import type {
   DriftDetectedEvent,
+  FanoutScheduledEvent,
+  RegistryUntaggedEvent,
   GuardTrippedEvent,
   SyncCompletedEvent,
   SyncFailedEvent,
@@ -59,6 +61,8 @@ export interface TelemetryCapture extends TelemetrySink {
   readonly guards: GuardTrippedEvent[];
   readonly drift: DriftDetectedEvent[];
   readonly skipped: SyncSkippedEvent[];
+  readonly untagged: RegistryUntaggedEvent[];
+  readonly scheduled: FanoutScheduledEvent[];
   readonly flushes: number;
 }
 
@@ -68,6 +72,8 @@ export function captureTelemetry(): TelemetryCapture {
   const guards: GuardTrippedEvent[] = [];
   const drift: DriftDetectedEvent[] = [];
   const skipped: SyncSkippedEvent[] = [];
+  const untagged: RegistryUntaggedEvent[] = [];
+  const scheduled: FanoutScheduledEvent[] = [];
   let flushes = 0;
   return {
     completed,
@@ -75,6 +81,8 @@ export function captureTelemetry(): TelemetryCapture {
     guards,
     drift,
     skipped,
+    untagged,
+    scheduled,
     get flushes() {
       return flushes;
     },
@@ -83,6 +91,8 @@ export function captureTelemetry(): TelemetryCapture {
     guardTripped: (event) => void guards.push(event),
     driftDetected: (event) => void drift.push(event),
     syncSkipped: (event) => void skipped.push(event),
+    registryUntagged: (event) => void untagged.push(event),
+    fanoutScheduled: (event) => void scheduled.push(event),
     flush: () => {
       flushes += 1;
       return Promise.resolve();
@@ -473,12 +483,12 @@ export class FaultLab {
   }
 }
 
-async function failureOf(check: () => void | Promise<void>): Promise<unknown> {
+async function failureOf(check: () => void | Promise<void>): Promise<Error | undefined> {
   try {
     await check();
     return undefined;
   } catch (error) {
-    return error ?? new Error("a check failed");
+    return error instanceof Error ? error : new Error(`a check failed: ${String(error)}`);
   }
 }
 
@@ -487,11 +497,17 @@ export async function closedLoopbackPort(): Promise<number> {
   const server = createServer();
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => resolve());
+    server.listen(0, "127.0.0.1", () => {
+      resolve();
+    });
   });
   const address = server.address();
   const port = typeof address === "object" && address !== null ? address.port : 0;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
+  await new Promise<void>((resolve) =>
+    server.close(() => {
+      resolve();
+    }),
+  );
   return port;
 }
 

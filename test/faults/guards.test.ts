@@ -69,8 +69,9 @@ const rows: FaultRow[] = [
     code: "ServiceTagMissing",
     patches: "none",
     prior: true,
-    inject: () =>
-      publishNextWeek((values) => values.filter((value) => value.name !== "AzureContainerRegistry.JapanEast")),
+    inject: () => {
+      publishNextWeek((values) => values.filter((value) => value.name !== "AzureContainerRegistry.JapanEast"));
+    },
     verify: (o) => {
       expect(errorOf(o)).toBeInstanceOf(TagNotFoundError);
       expect(messageOf(o)).toMatch(/AzureContainerRegistry\.japaneast not found/i);
@@ -85,14 +86,15 @@ const rows: FaultRow[] = [
     code: "ServiceTagsUnavailable(too-few-acr-tags)",
     patches: "none",
     settings: { SERVICE_TAGS_MIN_ACR_TAGS: "3" },
-    inject: () =>
+    inject: () => {
       publishNextWeek(
         (values) =>
           values.filter(
             (v) => v.name === "AzureContainerRegistry.JapanEast" || v.name === "AzureContainerRegistry.JapanWest",
           ),
         { alias: true },
-      ),
+      );
+    },
     verify: (o) => {
       expect(o.requests).toEqual([]);
       expect(messageOf(o)).toMatch(/2 AzureContainerRegistry tag\(s\), fewer than the 3 required/);
@@ -112,7 +114,9 @@ const rows: FaultRow[] = [
       expect(o.requests).toEqual([]);
       expect(messageOf(o)).toMatch(/cloud 'Public', but 'China' is configured/);
     },
-    heal: (context) => suite.lab.rebuild(context),
+    heal: (context) => {
+      suite.lab.rebuild(context);
+    },
   },
   {
     row: "mass removal",
@@ -129,7 +133,9 @@ const rows: FaultRow[] = [
       );
       context.cleanups.push(restoreFile);
     },
-    verify: (o) => expect(messageOf(o)).toMatch(/revokes 8 of 10 owned rules \(at most 2 allowed/),
+    verify: (o) => {
+      expect(messageOf(o)).toMatch(/revokes 8 of 10 owned rules \(at most 2 allowed/);
+    },
     heal: (context) => {
       context.force = true;
     },
@@ -148,8 +154,12 @@ const rows: FaultRow[] = [
     patches: "none",
     spec: { ruleLimit: 12 },
     inject: () => undefined,
-    verify: (o) => expect(messageOf(o)).toMatch(/\/16/),
-    heal: (context) => suite.lab.rebuild(context, { SYNC_HEADROOM: "2" }),
+    verify: (o) => {
+      expect(messageOf(o)).toMatch(/\/16/);
+    },
+    heal: (context) => {
+      suite.lab.rebuild(context, { SYNC_HEADROOM: "2" });
+    },
     verifyNext: (o) => {
       expect(o.after.length).toBeLessThanOrEqual(10);
       expect(o.outcome.ok && o.outcome.result.plan.aggregation.extraAddresses).toBeGreaterThan(0);
@@ -165,7 +175,9 @@ const rows: FaultRow[] = [
     spec: { ruleLimit: 12 },
     settings: { SYNC_HEADROOM: "2", SYNC_MAX_EXTRA_ADDRESSES: "0" },
     inject: () => undefined,
-    heal: (context) => suite.lab.rebuild(context, { SYNC_HEADROOM: "2" }),
+    heal: (context) => {
+      suite.lab.rebuild(context, { SYNC_HEADROOM: "2" });
+    },
   },
   {
     row: "registry not Premium",
@@ -176,7 +188,9 @@ const rows: FaultRow[] = [
     patches: "none",
     spec: { sku: "Standard" },
     inject: () => undefined,
-    heal: ({ id }) => suite.harness.arm.updateRegistry(id, { sku: "Premium" }),
+    heal: ({ id }) => {
+      suite.harness.arm.updateRegistry(id, { sku: "Premium" });
+    },
   },
   {
     row: "registry not Succeeded",
@@ -187,7 +201,9 @@ const rows: FaultRow[] = [
     patches: "none",
     spec: { provisioningState: "Updating" },
     inject: () => undefined,
-    heal: ({ id }) => suite.harness.arm.updateRegistry(id, { provisioningState: "Succeeded" }),
+    heal: ({ id }) => {
+      suite.harness.arm.updateRegistry(id, { provisioningState: "Succeeded" });
+    },
   },
   {
     row: "public network access Disabled",
@@ -198,7 +214,9 @@ const rows: FaultRow[] = [
     patches: "none",
     spec: { publicNetworkAccess: "Disabled" },
     inject: () => undefined,
-    heal: ({ id }) => suite.harness.arm.updateRegistry(id, { publicNetworkAccess: "Enabled" }),
+    heal: ({ id }) => {
+      suite.harness.arm.updateRegistry(id, { publicNetworkAccess: "Enabled" });
+    },
   },
   {
     row: "defaultAction Allow",
@@ -209,7 +227,9 @@ const rows: FaultRow[] = [
     patches: "none",
     spec: { defaultAction: "Allow" },
     inject: () => undefined,
-    heal: (context) => suite.lab.rebuild(context, { SYNC_WRITE_WHEN_DEFAULT_ALLOW: "true" }),
+    heal: (context) => {
+      suite.lab.rebuild(context, { SYNC_WRITE_WHEN_DEFAULT_ALLOW: "true" });
+    },
     verifyNext: (o) => {
       expect(o.state.defaultAction).toBe("Allow");
       expect(o.patchesSent).toBe(1);
@@ -232,7 +252,9 @@ const rows: FaultRow[] = [
       context.cleanups.push(restoreFile);
       context.force = true;
     },
-    verify: (o) => expect(o.after.length).toBe(JAPAN_EAST.length - 1),
+    verify: (o) => {
+      expect(o.after.length).toBe(JAPAN_EAST.length - 1);
+    },
     heal: (context) => {
       restoreFile();
       context.force = false;
@@ -290,7 +312,9 @@ const rows: FaultRow[] = [
           fault: {
             kind: "concurrent-writer",
             when: "after",
-            write: (emulator, registryId) => emulator.setIpRules(registryId, theirs),
+            write: (emulator, registryId) => {
+              emulator.setIpRules(registryId, theirs);
+            },
           },
         });
       },

@@ -121,7 +121,9 @@ const rows: FaultRow[] = [
       );
     },
     inject: () => undefined,
-    heal: (context) => suite.lab.rebuild(context),
+    heal: (context) => {
+      suite.lab.rebuild(context);
+    },
     verify: nothingTouched,
   },
   {
@@ -130,10 +132,18 @@ const rows: FaultRow[] = [
     test: "falls back to the _Latest alias when the details page has no link to the file, and converges",
     expected: "converged",
     patches: "applied",
-    inject: () => suite.harness.tags.setDetailsPage("none"),
-    heal: () => suite.harness.tags.setDetailsPage("href"),
-    verify: (o) => expect(originOf(o)).toBe("latest-alias"),
-    verifyNext: (o) => expect(originOf(o)).toBe("details-page"),
+    inject: () => {
+      suite.harness.tags.setDetailsPage("none");
+    },
+    heal: () => {
+      suite.harness.tags.setDetailsPage("href");
+    },
+    verify: (o) => {
+      expect(originOf(o)).toBe("latest-alias");
+    },
+    verifyNext: (o) => {
+      expect(originOf(o)).toBe("details-page");
+    },
   },
   {
     row: "details page without a link, no alias",
@@ -158,8 +168,12 @@ const rows: FaultRow[] = [
     test: "converges from the details page when the file fails once with 503: the source retries it",
     expected: "converged",
     patches: "applied",
-    inject: () => suite.harness.tags.setFault(FILE, { kind: "status", status: 503 }, { times: 1 }),
-    verify: (o) => expect(originOf(o)).toBe("details-page"),
+    inject: () => {
+      suite.harness.tags.setFault(FILE, { kind: "status", status: 503 }, { times: 1 });
+    },
+    verify: (o) => {
+      expect(originOf(o)).toBe("details-page");
+    },
   },
 ];
 

@@ -97,7 +97,9 @@ const rows: FaultRow[] = [
     heal: async ({ runtime, id }) => {
       await containerOf(runtime).getBlobClient(ledgerBlob(id)).delete();
     },
-    verifyNext: (o) => expect(o.outcome.ok && o.outcome.result.plan.ownership).toBe("adopted"),
+    verifyNext: (o) => {
+      expect(o.outcome.ok && o.outcome.result.plan.ownership).toBe("adopted");
+    },
   },
   {
     row: "storage unreachable",

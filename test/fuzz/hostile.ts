@@ -245,7 +245,7 @@ export function mutate(document: unknown, mutations: readonly Mutation[]): unkno
   const root = { doc: fresh(document) };
   for (const mutation of mutations) {
     // Walk from the root holder so that the whole document can be replaced too.
-    let parent: Record<string, unknown> | unknown[] = root as Record<string, unknown>;
+    let parent: Record<string, unknown> | unknown[] = root;
     let key: string | number = "doc";
     for (const step of mutation.path) {
       const current: unknown = (parent as Record<string | number, unknown>)[key];
@@ -258,21 +258,16 @@ export function mutate(document: unknown, mutations: readonly Mutation[]): unkno
     switch (mutation.kind) {
       case "delete":
         if (Array.isArray(holder) && typeof key === "number") holder.splice(key, 1);
-        else delete holder[key];
+        else Reflect.deleteProperty(holder, key);
         break;
       case "replace":
-        withOwnKey(holder as Record<string, unknown>, String(key), fresh(mutation.value));
+        withOwnKey(holder, String(key), fresh(mutation.value));
         break;
       case "add": {
         const target = holder[key];
         if (typeof target === "object" && target !== null && !Array.isArray(target))
           withOwnKey(target as Record<string, unknown>, mutation.key, fresh(mutation.value));
-        else
-          withOwnKey(
-            holder as Record<string, unknown>,
-            String(key),
-            withOwnKey({}, mutation.key, fresh(mutation.value)),
-          );
+        else withOwnKey(holder, String(key), withOwnKey({}, mutation.key, fresh(mutation.value)));
         break;
       }
     }
@@ -282,7 +277,7 @@ export function mutate(document: unknown, mutations: readonly Mutation[]): unkno
 
 /** A private copy (through JSON, which keeps `__proto__` as an own key), so mutations never alias. */
 function fresh(value: unknown): unknown {
-  return JSON.parse(JSON.stringify(value) ?? "null") as unknown;
+  return JSON.parse(JSON.stringify(value ?? null)) as unknown;
 }
 
 function childKeys(value: unknown): (string | number)[] {
@@ -293,10 +288,13 @@ function childKeys(value: unknown): (string | number)[] {
 
 /** Serialises a (mutated) document, expanding the deep-nesting markers into real nesting. */
 export function toJsonText(value: unknown): string {
-  return (JSON.stringify(value) ?? "null").replace(DEEP_MARKER, (_, depth: string, kind: string) => {
-    const n = Number(depth);
-    return kind === "a" ? `${"[".repeat(n)}${"]".repeat(n)}` : `${'{"a":'.repeat(n)}1${"}".repeat(n)}`;
-  });
+  return ((JSON.stringify(value) as string | undefined) ?? "null").replace(
+    DEEP_MARKER,
+    (_, depth: string, kind: string) => {
+      const n = Number(depth);
+      return kind === "a" ? `${"[".repeat(n)}${"]".repeat(n)}` : `${'{"a":'.repeat(n)}1${"}".repeat(n)}`;
+    },
+  );
 }
 
 // ---- text-level damage --------------------------------------------------------------------------

@@ -83,12 +83,16 @@ expectPrototypeUntouchedAfterAll();
 
 function expectWritableLedger(state: LedgerState): void {
   expect(Object.getPrototypeOf(state)).toBe(Object.prototype);
-  expect(() => checkWritable("ledger", ledgerStateToJson(state), state.registryId)).not.toThrow();
+  expect(() => {
+    checkWritable("ledger", ledgerStateToJson(state), state.registryId);
+  }).not.toThrow();
 }
 
 function expectWritableAudit(entry: AuditEntry): void {
   expect(Object.getPrototypeOf(entry)).toBe(Object.prototype);
-  expect(() => checkWritable("audit entry", auditEntryToJson(entry), entry.registryId)).not.toThrow();
+  expect(() => {
+    checkWritable("audit entry", auditEntryToJson(entry), entry.registryId);
+  }).not.toThrow();
 }
 
 function checkBoth(text: string): void {
@@ -304,14 +308,18 @@ describe("the file ledger store on a hostile ledger file and audit trail", () =>
           await parsesOrRejectsAsync(
             () => store.read(REGISTRY),
             [LedgerCorruptError],
-            (state) => state === undefined || expectWritableLedger(state),
+            (state) => {
+              if (state !== undefined) expectWritableLedger(state);
+            },
           ),
         );
         verdicts.push(
           await parsesOrRejectsAsync(
             () => store.listAudit(REGISTRY),
             [LedgerCorruptError],
-            (entries) => entries.forEach(expectWritableAudit),
+            (entries) => {
+              entries.forEach(expectWritableAudit);
+            },
           ),
         );
 

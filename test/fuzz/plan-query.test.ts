@@ -38,8 +38,8 @@ beforeAll(async () => {
   );
 });
 afterAll(async () => {
-  await harness?.close();
-  if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
+  await harness.close();
+  rmSync(dir, { recursive: true, force: true });
 });
 
 /** What the handler must answer for this query, decided without its code. */

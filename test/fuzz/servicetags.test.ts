@@ -45,7 +45,9 @@ function check(text: string, expectedCloud?: Cloud): Verdict {
         ...(expectedCloud === undefined ? {} : { expectedCloud }),
       }),
     [ServiceTagsValidationError],
-    (file) => expectValidFile(file, expectedCloud),
+    (file) => {
+      expectValidFile(file, expectedCloud);
+    },
   );
   verdicts.push(verdict);
   return verdict;

@@ -303,7 +303,7 @@ describe("registry permissions", () => {
     );
     expect(replicas?.type).toBe("ternary_expression");
     expect(replicas?.text.replace(/\s+/g, " ")).toBe(
-      "syncIncludeReplicas == 'true' ? [ 'Microsoft.ContainerRegistry/registries/replications/read' ] : []",
+      "syncIncludeReplicas ? [ 'Microsoft.ContainerRegistry/registries/replications/read' ] : []",
     );
     for (const key of ["notActions", "dataActions", "notDataActions"])
       expect(arrayItems(at(permissions[0], key))).toEqual([]);

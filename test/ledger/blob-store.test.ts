@@ -29,7 +29,7 @@ async function blobNames(client: ContainerClient): Promise<string[]> {
   return names.sort();
 }
 
-describeLedgerStoreContract("blob store on Azurite", async () => {
+describeLedgerStoreContract("blob store on Azurite", () => {
   const client = container();
   const open = () => createBlobLedgerStore({ containerClient: client, prefix: "state", pollMs: 100 });
   return {
@@ -58,10 +58,18 @@ describe("blob store specifics", () => {
 
   beforeAll(async () => {
     const probe = createServer();
-    await new Promise<void>((resolve) => probe.listen(0, "127.0.0.1", () => resolve()));
+    await new Promise<void>((resolve) =>
+      probe.listen(0, "127.0.0.1", () => {
+        resolve();
+      }),
+    );
     const address = probe.address();
     closedPort = typeof address === "object" && address !== null ? address.port : 0;
-    await new Promise<void>((resolve) => probe.close(() => resolve()));
+    await new Promise<void>((resolve) =>
+      probe.close(() => {
+        resolve();
+      }),
+    );
   });
 
   afterAll(async () => {
@@ -183,7 +191,8 @@ describe("blobContainerFromSettings", () => {
 
   it("uses the blob service URI with a token credential (identity-based AzureWebJobsStorage)", () => {
     const credential: TokenCredential = {
-      getToken: async (): Promise<AccessToken> => ({ token: "unused", expiresOnTimestamp: Date.now() + 60_000 }),
+      getToken: (): Promise<AccessToken> =>
+        Promise.resolve({ token: "unused", expiresOnTimestamp: Date.now() + 60_000 }),
     };
     const client = blobContainerFromSettings({
       blobServiceUri: "https://contosostate.blob.core.windows.net/",
@@ -194,7 +203,7 @@ describe("blobContainerFromSettings", () => {
   });
 
   it("prefers the connection string when both are set", () => {
-    const credential: TokenCredential = { getToken: async () => null };
+    const credential: TokenCredential = { getToken: () => Promise.resolve(null) };
     const client = blobContainerFromSettings({
       connectionString: connectionString(),
       blobServiceUri: "https://contosostate.blob.core.windows.net",

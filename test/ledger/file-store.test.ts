@@ -49,7 +49,11 @@ describe("file store specifics", () => {
   async function deadPid(): Promise<number> {
     const child = spawn(process.execPath, ["-e", ""], { stdio: "ignore" });
     const pid = child.pid ?? 0;
-    await new Promise<void>((resolve) => child.once("exit", () => resolve()));
+    await new Promise<void>((resolve) =>
+      child.once("exit", () => {
+        resolve();
+      }),
+    );
     return pid;
   }
 

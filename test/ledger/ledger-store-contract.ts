@@ -59,7 +59,10 @@ export function auditEntry(at: Date, overrides: Partial<AuditEntry> = {}): Audit
 }
 
 /** The behaviour every `LedgerStore` must have, run against a fresh storage per test. */
-export function describeLedgerStoreContract(name: string, makeHarness: () => Promise<LedgerStoreHarness>): void {
+export function describeLedgerStoreContract(
+  name: string,
+  makeHarness: () => LedgerStoreHarness | Promise<LedgerStoreHarness>,
+): void {
   describe(`${name}: the LedgerStore contract`, () => {
     let harness: LedgerStoreHarness;
     let store: LedgerStore;

@@ -89,7 +89,7 @@ afterAll(async () => {
   await emulator.close();
   await identity.close();
   for (const [name, value] of Object.entries(savedEnv)) {
-    if (value === undefined) delete process.env[name];
+    if (value === undefined) Reflect.deleteProperty(process.env, name);
     else process.env[name] = value;
   }
 });
@@ -121,6 +121,7 @@ describe("reading a registry", () => {
       networkRuleBypassOptions: "AzureServices",
       networkRuleBypassAllowedForTasks: false,
       replicaLocations: ["japaneast", "japanwest"],
+      legacyVirtualNetworkRules: 0,
     });
     expect(requestsFor(ref).map((r) => r.op)).toEqual(["get", "usages", "replications"]);
   });
@@ -233,7 +234,9 @@ describe("replacing the IP rules", () => {
       fault: {
         kind: "concurrent-writer",
         when: "before",
-        write: (e, id) => e.setIpRules(id, ["1.1.1.1", "192.0.2.1"]),
+        write: (e, id) => {
+          e.setIpRules(id, ["1.1.1.1", "192.0.2.1"]);
+        },
       },
     });
     await gateway.replaceIpRules(ref, { ipRules: ["1.1.1.1", "2.2.2.2"], defaultAction: "Deny" });
@@ -247,7 +250,9 @@ describe("replacing the IP rules", () => {
       fault: {
         kind: "concurrent-writer",
         when: "after",
-        write: (e, id) => e.setIpRules(id, [...e.registry(id).ipRules, "192.0.2.2"]),
+        write: (e, id) => {
+          e.setIpRules(id, [...e.registry(id).ipRules, "192.0.2.2"]);
+        },
       },
     });
     await gateway.replaceIpRules(ref, { ipRules: ["3.3.3.3"], defaultAction: "Deny" });

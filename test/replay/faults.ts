@@ -118,8 +118,9 @@ function planFault(draws: readonly number[], share: number, stage: Stage, week: 
       const fault: Fault = {
         kind: "concurrent-writer",
         when: "after",
-        write: (emulator, registryId) =>
-          emulator.injectFault({ op: "get", registryId, times: 3, fault: { kind: "status", status: 500 } }),
+        write: (emulator, registryId) => {
+          emulator.injectFault({ op: "get", registryId, times: 3, fault: { kind: "status", status: 500 } });
+        },
       };
       return { kind: armKind, target: "arm", op: "patch", times: 1, fault };
     }

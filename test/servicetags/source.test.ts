@@ -44,8 +44,9 @@ function source(overrides: Partial<ServiceTagsSourceOptions> = {}) {
     cloud: "Public",
     detailsPageUrl: server.detailsPageUrl(),
     latestAliasUrl: server.latestAliasUrl,
-    sleep: async (ms) => {
+    sleep: (ms) => {
       sleeps.push(ms);
+      return Promise.resolve();
     },
     now: () => NOW,
     ...overrides,
@@ -74,10 +75,18 @@ function attemptsOf(error: unknown): readonly SourceAttemptFailure[] {
 
 async function freePortThenClose(): Promise<number> {
   const probe = createNetServer();
-  await new Promise<void>((resolve) => probe.listen(0, "127.0.0.1", () => resolve()));
+  await new Promise<void>((resolve) =>
+    probe.listen(0, "127.0.0.1", () => {
+      resolve();
+    }),
+  );
   const address = probe.address();
   const port = typeof address === "object" && address !== null ? address.port : 0;
-  await new Promise<void>((resolve) => probe.close(() => resolve()));
+  await new Promise<void>((resolve) =>
+    probe.close(() => {
+      resolve();
+    }),
+  );
   return port;
 }
 
@@ -376,7 +385,9 @@ describe("options and cancellation", () => {
     server.setFault(NEWEST, { kind: "slow", intervalMs: 50 });
     const controller = new AbortController();
     const pending = source({ latestAliasUrl: null }).fetch({ signal: controller.signal });
-    setTimeout(() => controller.abort(new Error("cancelled by the test")), 100);
+    setTimeout(() => {
+      controller.abort(new Error("cancelled by the test"));
+    }, 100);
     await expect(pending).rejects.toThrow("cancelled by the test");
   });
 });
@@ -392,7 +403,9 @@ describe("cancellation during backoff", () => {
       latestAliasUrl: null,
       retryDelayMs: 60_000,
     }).fetch({ signal: controller.signal });
-    setTimeout(() => controller.abort(new Error("shutting down")), 100);
+    setTimeout(() => {
+      controller.abort(new Error("shutting down"));
+    }, 100);
     await expect(pending).rejects.toThrow("shutting down");
   });
 });

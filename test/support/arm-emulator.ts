@@ -2,7 +2,9 @@ import { randomUUID } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { createServer } from "node:https";
 import { isIPv4, isIPv6, type AddressInfo, type Socket } from "node:net";
+import { setTimeout as delay } from "node:timers/promises";
 import { serverTlsOptions } from "./tls.js";
+import { TASKS_API_VERSION, TasksEmulation, type TasksBehaviour, type TasksFault } from "./arm-tasks.js";
 
 /**
  * A local Azure Resource Manager for `Microsoft.ContainerRegistry/registries`, served over HTTPS
@@ -10,16 +12,28 @@ import { serverTlsOptions } from "./tls.js";
  * 2025-11-01 (the default of @azure/arm-containerregistry 12.x): GET/PATCH of a registry, the
  * Azure-AsyncOperation polling of a PATCH, `listUsages` and the paged replications list. It
  * validates PATCHes like ACR (Premium only, IPv4 only, the IP rule quota) and injects faults on
- * demand. No test-framework imports: the offline demo runs it from dist/.
+ * demand. It also answers Azure Resource Graph queries for tagged registries (paged with
+ * `$skipToken`, with the per-user quota headers), can throttle registry calls per subscription like
+ * ARM's token buckets (429 + Retry-After) and can add latency to every answer (azure-facts §8, §9).
+ * No test-framework imports: the offline demo runs it from dist/.
+ *
+ * ACR Tasks (api-version 2019-06-01-preview, used by the canary) live in `./arm-tasks.ts`:
+ * `scheduleRun` as a long-running operation, runs whose state moves over time, `listLogSasUrl`
+ * pointing at a log blob served here, and agents refused unless the registry's rules admit them.
  */
 
 export const ARM_API_VERSION = "2025-11-01";
+export const RESOURCE_GRAPH_API_VERSION = "2024-04-01";
+export const RESOURCE_GRAPH_PATH = "/providers/Microsoft.ResourceGraph/resources";
 export const REGISTRY_ACTIONS = {
   get: "Microsoft.ContainerRegistry/registries/read",
   patch: "Microsoft.ContainerRegistry/registries/write",
   poll: "Microsoft.ContainerRegistry/registries/operationStatuses/read",
   usages: "Microsoft.ContainerRegistry/registries/listUsages/read",
   replications: "Microsoft.ContainerRegistry/registries/replications/read",
+  scheduleRun: "Microsoft.ContainerRegistry/registries/scheduleRun/action",
+  getRun: "Microsoft.ContainerRegistry/registries/runs/read",
+  listLogSasUrl: "Microsoft.ContainerRegistry/registries/runs/listLogSasUrl/action",
 } as const;
 
 export type ArmOp = keyof typeof REGISTRY_ACTIONS;
@@ -47,6 +61,13 @@ export interface RegistrySpec {
   readonly storeSingleAddressAs?: SingleAddressStorage;
   /** Actions the caller's role lacks on this registry: answered 403 `AuthorizationFailed`. */
   readonly deniedActions?: readonly string[];
+  /** ARM resource tags (names case-insensitive, values as given). */
+  readonly tags?: Readonly<Record<string, string>>;
+  /**
+   * Legacy (service-endpoint) virtual-network rules on the registry: invisible in the 2025-11-01
+   * documents, counted by `listUsages` as `VNetRules`. Default 0.
+   */
+  readonly legacyVirtualNetworkRules?: number;
 }
 
 /** The emulator's view of a registry (a copy; change it with the emulator's methods). */
@@ -67,6 +88,8 @@ export interface RegistryState {
   readonly ruleLimit: number | null;
   readonly storeSingleAddressAs: SingleAddressStorage;
   readonly deniedActions: readonly string[];
+  readonly tags: Readonly<Record<string, string>>;
+  readonly legacyVirtualNetworkRules: number;
 }
 
 type MutableRegistry = { -readonly [K in keyof RegistryState]: RegistryState[K] };
@@ -97,10 +120,13 @@ export type Fault =
       readonly kind: "concurrent-writer";
       readonly when: "before" | "after";
       readonly write: (emulator: ArmEmulator, registryId: string) => void;
-    };
+    }
+  /** ACR Tasks only (see `./arm-tasks.ts`): how a scheduled run ends, or an unreadable log. */
+  | TasksFault;
 
 export interface FaultRule {
-  readonly op: ArmOp | "any";
+  /** `query` is a Resource Graph query. */
+  readonly op: ArmOp | "query" | "any";
   /** How many matching requests it hits (default 1; `Infinity` for all). */
   readonly times?: number;
   /** Only requests for this registry (any spelling of the ID). */
@@ -112,13 +138,15 @@ export interface ArmRequestRecord {
   readonly method: string;
   readonly path: string;
   readonly query: string;
-  readonly op: ArmOp | "unknown";
+  readonly op: ArmOp | "query" | "unknown";
   readonly registryId: string | undefined;
   /** The HTTP status answered, or how the request ended without one. */
   status: number | "reset" | "hang";
   readonly fault: Fault["kind"] | undefined;
-  /** The raw request body (PATCH only). */
+  /** The raw request body (PATCH and POST: Resource Graph queries, Tasks runs). */
   readonly body: string | undefined;
+  /** The latency added before the answer, in ms. */
+  readonly latencyMs: number;
 }
 
 export interface ArmEmulatorBehaviour {
@@ -130,6 +158,23 @@ export interface ArmEmulatorBehaviour {
   readonly retryAfterSeconds?: number;
   /** Replications per page; more are reached through `nextLink` (default 100). */
   readonly replicationsPageSize?: number;
+  /** Added before every answer, in ms (default 0): a stand-in for the round trip to ARM. */
+  readonly latencyMs?: number;
+  /**
+   * Per-subscription token buckets for registry calls, like ARM's (reads 250 then 25/s, writes 200
+   * then 10/s in the public cloud). Beyond them: 429 `SubscriptionRequestsThrottled` + Retry-After.
+   * `null` (default) never throttles.
+   */
+  readonly throttle?: ThrottleLimits | null;
+  /** Resource Graph queries per window and the window (default 15 per 5 s, the documented example). */
+  readonly resourceGraphQuota?: { readonly queries: number; readonly windowMs: number };
+  /** ACR Tasks timing and answers (see `./arm-tasks.ts`). */
+  readonly tasks?: TasksBehaviour;
+}
+
+export interface ThrottleLimits {
+  readonly reads: { readonly capacity: number; readonly refillPerSecond: number };
+  readonly writes: { readonly capacity: number; readonly refillPerSecond: number };
 }
 
 export interface ArmEmulatorOptions extends ArmEmulatorBehaviour {
@@ -146,14 +191,19 @@ interface Operation {
   finished: boolean;
 }
 
-interface Answer {
+interface Bucket {
+  tokens: number;
+  at: number;
+}
+
+export interface Answer {
   readonly status: number;
   readonly body?: unknown;
   readonly headers?: Readonly<Record<string, string>>;
 }
 
 const REGISTRY_PATH =
-  /^\/subscriptions\/([^/]+)\/resourceGroups\/([^/]+)\/providers\/Microsoft\.ContainerRegistry\/registries\/([^/]+)(?:\/(listUsages|replications|operationStatuses\/([^/]+)))?\/?$/i;
+  /^\/subscriptions\/([^/]+)\/resourceGroups\/([^/]+)\/providers\/Microsoft\.ContainerRegistry\/registries\/([^/]+)(?:\/(listUsages|replications|operationStatuses\/([^/]+)|scheduleRun|runs\/[^/]+(?:\/listLogSasUrl)?))?\/?$/i;
 const DEFAULT_RULE_LIMIT = 100;
 const MAX_BODY_BYTES = 1024 * 1024;
 const PRINCIPAL_ID = "9f3c2b1a-0000-4000-8000-00000000c0de";
@@ -173,17 +223,30 @@ export class ArmEmulator {
   private readonly operations = new Map<string, Operation>();
   private readonly faults: { rule: FaultRule; left: number }[] = [];
   private readonly sockets = new Set<Socket>();
-  private behaviour: Required<ArmEmulatorBehaviour> = {
+  private readonly managementGroups = new Map<string, string[]>();
+  private readonly buckets = new Map<string, Bucket>();
+  private graphWindow: number[] = [];
+  private throttledAnswers = 0;
+  private behaviour: Required<Omit<ArmEmulatorBehaviour, "tasks">> = {
     patchResponse: "async",
     pollsBeforeDone: 1,
     retryAfterSeconds: 0,
     replicationsPageSize: 100,
+    latencyMs: 0,
+    throttle: null,
+    resourceGraphQuota: { queries: 15, windowMs: 5_000 },
   };
   private readonly server = createServer(serverTlsOptions(), (req, res) => {
     // A client that gives up mid-request must not crash the emulator.
     this.handle(req, res).catch(() => req.socket.destroy());
   });
   private baseUrl = "";
+  /** ACR Tasks: runs, agents and log blobs. */
+  readonly tasks = new TasksEmulation({
+    registry: (id) => this.find(id),
+    baseUrl: () => this.baseUrl,
+    addOperation: (registryId, apply) => this.addOperation(registryId, apply),
+  });
 
   constructor(private readonly options: ArmEmulatorOptions) {
     this.configure(options);
@@ -206,7 +269,9 @@ export class ArmEmulator {
   async listen(): Promise<this> {
     await new Promise<void>((resolve, reject) => {
       this.server.once("error", reject);
-      this.server.listen(0, "127.0.0.1", () => resolve());
+      this.server.listen(0, "127.0.0.1", () => {
+        resolve();
+      });
     });
     this.baseUrl = `https://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
     return this;
@@ -214,7 +279,11 @@ export class ArmEmulator {
 
   /** Closes the server and every connection, hanging ones included. */
   async close(): Promise<void> {
-    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    const closed = new Promise<void>((resolve) =>
+      this.server.close(() => {
+        resolve();
+      }),
+    );
     for (const socket of this.sockets) socket.destroy();
     await closed;
   }
@@ -226,7 +295,25 @@ export class ArmEmulator {
       pollsBeforeDone: behaviour.pollsBeforeDone ?? current.pollsBeforeDone,
       retryAfterSeconds: behaviour.retryAfterSeconds ?? current.retryAfterSeconds,
       replicationsPageSize: behaviour.replicationsPageSize ?? current.replicationsPageSize,
+      latencyMs: behaviour.latencyMs ?? current.latencyMs,
+      throttle: behaviour.throttle === undefined ? current.throttle : behaviour.throttle,
+      resourceGraphQuota: behaviour.resourceGraphQuota ?? current.resourceGraphQuota,
     };
+    if (behaviour.tasks !== undefined) this.tasks.configure(behaviour.tasks);
+    this.buckets.clear();
+  }
+
+  /** 429 answers sent by the subscription buckets and the Resource Graph quota (not injected faults). */
+  get throttled(): number {
+    return this.throttledAnswers;
+  }
+
+  /** A management group holding these subscriptions, for Resource Graph queries scoped to it. */
+  addManagementGroup(name: string, subscriptionIds: readonly string[]): void {
+    this.managementGroups.set(
+      name.toLowerCase(),
+      subscriptionIds.map((s) => s.toLowerCase()),
+    );
   }
 
   /** Adds a registry and returns its resource ID. */
@@ -251,6 +338,8 @@ export class ArmEmulator {
       ruleLimit: spec.ruleLimit === undefined ? DEFAULT_RULE_LIMIT : spec.ruleLimit,
       storeSingleAddressAs: spec.storeSingleAddressAs ?? "as-sent",
       deniedActions: [...(spec.deniedActions ?? [])],
+      tags: { ...spec.tags },
+      legacyVirtualNetworkRules: spec.legacyVirtualNetworkRules ?? 0,
     });
     return id;
   }
@@ -262,6 +351,7 @@ export class ArmEmulator {
       ipRules: [...registry.ipRules],
       replicaLocations: [...registry.replicaLocations],
       deniedActions: [...registry.deniedActions],
+      tags: { ...registry.tags },
     };
   }
 
@@ -312,12 +402,23 @@ export class ArmEmulator {
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = new URL(req.url ?? "/", "https://localhost");
+    // Run logs are blobs behind a SAS, not ARM: no bearer token, no api-version.
+    if (this.tasks.isLogBlob(url)) {
+      const blob = this.tasks.serveLog(req, url);
+      res.writeHead(blob.status, blob.headers);
+      res.end(blob.body);
+      return;
+    }
     const match = REGISTRY_PATH.exec(url.pathname);
     const method = req.method ?? "GET";
-    const op = classify(method, match);
+    const isQuery =
+      method === "POST" && url.pathname.replace(/\/+$/, "").toLowerCase() === RESOURCE_GRAPH_PATH.toLowerCase();
+    const op = isQuery ? "query" : classify(method, match);
     const target = match === null ? undefined : targetOf(match);
     const registryId = target?.id;
-    const body = method === "PATCH" ? await readBody(req) : undefined;
+    const body = method === "PATCH" || method === "POST" ? await readBody(req) : undefined;
+    const latencyMs = this.behaviour.latencyMs;
+    if (latencyMs > 0) await delay(latencyMs);
     const fault = op === "unknown" ? undefined : this.takeFault(op, registryId);
     const record: ArmRequestRecord = {
       method,
@@ -328,6 +429,7 @@ export class ArmEmulator {
       status: 0,
       fault: fault?.kind,
       body,
+      latencyMs,
     };
     this.requests.push(record);
 
@@ -342,7 +444,12 @@ export class ArmEmulator {
     }
     if (fault?.kind === "concurrent-writer" && fault.when === "before" && registryId !== undefined)
       fault.write(this, registryId);
-    const answer = fault?.kind === "status" ? statusFault(fault) : this.answer(req, url, op, target, body, fault);
+    const throttled = fault === undefined && op !== "unknown" ? this.throttle(op, target, req) : undefined;
+    const answer =
+      fault?.kind === "status"
+        ? statusFault(fault)
+        : (throttled ??
+          (op === "query" ? this.query(req, url, body ?? "") : this.answer(req, url, op, target, body, fault)));
     if (fault?.kind === "concurrent-writer" && fault.when === "after" && op !== "patch" && registryId !== undefined)
       fault.write(this, registryId);
     record.status = answer.status;
@@ -360,7 +467,7 @@ export class ArmEmulator {
     );
   }
 
-  private takeFault(op: ArmOp, registryId: string | undefined): Fault | undefined {
+  private takeFault(op: ArmOp | "query", registryId: string | undefined): Fault | undefined {
     const entry = this.faults.find(
       ({ rule, left }) =>
         left > 0 &&
@@ -370,6 +477,137 @@ export class ArmEmulator {
     if (entry === undefined) return undefined;
     entry.left -= 1;
     return entry.rule.fault;
+  }
+
+  /** ARM's per-subscription buckets (registry calls) and Resource Graph's per-user window (queries). */
+  private throttle(op: ArmOp | "query", target: Target | undefined, req: IncomingMessage): Answer | undefined {
+    if (req.headers.authorization === undefined) return undefined;
+    const now = Date.now();
+    if (op === "query") {
+      const { queries, windowMs } = this.behaviour.resourceGraphQuota;
+      this.graphWindow = this.graphWindow.filter((at) => at > now - windowMs);
+      const resetsAfterMs = this.graphWindow.length === 0 ? windowMs : (this.graphWindow[0] ?? now) + windowMs - now;
+      const resets = hhmmss(resetsAfterMs);
+      if (this.graphWindow.length >= queries) {
+        this.throttledAnswers += 1;
+        return armError(429, "RateLimiting", "Please provide below info when asking for support: too many requests.", {
+          "retry-after": String(Math.ceil(resetsAfterMs / 1000)),
+          "x-ms-user-quota-remaining": "0",
+          "x-ms-user-quota-resets-after": resets,
+        });
+      }
+      this.graphWindow.push(now);
+      return undefined;
+    }
+    const limits = this.behaviour.throttle;
+    if (limits === null || target === undefined) return undefined;
+    const kind = op === "patch" || req.method === "POST" ? "writes" : "reads";
+    const { capacity, refillPerSecond } = limits[kind];
+    const subscription = target.id.split("/")[2]?.toLowerCase() ?? "";
+    const key = `${subscription}:${kind}`;
+    const bucket = this.buckets.get(key) ?? { tokens: capacity, at: now };
+    bucket.tokens = Math.min(capacity, bucket.tokens + ((now - bucket.at) / 1000) * refillPerSecond);
+    bucket.at = now;
+    this.buckets.set(key, bucket);
+    if (bucket.tokens < 1) {
+      this.throttledAnswers += 1;
+      const retryAfter = Math.max(1, Math.ceil((1 - bucket.tokens) / refillPerSecond));
+      return armError(
+        429,
+        "SubscriptionRequestsThrottled",
+        `Number of ${kind === "reads" ? "read" : "write"} requests for subscription '${subscription}' exceeded the limit. Please try again after '${retryAfter}' seconds.`,
+        { "retry-after": String(retryAfter), [`x-ms-ratelimit-remaining-subscription-${kind}`]: "0" },
+      );
+    }
+    bucket.tokens -= 1;
+    return undefined;
+  }
+
+  /**
+   * Resource Graph: understands the one query shape discovery sends (registries whose tag, name
+   * compared case-insensitively, has a value) and refuses any other, so a changed query cannot
+   * pass against this emulator by accident.
+   */
+  private query(req: IncomingMessage, url: URL, text: string): Answer {
+    const token = /^Bearer (.+)$/.exec(req.headers.authorization ?? "")?.[1];
+    if (token === undefined || !this.options.acceptToken(token))
+      return armError(401, "InvalidAuthenticationToken", "The access token is invalid.");
+    if (url.searchParams.get("api-version") !== RESOURCE_GRAPH_API_VERSION)
+      return armError(
+        400,
+        "InvalidApiVersionParameter",
+        `The api-version '${url.searchParams.get("api-version") ?? ""}' is invalid. The supported versions are '${RESOURCE_GRAPH_API_VERSION}'.`,
+      );
+    let body: unknown;
+    try {
+      body = JSON.parse(text);
+    } catch {
+      return armError(400, "InvalidRequestContent", "The request content was invalid and could not be deserialized.");
+    }
+    if (!isObject(body) || typeof body.query !== "string")
+      return armError(400, "InvalidRequestContent", "The request content was invalid: 'query' is required.");
+    const shape = REGISTRY_QUERY.exec(body.query.replace(/\s+/g, " ").trim());
+    if (shape === null) return armError(400, "InvalidQuery", "Query validation error: this emulator knows one query.");
+    const [, tagKey = "", tagValue = ""] = shape;
+    const options = isObject(body.options) ? body.options : {};
+    const top = typeof options.$top === "number" ? options.$top : 100;
+    if (!Number.isInteger(top) || top < 1 || top > 1000)
+      return armError(400, "BadRequest", "The $top value must be between 1 and 1000.");
+    const scopeSubscriptions = new Set<string>();
+    for (const s of Array.isArray(body.subscriptions) ? body.subscriptions : [])
+      if (typeof s === "string") scopeSubscriptions.add(s.toLowerCase());
+    for (const g of Array.isArray(body.managementGroups) ? body.managementGroups : []) {
+      const members = typeof g === "string" ? this.managementGroups.get(g.toLowerCase()) : undefined;
+      if (members === undefined)
+        return armError(403, "AuthorizationFailed", `No access to management group '${String(g)}'.`);
+      for (const s of members) scopeSubscriptions.add(s);
+    }
+    const scoped = Array.isArray(body.subscriptions) || Array.isArray(body.managementGroups);
+    const rows = [...this.registries.values()]
+      .filter((r) => !scoped || scopeSubscriptions.has(r.subscriptionId.toLowerCase()))
+      .filter((r) =>
+        Object.entries(r.tags).some(
+          ([k, v]) => k.toLowerCase() === tagKey.toLowerCase() && v.toLowerCase() === tagValue.toLowerCase(),
+        ),
+      )
+      .sort((a, b) => (a.id.toLowerCase() < b.id.toLowerCase() ? -1 : 1));
+    let offset = 0;
+    if (typeof options.$skipToken === "string") {
+      const decoded = Number(
+        Buffer.from(options.$skipToken, "base64")
+          .toString("utf8")
+          .replace(/^offset:/, ""),
+      );
+      if (!Number.isInteger(decoded) || decoded < 0)
+        return armError(400, "BadRequest", "The $skipToken is invalid or expired.");
+      offset = decoded;
+    }
+    const page = rows.slice(offset, offset + top).map((r) => ({
+      id: r.id,
+      name: r.name,
+      location: r.location,
+      sku: r.sku,
+      tags: { ...r.tags },
+      subscriptionId: r.subscriptionId,
+      resourceGroup: r.resourceGroup.toLowerCase(),
+    }));
+    const next = offset + top < rows.length ? Buffer.from(`offset:${offset + top}`).toString("base64") : undefined;
+    const { queries, windowMs } = this.behaviour.resourceGraphQuota;
+    const oldest = this.graphWindow[0] ?? Date.now();
+    return {
+      status: 200,
+      body: {
+        totalRecords: rows.length,
+        count: page.length,
+        resultTruncated: "false",
+        ...(next === undefined ? {} : { $skipToken: next }),
+        data: page,
+      },
+      headers: {
+        "x-ms-user-quota-remaining": String(Math.max(0, queries - this.graphWindow.length)),
+        "x-ms-user-quota-resets-after": hhmmss(oldest + windowMs - Date.now()),
+      },
+    };
   }
 
   private answer(
@@ -392,11 +630,18 @@ export class ArmEmulator {
         "MissingApiVersionParameter",
         "The api-version query parameter (?api-version=) is required for all requests.",
       );
-    if (apiVersion !== ARM_API_VERSION) {
+    // Tasks answer only on their preview version; a poll URL carries the version of the operation it follows.
+    const versions =
+      op === "scheduleRun" || op === "getRun" || op === "listLogSasUrl"
+        ? [TASKS_API_VERSION]
+        : op === "poll"
+          ? [ARM_API_VERSION, TASKS_API_VERSION]
+          : [ARM_API_VERSION];
+    if (!versions.includes(apiVersion)) {
       return armError(
         400,
         "InvalidApiVersionParameter",
-        `The api-version '${apiVersion}' is invalid. The supported versions are '${ARM_API_VERSION}'.`,
+        `The api-version '${apiVersion}' is invalid. The supported versions are '${versions.join("', '")}'.`,
       );
     }
     if (op === "unknown" || target === undefined)
@@ -427,7 +672,27 @@ export class ArmEmulator {
         return { status: 200, body: usagesDocument(registry) };
       case "replications":
         return this.replications(registry, url);
+      case "scheduleRun":
+        return this.tasks.scheduleRun(registry, body ?? "", fault, this.behaviour.retryAfterSeconds);
+      case "getRun":
+        return this.tasks.getRun(registry, runIdOf(url.pathname));
+      case "listLogSasUrl":
+        return this.tasks.listLogSasUrl(registry, runIdOf(url.pathname), fault);
     }
+  }
+
+  /** A long-running operation followed through `operationStatuses` (PATCH and scheduleRun share them). */
+  private addOperation(registryId: string, apply: () => void): string {
+    const operation: Operation = {
+      id: `registries-${randomUUID()}`,
+      registryKey: registryId.toLowerCase(),
+      apply,
+      outcome: "succeeded",
+      pollsLeft: this.behaviour.pollsBeforeDone,
+      finished: false,
+    };
+    this.operations.set(operation.id, operation);
+    return operation.id;
   }
 
   private patch(registry: MutableRegistry, text: string, fault: Fault | undefined): Answer {
@@ -476,7 +741,7 @@ export class ArmEmulator {
 
   private poll(registry: MutableRegistry, operationId: string): Answer {
     const operation = this.operations.get(operationId);
-    if (operation === undefined || operation.registryKey !== registry.id.toLowerCase()) {
+    if (operation?.registryKey !== registry.id.toLowerCase()) {
       return armError(404, "OperationNotFound", `The operation '${operationId}' was not found.`);
     }
     const status = {
@@ -528,6 +793,16 @@ export async function startArmEmulator(options: ArmEmulatorOptions): Promise<Arm
 
 // ---- wire documents ----------------------------------------------------------------------------
 
+// What src/discovery/query.ts sends (whitespace folded): registries, the tag by name =~ and value =~.
+const REGISTRY_QUERY =
+  /^Resources \| where type =~ 'microsoft\.containerregistry\/registries' \| mv-expand bagexpansion=array tag = tags \| where tostring\(tag\[0\]\) =~ '([^']*)' and tostring\(tag\[1\]\) =~ '([^']*)' \| project id, name, location, sku = tostring\(sku\.name\), tags, subscriptionId, resourceGroup \| order by id asc$/;
+
+function hhmmss(ms: number): string {
+  const total = Math.max(0, Math.ceil(ms / 1000));
+  const pad = (n: number): string => String(n).padStart(2, "0");
+  return `${pad(Math.floor(total / 3600))}:${pad(Math.floor((total % 3600) / 60))}:${pad(total % 60)}`;
+}
+
 interface Target {
   readonly id: string;
   readonly resourceGroup: string;
@@ -537,7 +812,7 @@ interface Target {
 function targetOf(match: RegExpExecArray): Target {
   const [subscriptionId = "", resourceGroup = "", name = ""] = match
     .slice(1, 4)
-    .map((part) => decodeURIComponent(part ?? ""));
+    .map((part) => decodeURIComponent(part));
   return { id: registryResourceId(subscriptionId, resourceGroup, name), resourceGroup, name };
 }
 
@@ -545,8 +820,19 @@ function classify(method: string, match: RegExpExecArray | null): ArmOp | "unkno
   if (match === null) return "unknown";
   const sub = match[4]?.toLowerCase();
   if (sub === undefined) return method === "GET" ? "get" : method === "PATCH" ? "patch" : "unknown";
+  if (sub === "schedulerun") return method === "POST" ? "scheduleRun" : "unknown";
+  if (sub.startsWith("runs/")) {
+    if (sub.endsWith("/listlogsasurl")) return method === "POST" ? "listLogSasUrl" : "unknown";
+    return method === "GET" ? "getRun" : "unknown";
+  }
   if (method !== "GET") return "unknown";
   return sub === "listusages" ? "usages" : sub === "replications" ? "replications" : "poll";
+}
+
+function runIdOf(pathname: string): string {
+  const parts = pathname.split("/");
+  const index = parts.findIndex((part) => part.toLowerCase() === "runs");
+  return decodeURIComponent(parts[index + 1] ?? "");
 }
 
 function registryDocument(registry: RegistryState): unknown {
@@ -555,7 +841,7 @@ function registryDocument(registry: RegistryState): unknown {
     name: registry.name,
     type: "Microsoft.ContainerRegistry/registries",
     location: registry.location,
-    tags: {},
+    tags: { ...registry.tags },
     sku: { name: registry.sku, tier: registry.sku },
     properties: {
       loginServer: `${registry.name.toLowerCase()}.azurecr.io`,
@@ -590,7 +876,7 @@ function usagesDocument(registry: RegistryState): unknown {
       { name: "Size", limit: 536_870_912_000, currentValue: 1_234_567, unit: "Bytes" },
       { name: "Webhooks", limit: 500, currentValue: 0, unit: "Count" },
       ...ipRules,
-      { name: "VNetRules", limit: 100, currentValue: 0, unit: "Count" },
+      { name: "VNetRules", limit: 100, currentValue: registry.legacyVirtualNetworkRules, unit: "Count" },
     ],
   };
 }
@@ -674,6 +960,8 @@ function parsePatch(registry: RegistryState, text: string): { changes: Partial<M
   if (values.length > limit) return armError(400, "QuotaExceeded", quotaExceededMessage(limit, registry.sku));
   changes.defaultAction = ruleSet.defaultAction;
   changes.ipRules = values;
+  // The PATCH replaces the whole rule set: one without virtualNetworkRules drops the legacy ones.
+  if (!Array.isArray(ruleSet.virtualNetworkRules)) changes.legacyVirtualNetworkRules = 0;
   return { changes };
 }
 

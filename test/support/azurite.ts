@@ -70,21 +70,21 @@ export async function startAzurite(options: StartAzuriteOptions = {}): Promise<A
 function waitForPort(child: ChildProcess, timeoutMs: number): Promise<number> {
   return new Promise((resolve, reject) => {
     let output = "";
-    const timer = setTimeout(
-      () => finish(new Error(`Azurite did not listen within ${timeoutMs} ms. Output: ${output.slice(-2000)}`)),
-      timeoutMs,
-    );
+    const timer = setTimeout(() => {
+      finish(new Error(`Azurite did not listen within ${timeoutMs} ms. Output: ${output.slice(-2000)}`));
+    }, timeoutMs);
     const onData = (chunk: Buffer): void => {
       output += chunk.toString("utf8");
       const match = /successfully listens on http:\/\/127\.0\.0\.1:(\d+)/.exec(output);
       if (match?.[1] !== undefined) finish(undefined, Number(match[1]));
     };
-    const onExit = (code: number | null, signal: string | null): void =>
+    const onExit = (code: number | null, signal: string | null): void => {
       finish(
         new Error(
           `Azurite exited before listening (code ${String(code)}, signal ${String(signal)}). Output: ${output.slice(-2000)}`,
         ),
       );
+    };
     const finish = (error: Error | undefined, port?: number): void => {
       clearTimeout(timer);
       child.stdout?.off("data", onData);
@@ -104,9 +104,15 @@ function waitForPort(child: ChildProcess, timeoutMs: number): Promise<number> {
 
 async function stopProcess(child: ChildProcess, pid: number): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+  const exited = new Promise<void>((resolve) =>
+    child.once("exit", () => {
+      resolve();
+    }),
+  );
   signalGroup(pid, "SIGTERM");
-  const timer = setTimeout(() => signalGroup(pid, "SIGKILL"), 5_000);
+  const timer = setTimeout(() => {
+    signalGroup(pid, "SIGKILL");
+  }, 5_000);
   await exited;
   clearTimeout(timer);
   child.stdout?.destroy();

@@ -32,7 +32,7 @@ export function runBuiltCli(
       process.execPath,
       [BUILT_CLI, ...args],
       {
-        env: { PATH: process.env.PATH ?? "", ...env } as NodeJS.ProcessEnv,
+        env: { PATH: process.env.PATH ?? "", ...env },
         maxBuffer: 64 * 1024 * 1024,
         ...(options.cwd === undefined ? {} : { cwd: options.cwd }),
       },

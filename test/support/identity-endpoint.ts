@@ -24,6 +24,8 @@ export interface IdentityEndpointOptions {
 
 export interface TokenRequestRecord {
   readonly resource: string | undefined;
+  /** `client_id` of a user-assigned identity, when the client named one. */
+  readonly clientId?: string | undefined;
   readonly status: number;
 }
 
@@ -38,7 +40,9 @@ export class IdentityEndpoint {
   private readonly issued = new Map<string, IssuedToken>();
   private readonly sockets = new Set<Socket>();
   private readonly lifetimeSeconds: number;
-  private readonly server = createServer((req, res) => this.handle(req, res));
+  private readonly server = createServer((req, res) => {
+    this.handle(req, res);
+  });
   private baseUrl = "";
 
   constructor(options: IdentityEndpointOptions = {}) {
@@ -68,7 +72,7 @@ export class IdentityEndpoint {
   /** True for an unexpired token this endpoint issued for `audience` (trailing slash ignored). */
   isIssued(token: string, audience: string = ARM_AUDIENCE): boolean {
     const entry = this.issued.get(token);
-    return entry !== undefined && entry.audience === normalizeAudience(audience) && entry.expiresOnMs > Date.now();
+    return entry?.audience === normalizeAudience(audience) && entry.expiresOnMs > Date.now();
   }
 
   /** A predicate for the ARM emulator's `acceptToken`. */
@@ -84,14 +88,20 @@ export class IdentityEndpoint {
   async listen(): Promise<this> {
     await new Promise<void>((resolve, reject) => {
       this.server.once("error", reject);
-      this.server.listen(0, "127.0.0.1", () => resolve());
+      this.server.listen(0, "127.0.0.1", () => {
+        resolve();
+      });
     });
     this.baseUrl = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}/msi/token`;
     return this;
   }
 
   async close(): Promise<void> {
-    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    const closed = new Promise<void>((resolve) =>
+      this.server.close(() => {
+        resolve();
+      }),
+    );
     for (const socket of this.sockets) socket.destroy();
     await closed;
   }
@@ -99,31 +109,38 @@ export class IdentityEndpoint {
   private handle(req: IncomingMessage, res: ServerResponse): void {
     const url = new URL(req.url ?? "/", "http://localhost");
     const resource = url.searchParams.get("resource") ?? undefined;
+    const clientId = url.searchParams.get("client_id") ?? undefined;
     const answer = (status: number, body: unknown): void => {
-      this.requests.push({ resource, status });
+      this.requests.push({ resource, clientId, status });
       res.writeHead(status, { "content-type": "application/json" });
       res.end(JSON.stringify(body));
     };
-    if (req.method !== "GET" || url.pathname !== "/msi/token")
-      return answer(404, { error: "not_found", error_description: "Unknown path." });
+    if (req.method !== "GET" || url.pathname !== "/msi/token") {
+      answer(404, { error: "not_found", error_description: "Unknown path." });
+      return;
+    }
     if (req.headers["x-identity-header"] !== this.secret) {
-      return answer(401, {
+      answer(401, {
         error: "unauthorized",
         error_description: "The X-IDENTITY-HEADER header is missing or wrong.",
       });
+      return;
     }
     if (url.searchParams.get("api-version") !== IDENTITY_API_VERSION) {
-      return answer(400, {
+      answer(400, {
         error: "invalid_request",
         error_description: `api-version must be ${IDENTITY_API_VERSION}.`,
       });
+      return;
     }
-    if (resource === undefined || resource === "")
-      return answer(400, { error: "invalid_request", error_description: "resource is required." });
+    if (resource === undefined || resource === "") {
+      answer(400, { error: "invalid_request", error_description: "resource is required." });
+      return;
+    }
     const token = `mi-${randomBytes(24).toString("base64url")}`;
     const expiresOnSeconds = Math.floor(Date.now() / 1000) + this.lifetimeSeconds;
     this.issued.set(token, { audience: normalizeAudience(resource), expiresOnMs: expiresOnSeconds * 1000 });
-    return answer(200, {
+    answer(200, {
       access_token: token,
       expires_on: String(expiresOnSeconds),
       resource,

@@ -168,7 +168,9 @@ export async function startIngestionEndpoint(options: IngestionEndpointOptions =
 
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => resolve());
+    server.listen(0, "127.0.0.1", () => {
+      resolve();
+    });
   });
   const { port } = server.address() as AddressInfo;
   const url = `https://127.0.0.1:${port}`;
@@ -219,7 +221,10 @@ export async function startIngestionEndpoint(options: IngestionEndpointOptions =
     },
     close() {
       return new Promise<void>((resolve, reject) => {
-        server.close((error) => (error ? reject(error) : resolve()));
+        server.close((error) => {
+          if (error) reject(error);
+          else resolve();
+        });
         // The exporter keeps its connection alive; without this, close() waits for the idle timeout.
         server.closeAllConnections();
       });

@@ -34,7 +34,7 @@ export function isLoopbackHost(host: string): boolean {
   if (isIPv4(bare)) return bare.startsWith("127.");
   if (isIPv6(bare)) {
     const lower = bare.toLowerCase();
-    return lower === "::1" || lower === "0:0:0:0:0:0:0:1" || /^::ffff:127\./.test(lower);
+    return lower === "::1" || lower === "0:0:0:0:0:0:0:1" || lower.startsWith("::ffff:127.");
   }
   return false;
 }
@@ -44,6 +44,8 @@ export function recordOutboundConnections(): ConnectionRecorder {
     throw new Error("recordOutboundConnections() is already active in this process; restore() the first recorder.");
   installed = true;
   const connections: OutboundConnection[] = [];
+  // Taken unbound on purpose: the wrapper calls it with the socket as `this`.
+  // eslint-disable-next-line @typescript-eslint/unbound-method
   const original = Socket.prototype.connect as unknown as Connect;
 
   const wrapped: Connect = function (this: Socket, ...args: unknown[]): Socket {
@@ -58,13 +60,13 @@ export function recordOutboundConnections(): ConnectionRecorder {
     }
     return original.apply(this, args);
   };
-  Socket.prototype.connect = wrapped as unknown as typeof Socket.prototype.connect;
+  Socket.prototype.connect = wrapped;
 
   return {
     connections,
     nonLoopback: () => connections.filter((c) => !c.loopback),
     restore() {
-      Socket.prototype.connect = original as unknown as typeof Socket.prototype.connect;
+      Socket.prototype.connect = original;
       installed = false;
     },
   };

@@ -142,7 +142,7 @@ export async function startServiceTagsServer(options: ServiceTagsServerOptions =
     const userAgent = req.headers["user-agent"];
     requests.push({ method: req.method ?? "GET", path: url.pathname + url.search, userAgent, at: new Date() });
     const entry = faults.get(url.pathname);
-    if (entry !== undefined && entry.remaining !== undefined) {
+    if (entry?.remaining !== undefined) {
       entry.remaining -= 1;
       if (entry.remaining <= 0) faults.delete(url.pathname);
     }
@@ -151,7 +151,7 @@ export async function startServiceTagsServer(options: ServiceTagsServerOptions =
       applyFault(entry.fault, body?.content ?? Buffer.from("{}"), req, res, timers);
       return;
     }
-    if (botProtection && !/Mozilla\//.test(userAgent ?? "")) {
+    if (botProtection && !(userAgent ?? "").includes("Mozilla/")) {
       send(res, 403, "text/html", Buffer.from(BOT_PAGE_HTML));
       return;
     }
@@ -181,7 +181,9 @@ export async function startServiceTagsServer(options: ServiceTagsServerOptions =
   const server: Server = createServer(serverTlsOptions(), handle);
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => resolve());
+    server.listen(0, "127.0.0.1", () => {
+      resolve();
+    });
   });
   const port = (server.address() as AddressInfo).port;
   origin = `https://127.0.0.1:${port}`;
@@ -213,7 +215,11 @@ export async function startServiceTagsServer(options: ServiceTagsServerOptions =
       for (const timer of timers) clearInterval(timer);
       timers.clear();
       server.closeAllConnections();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
+      await new Promise<void>((resolve) =>
+        server.close(() => {
+          resolve();
+        }),
+      );
     },
   };
 }

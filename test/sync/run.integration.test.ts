@@ -23,7 +23,7 @@ beforeAll(async () => {
   harness = await startHarness();
 });
 afterAll(async () => {
-  await harness?.close();
+  await harness.close();
 });
 
 function setup(spec: { ipRules?: string[]; name?: string } = {}) {
@@ -172,8 +172,9 @@ describe("a sync run against the emulated registry", () => {
       fault: {
         kind: "concurrent-writer",
         when: "after",
-        write: (emulator, registryId) =>
-          emulator.setIpRules(registryId, [...emulator.registry(registryId).ipRules, "192.0.2.55"]),
+        write: (emulator, registryId) => {
+          emulator.setIpRules(registryId, [...emulator.registry(registryId).ipRules, "192.0.2.55"]);
+        },
       },
     });
     const result = await run(runtime, "apply");
@@ -194,7 +195,9 @@ describe("a sync run against the emulated registry", () => {
       fault: {
         kind: "concurrent-writer",
         when: "after",
-        write: (emulator, registryId) => emulator.setIpRules(registryId, [...PEOPLE, "192.0.2.99"]),
+        write: (emulator, registryId) => {
+          emulator.setIpRules(registryId, [...PEOPLE, "192.0.2.99"]);
+        },
       },
     });
     try {

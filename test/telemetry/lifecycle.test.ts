@@ -68,7 +68,7 @@ describe("telemetry lifecycle in one process", () => {
   it("leaves the exporter's statsbeat switch in the environment as it found it", async () => {
     const before = process.env[NO_STATSBEAT_ENV];
     try {
-      delete process.env[NO_STATSBEAT_ENV];
+      Reflect.deleteProperty(process.env, NO_STATSBEAT_ENV);
       const unset = createTelemetry({ connectionString: first.connectionString, ...quiet });
       expect(process.env[NO_STATSBEAT_ENV]).toBeUndefined();
       process.env[NO_STATSBEAT_ENV] = "operator-value";
@@ -76,7 +76,7 @@ describe("telemetry lifecycle in one process", () => {
       expect(process.env[NO_STATSBEAT_ENV]).toBe("operator-value");
       await Promise.all([unset.shutdown(), preset.shutdown()]);
     } finally {
-      if (before === undefined) delete process.env[NO_STATSBEAT_ENV];
+      if (before === undefined) Reflect.deleteProperty(process.env, NO_STATSBEAT_ENV);
       else process.env[NO_STATSBEAT_ENV] = before;
     }
   });

@@ -46,7 +46,9 @@ describe("telemetry when ingestion misbehaves", () => {
       () =>
         new Promise<void>((resolve) => {
           server.closeAllConnections();
-          server.close(() => resolve());
+          server.close(() => {
+            resolve();
+          });
         }),
     );
     const { port } = server.address() as AddressInfo;

@@ -35,9 +35,9 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  await (runtime?.ports.telemetry as Telemetry | undefined)?.shutdown();
-  await ingestion?.close();
-  await harness?.close();
+  await (runtime.ports.telemetry as Telemetry).shutdown();
+  await ingestion.close();
+  await harness.close();
 });
 
 describe("telemetry of a real sync invocation", () => {
