@@ -42,7 +42,7 @@ export function overridesFromTags(
   registryId: string,
   tags: Readonly<Record<string, string>> | undefined,
 ): TargetOverrideValues {
-  const overrides: Record<string, unknown> = {};
+  const overrides: TargetOverrideValues = {};
   for (const [name, value] of Object.entries(tags ?? {})) {
     const lower = name.toLowerCase();
     if (!lower.startsWith(OVERRIDE_TAG_PREFIX)) continue;
@@ -67,7 +67,7 @@ export function overridesFromTags(
         `${issue?.message ?? "invalid"}; example: ${OVERRIDE_TAGS[field]}=${EXAMPLES[field]}`,
       );
     }
-    overrides[field] = parsed.data;
+    Object.assign(overrides, { [field]: parsed.data });
   }
   return overrides;
 }

@@ -12,6 +12,8 @@ import { ConfigError } from "../errors.js";
 import { parseConnectionString } from "./connection-string.js";
 import { noopTelemetry } from "./noop.js";
 import {
+  canaryCompletedRecord,
+  canaryMetricPoints,
   completedMetricPoints,
   completedRecord,
   driftDetectedRecord,
@@ -164,6 +166,13 @@ function startPipeline(connectionString: string, options: TelemetryOptions): Pip
         unit: "{address}",
       }),
     ],
+    [
+      METRIC_NAMES.canaryOk,
+      meter.createGauge(METRIC_NAMES.canaryOk, {
+        description: "1 when the ACR Tasks canary's agent got into the registry, 0 otherwise.",
+        unit: "1",
+      }),
+    ],
   ]);
   const changes = meter.createCounter(METRIC_NAMES.changes, {
     description: "IP rules added plus removed (planned, for dry runs).",
@@ -240,6 +249,13 @@ class AzureMonitorTelemetry implements Telemetry {
   syncSkipped(event: Parameters<Telemetry["syncSkipped"]>[0]): void {
     this.#safely((p) => {
       emit(p, skippedRecord(event));
+    });
+  }
+
+  canaryCompleted(event: Parameters<Telemetry["canaryCompleted"]>[0]): void {
+    this.#safely((p) => {
+      emit(p, canaryCompletedRecord(event));
+      for (const point of canaryMetricPoints(event)) record(p, point);
     });
   }
 

@@ -11,6 +11,7 @@ export function noopTelemetry(): Telemetry {
     syncSkipped: () => undefined,
     registryUntagged: () => undefined,
     fanoutScheduled: () => undefined,
+    canaryCompleted: () => undefined,
     flush: () => Promise.resolve(),
     shutdown: () => Promise.resolve(),
   };

@@ -93,6 +93,7 @@ export function captureTelemetry(): TelemetryCapture {
     syncSkipped: (event) => void skipped.push(event),
     registryUntagged: (event) => void untagged.push(event),
     fanoutScheduled: (event) => void scheduled.push(event),
+    canaryCompleted: () => undefined,
     flush: () => {
       flushes += 1;
       return Promise.resolve();

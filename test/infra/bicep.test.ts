@@ -2,7 +2,14 @@ import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { APP_SETTINGS } from "../../src/config/settings.js";
-import { completedRecord, driftDetectedRecord, failedRecord, guardTrippedRecord } from "../../src/telemetry/records.js";
+import {
+  canaryCompletedRecord,
+  canaryMetricPoints,
+  completedRecord,
+  driftDetectedRecord,
+  failedRecord,
+  guardTrippedRecord,
+} from "../../src/telemetry/records.js";
 import { EVENT_NAMES, METRIC_DIMENSIONS, METRIC_NAMES } from "../../src/telemetry/types.js";
 import {
   arrayItems,
@@ -41,6 +48,19 @@ const resourcesOfType = (prefix: string) =>
 
 // ---- what the code emits, computed from the code itself ----------------------------------------
 
+const CANARY_EVENT = {
+  registry: "r",
+  region: "",
+  ok: false,
+  verdict: "refused",
+  refusedIp: "",
+  containingTags: [],
+  runId: "",
+  durationMs: 0,
+  summary: "",
+  advice: "",
+  trigger: "",
+};
 const KNOWN_NAMES = new Set<string>([...Object.values(EVENT_NAMES), ...Object.values(METRIC_NAMES)]);
 const EMITTED_PROPERTIES = new Set<string>([
   ...Object.keys(
@@ -63,6 +83,8 @@ const EMITTED_PROPERTIES = new Set<string>([
   ),
   ...Object.keys(guardTrippedRecord({ registry: "r", dryRun: false, guard: "", message: "", trigger: "" }).properties),
   ...Object.keys(driftDetectedRecord({ registry: "r", missingOwnedRules: [], trigger: "" }).properties),
+  ...Object.keys(canaryCompletedRecord(CANARY_EVENT).properties),
+  ...canaryMetricPoints(CANARY_EVENT).flatMap((point) => Object.keys(point.dimensions)),
   ...Object.values(METRIC_DIMENSIONS),
 ]);
 
@@ -335,7 +357,7 @@ describe("alerts", () => {
     return { symbol: r.symbol, queries, actions: at(r.body, "properties", "actions")?.text };
   });
 
-  it("has a rule for failures, guard trips, the heartbeat and the rule limit", () => {
+  it("has a rule for failures, guard trips, the heartbeat, the rule limit and a refused canary", () => {
     const used = new Set(rules.flatMap((r) => r.queries.flatMap((q) => contractNames(q).names)));
     expect([...used].sort()).toEqual(
       [
@@ -344,9 +366,10 @@ describe("alerts", () => {
         EVENT_NAMES.guardTripped,
         METRIC_NAMES.rulesLimit,
         METRIC_NAMES.rulesUsed,
+        EVENT_NAMES.canaryCompleted,
       ].sort(),
     );
-    expect(rules).toHaveLength(4);
+    expect(rules).toHaveLength(5);
   });
 
   it("queries only events, metrics and properties the code emits", () => {
