@@ -3,31 +3,72 @@ import { readFileSync, realpathSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { UsageError } from "../errors.js";
 import { aggregateCommand } from "./aggregate.js";
-import { canaryCommand } from "./canary.js";
-import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, exitCodeFor, type CliIO, type Subcommand } from "./command.js";
-import { errorBody, serialiseEnvelope, usageEnvelope } from "./envelope.js";
-import { historyCommand } from "./history.js";
+import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, exitCodeFor, lazyCommand, type CliIO, type Subcommand } from "./command.js";
 import { message } from "./output.js";
-import { applyCommand, planCommand } from "./plan-apply.js";
-import { freezeCommand, unfreezeCommand } from "./freeze.js";
-import { regionsCommand } from "./regions.js";
-import { releaseCommand } from "./release.js";
-import { rollbackCommand } from "./rollback.js";
-import { statusCommand } from "./status.js";
 
-/** The subcommands, in help order. Add new ones here (one module per command). */
+/**
+ * The subcommands, in help order. Add new ones here (one module per command). The registry
+ * commands load the Azure SDKs (ARM, identity, storage, OpenTelemetry: half a second) and zod, so
+ * they are listed with `lazyCommand`: imported when one of them runs, never for `--help` or `aggregate`.
+ */
 const SUBCOMMANDS: readonly Subcommand[] = [
-  planCommand,
-  applyCommand,
-  historyCommand,
-  rollbackCommand,
-  statusCommand,
-  freezeCommand,
-  unfreezeCommand,
-  releaseCommand,
-  regionsCommand,
+  lazyCommand(
+    { name: "plan", summary: "Dry run: read the registry and the service tags, print the plan, write nothing." },
+    async () => (await import("./plan-apply.js")).planCommand,
+  ),
+  lazyCommand(
+    {
+      name: "apply",
+      summary: "Plan, then write the registry's IP rules (guards first), verify and record the change.",
+    },
+    async () => (await import("./plan-apply.js")).applyCommand,
+  ),
+  lazyCommand(
+    { name: "history", summary: "List the applied changes recorded in the audit trail." },
+    async () => (await import("./history.js")).historyCommand,
+  ),
+  lazyCommand(
+    { name: "rollback", summary: "Restore the owned rules of an audit entry (dry run unless --yes)." },
+    async () => (await import("./rollback.js")).rollbackCommand,
+  ),
+  lazyCommand(
+    {
+      name: "status",
+      summary: "Owned and people's rules, last run and audit entry, freeze and drift of each registry.",
+    },
+    async () => (await import("./status.js")).statusCommand,
+  ),
+  lazyCommand(
+    { name: "freeze", summary: "Freeze a registry: the timer and apply skip it until unfreeze." },
+    async () => (await import("./freeze.js")).freezeCommand,
+  ),
+  lazyCommand(
+    { name: "unfreeze", summary: "Lift a freeze." },
+    async () => (await import("./freeze.js")).unfreezeCommand,
+  ),
+  lazyCommand(
+    {
+      name: "release",
+      summary: "Stop managing a registry: forget ownership, or remove the owned rules (--remove --yes).",
+    },
+    async () => (await import("./release.js")).releaseCommand,
+  ),
+  lazyCommand(
+    {
+      name: "regions",
+      summary: "List the regions with an AzureContainerRegistry.<Region> tag and their prefix counts.",
+      envelope: false,
+    },
+    async () => (await import("./regions.js")).regionsCommand,
+  ),
   aggregateCommand,
-  canaryCommand,
+  lazyCommand(
+    {
+      name: "canary",
+      summary: "Run the ACR Tasks canary now and print its diagnosis (exit 0 got in, 1 refused or failed).",
+    },
+    async () => (await import("./canary.js")).canaryCommand,
+  ),
 ];
 
 function topLevelUsage(): string {
@@ -91,6 +132,8 @@ export async function runCli(argv: readonly string[], io: CliIO): Promise<number
     }
     return await command.run(rest, io);
   } catch (error) {
+    // The envelope module brings zod: loaded for a failure only, not on every start.
+    const { errorBody, serialiseEnvelope, usageEnvelope } = await import("./envelope.js");
     const body = errorBody(error);
     message(io.stderr, `${body.message} ${body.remedy}`);
     // Flags could not be parsed: look for --json and --detailed-exitcode in the raw arguments.
