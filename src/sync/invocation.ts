@@ -1,4 +1,11 @@
-import { AllowlistSyncError, GuardError, describeError, type GuardName } from "../errors.js";
+import {
+  AllowlistSyncError,
+  DeadlineExceededError,
+  GuardError,
+  LockHeldError,
+  describeError,
+  type GuardName,
+} from "../errors.js";
 import type { Settings, TargetConfig } from "../config/settings.js";
 import type { ServiceTagsDocument } from "../servicetags/schema.js";
 import type { DiscoveryMemory, DiscoverySource } from "../discovery/types.js";
@@ -6,6 +13,7 @@ import { runCanaries, type CanaryServices } from "../canary/invoke.js";
 import type { CanaryResult } from "../canary/result.js";
 import type { TelemetrySink } from "../telemetry/types.js";
 import type { Plan } from "./plan.js";
+import { createDeadline, type Deadline, type DeadlineStage } from "./deadline.js";
 import { forEachBounded } from "./bounded.js";
 import { syncTarget, type RunResult, type SyncMode, type SyncPorts } from "./run.js";
 
@@ -34,6 +42,8 @@ export interface InvocationOptions {
   readonly beforeWrite?: ((target: TargetConfig, plan: Plan) => void) | undefined;
   /** Defaults to every configured target. */
   readonly targets?: readonly TargetConfig[];
+  /** The invocation's time budget and the setting it comes from (default `SYNC_DEADLINE_MS`). */
+  readonly deadline?: { readonly ms: number; readonly setting: string };
   /** Registries synced at the same time (default 1); per subscription at most `settings.maxPerSubscription`. */
   readonly concurrency?: number;
   /**
@@ -67,12 +77,17 @@ export async function runInvocation(
   const targets = options.targets ?? settings.targets;
   const outcomes: TargetOutcome[] = [];
   const dryRun = options.mode === "plan";
+  const deadline = createDeadline(
+    options.deadline?.ms ?? settings.deadlineMs,
+    options.deadline?.setting ?? "SYNC_DEADLINE_MS",
+  );
   try {
     const started = Date.now();
     let document: ServiceTagsDocument;
     try {
-      document = await ports.serviceTags.fetch();
-    } catch (error) {
+      document = await ports.serviceTags.fetch({ signal: deadline.signal });
+    } catch (caught) {
+      const error = asDeadlineError(deadline, caught, "download");
       for (const target of targets) {
         const outcome: TargetOutcome = { target, ok: false, error, durationMs: Date.now() - started };
         reportOutcome(ports.telemetry, outcome, options.trigger, dryRun);
@@ -89,7 +104,7 @@ export async function runInvocation(
         keyOf: (target) => target.ref.subscriptionId,
       },
       async (target, index) => {
-        const outcome = await syncOne(settings, target, document, ports, options);
+        const outcome = await syncOne(settings, target, document, ports, options, deadline);
         reportOutcome(ports.telemetry, outcome, options.trigger, dryRun, document.newestChangeNumberSeen);
         byIndex[index] = outcome;
       },
@@ -100,8 +115,15 @@ export async function runInvocation(
       await canariesAfterApply(settings, { ...ports, canary: ports.canary }, outcomes, document);
     return outcomes;
   } finally {
+    deadline.dispose();
     await ports.telemetry.flush();
   }
+}
+
+/** A failure caused by the spent budget (an aborted download or ARM call) reported as what it is. */
+function asDeadlineError(deadline: Deadline, error: unknown, stage: DeadlineStage, registry?: string): unknown {
+  if (error instanceof DeadlineExceededError || !deadline.expired()) return error;
+  return deadline.error(stage, registry);
 }
 
 /** One registry against an already fetched file; never throws (the failure is the outcome). */
@@ -111,9 +133,15 @@ export async function syncOne(
   document: ServiceTagsDocument,
   ports: SyncPorts,
   options: Pick<InvocationOptions, "mode" | "force" | "actor" | "beforeWrite">,
+  /** The invocation's budget; without one only the lock wait and the operation timeout bound the run. */
+  deadline?: Deadline,
 ): Promise<TargetOutcome> {
   const started = Date.now();
+  // The lock wait shares the budget: waiting past it would only end in the host killing us.
+  const lockWaitMs =
+    deadline === undefined ? settings.lockWaitMs : Math.min(settings.lockWaitMs, deadline.remainingMs());
   try {
+    deadline?.check("not-started", target.ref.name);
     // A freeze is the operator's "leave it alone" (after a rollback or a manual fix): an apply only
     // plans, so the skipped result still shows what it would have changed.
     const freeze = options.mode === "plan" ? undefined : await ports.ledger.readFreeze(target.ref.id);
@@ -121,7 +149,8 @@ export async function syncOne(
       mode: freeze === undefined ? options.mode : "plan",
       force: options.force,
       actor: options.actor,
-      lockWaitMs: settings.lockWaitMs,
+      lockWaitMs,
+      signal: deadline?.signal,
       beforeWrite: options.beforeWrite === undefined ? undefined : (plan) => options.beforeWrite?.(target, plan),
     });
     return {
@@ -130,7 +159,12 @@ export async function syncOne(
       result: freeze === undefined ? result : { ...result, outcome: "skipped", freeze },
       durationMs: Date.now() - started,
     };
-  } catch (error) {
+  } catch (caught) {
+    if (deadline === undefined) return { target, ok: false, error: caught, durationMs: Date.now() - started };
+    const lockCut = caught instanceof LockHeldError && lockWaitMs < settings.lockWaitMs;
+    const error = lockCut
+      ? deadline.error("lock", target.ref.name)
+      : asDeadlineError(deadline, caught, caught instanceof LockHeldError ? "lock" : "registry", target.ref.name);
     return { target, ok: false, error, durationMs: Date.now() - started };
   }
 }

@@ -32,6 +32,8 @@ export interface RunOptions {
   readonly lockWaitMs: number;
   /** Called with the plan right before its PATCH is sent (the CLI prints it there). */
   readonly beforeWrite?: ((plan: Plan) => void) | undefined;
+  /** The invocation's deadline: aborts ARM calls, and no PATCH starts once it has fired. */
+  readonly signal?: AbortSignal;
 }
 
 /** `skipped`: the registry is frozen; the plan is what an apply would have done. */
@@ -136,7 +138,7 @@ async function execute(
   desiredFor: (snapshot: RegistrySnapshot) => DesiredSource,
 ): Promise<RunResult> {
   const { ref, policy, pinnedRules } = target;
-  const readOptions = { includeReplicas: target.includeReplicas };
+  const readOptions = { includeReplicas: target.includeReplicas, signal: options.signal };
   const now = ports.now ?? (() => new Date());
   const planFrom = (snapshot: RegistrySnapshot, ledger: LedgerState | undefined): Plan => {
     const plan = planAllowlist({ snapshot, ledger, desired: desiredFor(snapshot), pinnedRules, policy });
@@ -149,6 +151,8 @@ async function execute(
   }
 
   const lock: LockHandle = await ports.ledger.acquireLock(ref.id, { waitMs: options.lockWaitMs });
+  // Every write (ledger, PATCH, audit) first checks that the lease is still ours.
+  const held = (): void => lock.assertHeld?.();
   try {
     let ledger = await ports.ledger.read(ref.id);
     let snapshot = await ports.registry.read(ref, readOptions);
@@ -173,6 +177,7 @@ async function execute(
       if (!plan.changed) {
         const tagNumbers = tagNumbersAfter(ledger, plan, options.force === true);
         if (attempt === 1 && !ledgerMatches(ledger, plan, tagNumbers)) {
+          held();
           ledger = await writeLedger(
             ports.ledger,
             ref,
@@ -188,6 +193,7 @@ async function execute(
         if (attempt === 1) return { plan, outcome: "unchanged", auditId: undefined, attempts: attempt };
       } else {
         // Claim the additions before writing, so a crash before the ledger update cannot turn them into people's rules.
+        held();
         ledger = await writeLedger(
           ports.ledger,
           ref,
@@ -208,14 +214,22 @@ async function execute(
           snapshot = current;
           continue;
         }
+        options.signal?.throwIfAborted();
+        held();
         options.beforeWrite?.(plan);
-        await ports.registry.replaceIpRules(ref, { ipRules: plan.ipRulesAfter, defaultAction: snapshot.defaultAction });
+        await ports.registry.replaceIpRules(
+          ref,
+          { ipRules: plan.ipRulesAfter, defaultAction: snapshot.defaultAction },
+          { signal: options.signal },
+        );
         wrote = true;
       }
       const after = await ports.registry.read(ref, readOptions);
       if (sameRules(after.ipRules, plan.ipRulesAfter)) {
         const entry = auditEntryFor(plan, firstSnapshot, after);
+        // The audit entry is append-only (never overwrites anything): record what was done even then.
         await ports.ledger.appendAudit(entry);
+        held();
         await writeLedger(
           ports.ledger,
           ref,
