@@ -26,6 +26,7 @@ import {
   grantExpiredRecord,
   grantOverdueRecord,
   guardTrippedRecord,
+  skippedRecord,
   type CustomEventRecord,
   type MetricPoint,
 } from "./records.js";
@@ -271,6 +272,12 @@ class AzureMonitorTelemetry implements Telemetry {
   grantOverdue(event: Parameters<Telemetry["grantOverdue"]>[0]): void {
     this.#safely((p) => {
       emit(p, grantOverdueRecord(event));
+    });
+  }
+
+  syncSkipped(event: Parameters<Telemetry["syncSkipped"]>[0]): void {
+    this.#safely((p) => {
+      emit(p, skippedRecord(event));
     });
   }
 

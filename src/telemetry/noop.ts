@@ -11,6 +11,7 @@ export function noopTelemetry(): Telemetry {
     grantAdded: () => undefined,
     grantExpired: () => undefined,
     grantOverdue: () => undefined,
+    syncSkipped: () => undefined,
     registryUntagged: () => undefined,
     fanoutScheduled: () => undefined,
     canaryCompleted: () => undefined,

@@ -14,6 +14,7 @@ import {
   type GuardTrippedEvent,
   type SyncCompletedEvent,
   type SyncFailedEvent,
+  type SyncSkippedEvent,
 } from "./types.js";
 
 /**
@@ -155,6 +156,20 @@ export function grantOverdueRecord(event: GrantOverdueEvent): CustomEventRecord 
     name: EVENT_NAMES.grantOverdue,
     severity: "warn",
     properties: { ...grantProperties(event), overdueMinutes: finite(event.overdueMinutes) },
+  };
+}
+
+export function skippedRecord(event: SyncSkippedEvent): CustomEventRecord {
+  return {
+    name: EVENT_NAMES.skipped,
+    severity: "info",
+    properties: {
+      registry: text(event.registry),
+      reason: text(event.reason),
+      frozenBy: text(event.frozenBy),
+      frozenAt: text(event.frozenAt),
+      trigger: text(event.trigger),
+    },
   };
 }
 

@@ -10,6 +10,7 @@ export const EVENT_NAMES = {
   grantAdded: "AllowlistGrantAdded",
   grantExpired: "AllowlistGrantExpired",
   grantOverdue: "AllowlistGrantOverdue",
+  skipped: "AllowlistSyncSkipped",
   registryUntagged: "AllowlistRegistryUntagged",
   fanoutScheduled: "AllowlistFanoutScheduled",
   canaryCompleted: "AllowlistCanaryCompleted",
@@ -111,6 +112,16 @@ export interface GrantOverdueEvent extends GrantEventBase {
   readonly overdueMinutes: number;
 }
 
+export interface SyncSkippedEvent {
+  readonly registry: string;
+  /** The operator's reason, as given to `freeze --reason`. */
+  readonly reason: string;
+  /** Who froze it and when. */
+  readonly frozenBy: string;
+  readonly frozenAt: string;
+  readonly trigger: string;
+}
+
 export interface RegistryUntaggedEvent {
   /** A registry discovery found last time that no longer carries the tag; its rules are left as they are. */
   readonly registry: string;
@@ -157,6 +168,8 @@ export interface TelemetrySink {
   grantAdded(event: GrantAddedEvent): void;
   grantExpired(event: GrantExpiredEvent): void;
   grantOverdue(event: GrantOverdueEvent): void;
+  /** A frozen registry was left alone by the timer or an apply. */
+  syncSkipped(event: SyncSkippedEvent): void;
   registryUntagged(event: RegistryUntaggedEvent): void;
   fanoutScheduled(event: FanoutScheduledEvent): void;
   canaryCompleted(event: CanaryCompletedEvent): void;
