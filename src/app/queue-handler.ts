@@ -2,6 +2,7 @@ import type { InvocationContext } from "@azure/functions";
 import { ConfigError, describeError } from "../errors.js";
 import { handlePoisonMessage, handleSyncMessage } from "../fanout/worker.js";
 import type { Runtime } from "./runtime.js";
+import { createKeyedLimiter } from "../sync/bounded.js";
 
 /** `dequeueCount` from the trigger metadata (its first letter is lower-cased by the worker; parse defensively, azure-facts §9). */
 export function dequeueCountOf(context: InvocationContext): number {
@@ -24,11 +25,13 @@ function fanoutOf(runtime: Runtime): NonNullable<Runtime["fanout"]> {
  * `maxDequeueCount` deliveries the host moves the message to the poison queue.
  */
 export function createQueueHandler(runtime: Runtime) {
+  // One per process: the messages one instance handles at once share the per-subscription cap.
+  const subscriptionLimiter = createKeyedLimiter(runtime.settings.maxPerSubscription);
   return async (message: unknown, context: InvocationContext): Promise<void> => {
     const dequeueCount = dequeueCountOf(context);
     const result = await handleSyncMessage(
       runtime.settings,
-      { ...runtime.ports, fanoutStore: fanoutOf(runtime).store },
+      { ...runtime.ports, fanoutStore: fanoutOf(runtime).store, subscriptionLimiter },
       message,
       { dequeueCount },
     );

@@ -3,6 +3,7 @@ import { AllowlistSyncError, MessagePoisonedError, describeError } from "../erro
 import { parseRegistryId } from "../registry/resource-id.js";
 import { reportOutcome, syncOne, type TargetOutcome } from "../sync/invocation.js";
 import type { SyncPorts } from "../sync/run.js";
+import type { KeyedLimiter } from "../sync/bounded.js";
 import type { TelemetrySink } from "../telemetry/types.js";
 import { MAX_DEQUEUE_COUNT, decodeMessage, type FanoutMessage } from "./message.js";
 import type { FanoutStore } from "./tags-store.js";
@@ -10,6 +11,8 @@ import type { FanoutStore } from "./tags-store.js";
 export interface WorkerPorts extends SyncPorts {
   readonly fanoutStore: FanoutStore;
   readonly telemetry: TelemetrySink;
+  /** SYNC_MAX_PER_SUBSCRIPTION across the messages this process handles at the same time. */
+  readonly subscriptionLimiter?: KeyedLimiter;
 }
 
 export type WorkerResult =
@@ -79,7 +82,8 @@ export async function handleSyncMessage(
     let outcome: TargetOutcome;
     try {
       const document = await ports.fanoutStore.getServiceTags(message.serviceTagsBlob);
-      outcome = await syncOne(settings, target, document, ports, { mode: "apply", actor: `queue:${message.runId}` });
+      const sync = () => syncOne(settings, target, document, ports, { mode: "apply", actor: `queue:${message.runId}` });
+      outcome = await (ports.subscriptionLimiter?.run(target.ref.subscriptionId, sync) ?? sync());
     } catch (error) {
       outcome = { target, ok: false, error, durationMs: 0 };
     }

@@ -22,8 +22,7 @@ const JAPAN_EAST_IPV4 = 11;
 let harness: Harness;
 const connectionString = (): string => {
   const value = process.env.AZURITE_CONNECTION_STRING;
-  if (!value?.includes("QueueEndpoint="))
-    throw new Error("the global setup starts Azurite's queue service");
+  if (!value?.includes("QueueEndpoint=")) throw new Error("the global setup starts Azurite's queue service");
   return value;
 };
 

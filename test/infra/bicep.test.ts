@@ -2,7 +2,14 @@ import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { APP_SETTINGS } from "../../src/config/settings.js";
-import { completedRecord, driftDetectedRecord, failedRecord, guardTrippedRecord } from "../../src/telemetry/records.js";
+import {
+  completedRecord,
+  driftDetectedRecord,
+  failedRecord,
+  fanoutScheduledRecord,
+  guardTrippedRecord,
+  registryUntaggedRecord,
+} from "../../src/telemetry/records.js";
 import { EVENT_NAMES, METRIC_DIMENSIONS, METRIC_NAMES } from "../../src/telemetry/types.js";
 import {
   arrayItems,
@@ -63,6 +70,18 @@ const EMITTED_PROPERTIES = new Set<string>([
   ),
   ...Object.keys(guardTrippedRecord({ registry: "r", dryRun: false, guard: "", message: "", trigger: "" }).properties),
   ...Object.keys(driftDetectedRecord({ registry: "r", missingOwnedRules: [], trigger: "" }).properties),
+  ...Object.keys(registryUntaggedRecord({ registry: "r", trigger: "" }).properties),
+  ...Object.keys(
+    fanoutScheduledRecord({
+      runId: "",
+      registries: 0,
+      skipped: 0,
+      discovered: 0,
+      serviceTagsBlob: "",
+      durationMs: 0,
+      trigger: "",
+    }).properties,
+  ),
   ...Object.values(METRIC_DIMENSIONS),
 ]);
 
