@@ -222,3 +222,47 @@ resource rulesUsedAlert 'Microsoft.Insights/scheduledQueryRules@2023-12-01' = {
 }
 
 output actionGroupId string = actionGroup.id
+
+// A real ACR Tasks agent refused by a registry's firewall (the canary). Only `refused`: a run that
+// failed for another reason (quota, platform) or could not be judged is not the allowlist's fault
+// and shows in the workbook instead. The diagnosis travels in the dimensions: the alert payload
+// names the registry, the refused IP and the advice (add region X, sync, support-case evidence).
+var canaryRefusedQuery = '''
+customEvents
+| where name == "AllowlistCanaryCompleted" and tostring(customDimensions.verdict) == "refused"
+| project timestamp, registry = tostring(customDimensions.registry), refusedIp = tostring(customDimensions.refusedIp), containingTags = tostring(customDimensions.containingTags), runId = tostring(customDimensions.runId), advice = tostring(customDimensions.advice)
+'''
+
+resource canaryRefusedAlert 'Microsoft.Insights/scheduledQueryRules@2023-12-01' = {
+  name: 'alert-acrsync-canary-${resourceToken}'
+  location: location
+  tags: tags
+  kind: 'LogAlert'
+  properties: {
+    displayName: 'ACR Tasks canary refused by the registry firewall'
+    description: 'An ACR Tasks agent was refused by a registry firewall (AllowlistCanaryCompleted, verdict refused): builds and tasks from that region fail now. The dimensions carry the refused IP and the diagnosis (advice): add the region it names, run a sync, wait for new rules to take effect, or open a support case with the run ID and time it gives.'
+    severity: 1
+    enabled: true
+    scopes: [appInsightsId]
+    evaluationFrequency: 'PT5M'
+    windowSize: 'PT15M'
+    criteria: {
+      allOf: [
+        {
+          query: canaryRefusedQuery
+          timeAggregation: 'Count'
+          operator: 'GreaterThan'
+          threshold: 0
+          dimensions: [
+            { name: 'registry', operator: 'Include', values: ['*'] }
+            { name: 'refusedIp', operator: 'Include', values: ['*'] }
+            { name: 'advice', operator: 'Include', values: ['*'] }
+          ]
+          failingPeriods: { numberOfEvaluationPeriods: 1, minFailingPeriodsToAlert: 1 }
+        }
+      ]
+    }
+    autoMitigate: true
+    actions: actions
+  }
+}

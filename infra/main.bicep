@@ -73,6 +73,19 @@ param armEndpoint string = ''
 @description('Blob container for ledgers, audit entries and locks; created by this template.')
 param ledgerContainer string = 'acr-allowlist-sync'
 
+// ---- the ACR Tasks canary (README: The canary). Only these registries get the canary role. ----
+
+@description('Dedicated canary registries (recommended: one small Premium registry per region, firewall on): ARM resource IDs, comma-separated. Each is synced like a target and runs the ACR Tasks canary. Empty: no dedicated canary.')
+param canaryRegistries string = ''
+@description('Opt-in: target registries (IDs from targetRegistries, comma-separated) that run the canary on themselves. The app identity then gets the canary role there, and with it the power to push images.')
+param canaryOnTargets string = ''
+@description('NCRONTAB (six fields, seconds first) of the canary timer. Never empty: the timer function needs a schedule.')
+@minLength(11)
+param canarySchedule string = '0 30 */6 * * *'
+param canaryPropagationDelayMs string = ''
+param canaryDeadlineMs string = ''
+param canaryPollIntervalMs string = ''
+
 var tags = { 'azd-env-name': environmentName }
 // Stable per environment, subscription and region: re-running `azd up` updates instead of duplicating.
 var resourceToken = toLower(uniqueString(subscription().id, environmentName, location))
@@ -80,6 +93,12 @@ var resourceToken = toLower(uniqueString(subscription().id, environmentName, loc
 // `/subscriptions/<sub>/resourceGroups/<rg>/providers/Microsoft.ContainerRegistry/registries/<name>` split on '/':
 // index 2 = subscription, 4 = resource group, 8 = registry name.
 var targetRegistryIds = filter(map(split(targetRegistries, ','), id => trim(id)), id => !empty(id))
+var canaryRegistryIds = filter(map(split(canaryRegistries, ','), id => trim(id)), id => !empty(id))
+var canaryOnTargetIds = filter(map(split(canaryOnTargets, ','), id => trim(id)), id => !empty(id))
+// Dedicated canary registries are kept in sync like targets: they get the firewall role too.
+var syncedRegistryIds = union(targetRegistryIds, canaryRegistryIds)
+// Where a task may run: the only registries that get the canary role.
+var canaryRunnerIds = union(canaryRegistryIds, canaryOnTargetIds)
 
 var discoveryOn = !empty(targetDiscoveryTag)
 var discoveryScopeList = filter(map(split(targetDiscoveryScopes, ','), s => trim(s)), s => !empty(s))
@@ -146,6 +165,12 @@ module app 'app.bicep' = {
       SYNC_LOCK_WAIT_MS: syncLockWaitMs
       ARM_ENDPOINT: armEndpoint
       LEDGER_CONTAINER: ledgerContainer
+      CANARY_REGISTRIES: join(canaryRegistryIds, ',')
+      CANARY_ON_TARGETS: join(canaryOnTargetIds, ',')
+      CANARY_SCHEDULE: canarySchedule
+      CANARY_PROPAGATION_DELAY_MS: canaryPropagationDelayMs
+      CANARY_DEADLINE_MS: canaryDeadlineMs
+      CANARY_POLL_INTERVAL_MS: canaryPollIntervalMs
     }
   }
 }
@@ -160,7 +185,7 @@ module alerts 'alerts.bicep' = {
     appInsightsId: app.outputs.appInsightsId
     alertEmailAddress: alertEmailAddress
     rulesUsedAlertPercent: rulesUsedAlertPercent
-    targetRegistryIds: targetRegistryIds
+    targetRegistryIds: syncedRegistryIds
   }
 }
 
@@ -199,7 +224,7 @@ var registryActions = concat(documentedRegistryActions, replicaActions)
 // With discovery on, the role is also assigned at each discovery subscription (discovery-access.bicep).
 var registrySubscriptionScopes = union(
   [subscription().id],
-  map(targetRegistryIds, id => '/subscriptions/${split(id, '/')[2]}'),
+  map(syncedRegistryIds, id => '/subscriptions/${split(id, '/')[2]}'),
   map(discoverySubscriptionIds, id => '/subscriptions/${id}')
 )
 
@@ -226,7 +251,7 @@ resource registryRole 'Microsoft.Authorization/roleDefinitions@2022-04-01' = {
 // One deployment per registry, in the registry's own resource group (which may be in another
 // subscription): the role is assigned on the registry resource, not on its group.
 module registryAccess 'registry-access.bicep' = [
-  for (id, i) in targetRegistryIds: {
+  for (id, i) in syncedRegistryIds: {
     name: 'registry-access-${i}-${take(uniqueString(id), 6)}'
     scope: resourceGroup(split(id, '/')[2], split(id, '/')[4])
     params: {
@@ -254,6 +279,50 @@ module discoveryAccess 'discovery-access.bicep' = [
     }
     dependsOn: [
       registryRole
+    ]
+  }
+]
+
+// The canary's run permissions, in a role of their own assigned only where a canary runs: a task
+// run can push images, so the firewall role (every target) must never carry them.
+// runs/cancel/action is left out: the canary never cancels (its run has a 300 s timeout).
+var canaryActions = [
+  'Microsoft.ContainerRegistry/registries/scheduleRun/action'
+  'Microsoft.ContainerRegistry/registries/runs/read'
+  'Microsoft.ContainerRegistry/registries/runs/listLogSasUrl/action'
+]
+
+var canarySubscriptionScopes = union([subscription().id], map(canaryRunnerIds, id => '/subscriptions/${split(id, '/')[2]}'))
+
+resource canaryRole 'Microsoft.Authorization/roleDefinitions@2022-04-01' = if (!empty(canaryRunnerIds)) {
+  name: guid(subscription().id, environmentName, 'acr-allowlist-sync-canary-runner')
+  properties: {
+    roleName: 'ACR allowlist sync - canary runner (${environmentName})'
+    description: 'Schedule an ACR Tasks quick run, read it and its log. Used by the acr-allowlist-sync canary, only on canary registries.'
+    type: 'CustomRole'
+    permissions: [
+      {
+        actions: canaryActions
+        notActions: []
+        dataActions: []
+        notDataActions: []
+      }
+    ]
+    assignableScopes: canarySubscriptionScopes
+  }
+}
+
+module canaryAccess 'registry-access.bicep' = [
+  for (id, i) in canaryRunnerIds: {
+    name: 'canary-access-${i}-${take(uniqueString(id), 6)}'
+    scope: resourceGroup(split(id, '/')[2], split(id, '/')[4])
+    params: {
+      registryName: split(id, '/')[8]
+      principalId: app.outputs.identityPrincipalId
+      roleDefinitionGuid: guid(subscription().id, environmentName, 'acr-allowlist-sync-canary-runner')
+    }
+    dependsOn: [
+      canaryRole
     ]
   }
 ]

@@ -1,6 +1,7 @@
-// Grants the app's identity the custom registry role on ONE registry. Deployed by main.bicep at
-// the registry's resource group (any subscription of the tenant) so the assignment can be scoped
-// to the registry itself: the identity can change this registry's firewall and nothing else.
+// Grants the app's identity one custom role on ONE registry: the firewall role (every synced
+// registry) or the canary's run role (canary registries only). Deployed by main.bicep at the
+// registry's resource group (any subscription of the tenant) so the assignment is scoped to the
+// registry itself: the identity gets that role's actions on this registry and nothing else.
 
 param registryName string
 param principalId string

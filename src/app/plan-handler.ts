@@ -1,6 +1,7 @@
 import type { HttpRequest, HttpResponseInit, InvocationContext } from "@azure/functions";
 import { z } from "zod";
-import { UsageError } from "../errors.js";
+import { renderCanaryResult, type CanaryResult } from "../canary/result.js";
+import { describeError, UsageError } from "../errors.js";
 import { findTarget } from "../config/targets.js";
 import { runInvocation } from "../sync/invocation.js";
 import { renderPlan } from "../sync/render.js";
@@ -17,7 +18,10 @@ const planQuerySchema = z.strictObject({
   code: z.string().optional(),
 });
 
-/** `GET /api/plan`: a dry run for one configured registry. It never writes. */
+/**
+ * `GET /api/plan`: a dry run for one configured registry. It never writes. The answer also shows
+ * the registry's last canary result (`lastCanary`, null when none is stored).
+ */
 export function createPlanHandler(runtime: Runtime) {
   return async (request: HttpRequest, context: InvocationContext): Promise<HttpResponseInit> => {
     try {
@@ -32,13 +36,39 @@ export function createPlanHandler(runtime: Runtime) {
       if (outcome === undefined) throw new Error("no outcome for the requested registry");
       if (!outcome.ok) throw outcome.error;
       const plan = outcome.result.plan;
-      if (query.format === "text")
-        return { status: 200, body: renderPlan(plan), headers: { "content-type": "text/plain; charset=utf-8" } };
-      return { status: 200, jsonBody: plan };
+      const lastCanary = await lastCanaryOf(runtime, target.ref.id, context);
+      if (query.format === "text") {
+        const canaryText =
+          lastCanary === undefined
+            ? target.canary === undefined
+              ? ""
+              : "\nLast canary: none recorded yet.\n"
+            : `\nLast canary:\n${renderCanaryResult(lastCanary)}`;
+        return {
+          status: 200,
+          body: renderPlan(plan) + canaryText,
+          headers: { "content-type": "text/plain; charset=utf-8" },
+        };
+      }
+      return { status: 200, jsonBody: { ...plan, lastCanary: lastCanary ?? null } };
     } catch (error) {
       return errorResponse(error, context);
     }
   };
+}
+
+/** A report, not part of the plan: a store that cannot be read leaves it out rather than failing the plan. */
+async function lastCanaryOf(
+  runtime: Runtime,
+  registryId: string,
+  context: InvocationContext,
+): Promise<CanaryResult | undefined> {
+  try {
+    return await runtime.ports.canary?.results.read(registryId);
+  } catch (error) {
+    context.warn(`The last canary result of ${registryId} could not be read: ${describeError(error)}`);
+    return undefined;
+  }
 }
 
 function parseQuery(query: URLSearchParams): z.infer<typeof planQuerySchema> {

@@ -5,6 +5,7 @@ import { blobContainerFromSettings, createBlobLedgerStore } from "../ledger/blob
 import { createFileLedgerStore } from "../ledger/file-store.js";
 import type { LedgerStore } from "../ledger/types.js";
 import { createTasksGateway } from "../canary/tasks-client.js";
+import { createBlobCanaryStore, createFileCanaryStore } from "../ledger/canary-store.js";
 import { createArmRegistryGateway, type ArmRegistryGatewayOptions } from "../registry/arm-gateway.js";
 import { createServiceTagsSource, type ServiceTagsSourceOptions } from "../servicetags/source.js";
 import type { InvocationPorts } from "../sync/invocation.js";
@@ -44,6 +45,8 @@ export interface RuntimeOptions {
     readonly registry?: Pick<ArmRegistryGatewayOptions, "retryOptions" | "pollIntervalMs" | "requestTimeoutMs">;
     readonly serviceTags?: Pick<ServiceTagsSourceOptions, "retryDelayMs" | "sleep" | "now">;
     readonly discovery?: Pick<ResourceGraphSourceOptions, "retryOptions" | "pageSize" | "sleep" | "maxQuotaWaitMs">;
+    /** Between two reads of a canary run (default: CANARY_POLL_INTERVAL_MS). */
+    readonly canaryPollIntervalMs?: number;
   };
 }
 
@@ -108,13 +111,28 @@ export function createRuntime(env: SettingsSource, options: RuntimeOptions = {})
         throttleGate,
         ...options.tuning?.registry,
       }),
-      // The canary's ACR Tasks calls ride the same pipeline options (token, retries, timeouts) as the registry's.
-      tasks: createTasksGateway({
-        credential,
-        cloud: settings.cloud,
-        endpoint: settings.armEndpoint,
-        ...options.tuning?.registry,
-      }),
+      canary: {
+        // The canary's ACR Tasks calls ride the same pipeline options (token, retries, timeouts) as the registry's.
+        tasks: createTasksGateway({
+          credential,
+          cloud: settings.cloud,
+          endpoint: settings.armEndpoint,
+          ...options.tuning?.registry,
+        }),
+        // The last result of each registry, kept with the ledger.
+        results:
+          options.ledger?.kind === "file"
+            ? createFileCanaryStore(options.ledger.path)
+            : createBlobCanaryStore(
+                blobContainerFromSettings({
+                  connectionString: settings.storage.connectionString,
+                  blobServiceUri: settings.storage.blobServiceUri,
+                  credential: ledgerCredential(settings, credential, options.credential),
+                  containerName: settings.ledgerContainer,
+                }),
+              ),
+        pollIntervalMs: options.tuning?.canaryPollIntervalMs ?? settings.canary.pollIntervalMs,
+      },
       ledger,
       serviceTags: createServiceTagsSource({
         cloud: settings.cloud,

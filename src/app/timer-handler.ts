@@ -1,4 +1,5 @@
 import type { InvocationContext, Timer } from "@azure/functions";
+import { renderCanaryResult } from "../canary/result.js";
 import { describeError } from "../errors.js";
 import { resolveRunTargets, type RunTargets } from "../discovery/discover.js";
 import { runInvocation } from "../sync/invocation.js";
@@ -42,6 +43,7 @@ export function createTimerHandler(runtime: Runtime) {
       actor: "timer",
       targets: runTargets?.targets ?? runtime.settings.targets,
       concurrency: IN_PROCESS_CONCURRENCY,
+      canaryAfterApply: true,
     });
     for (const outcome of outcomes) {
       const name = outcome.target.ref.name;
@@ -50,6 +52,9 @@ export function createTimerHandler(runtime: Runtime) {
         context.log(
           `${name}: ${kind}, +${plan.adds.length} -${plan.removes.length}, ${plan.counts.after}/${plan.counts.limit} rules${auditId === undefined ? "" : `, audit ${auditId}`}`,
         );
+        // A refused canary is reported (event, alert); the sync itself succeeded.
+        if (outcome.canary?.ok === true) context.log(renderCanaryResult(outcome.canary));
+        else if (outcome.canary !== undefined) context.warn(renderCanaryResult(outcome.canary));
       } else {
         failures.push(`${name}: ${describeError(outcome.error)}`);
         context.error(`${name}: ${describeError(outcome.error)}`);

@@ -79,3 +79,9 @@ export function renderCanaryResult(result: CanaryResult): string {
   ];
   return `${lines.join("\n")}\n`;
 }
+
+/** Where the last result of each registry is kept (with the ledger; see src/ledger/canary-store.ts). */
+export interface CanaryResultStore {
+  read(registryId: string): Promise<CanaryResult | undefined>;
+  write(result: CanaryResult): Promise<void>;
+}

@@ -3,6 +3,7 @@ import { readFileSync, realpathSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { UsageError } from "../errors.js";
 import { aggregateCommand } from "./aggregate.js";
+import { canaryCommand } from "./canary.js";
 import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, exitCodeFor, type CliIO, type Subcommand } from "./command.js";
 import { errorBody, serialiseEnvelope, usageEnvelope } from "./envelope.js";
 import { historyCommand } from "./history.js";
@@ -17,6 +18,7 @@ const SUBCOMMANDS: readonly Subcommand[] = [
   historyCommand,
   rollbackCommand,
   aggregateCommand,
+  canaryCommand,
 ];
 
 function topLevelUsage(): string {

@@ -301,6 +301,50 @@ export const APP_SETTINGS: readonly AppSettingInfo[] = [
     example: "InstrumentationKey=...;IngestionEndpoint=https://...",
     description: "Application Insights connection string; without it nothing is sent.",
   },
+  {
+    name: "CANARY_REGISTRIES",
+    required: false,
+    example: "/subscriptions/<sub>/resourceGroups/rg/providers/Microsoft.ContainerRegistry/registries/canaryjpe",
+    description:
+      "Dedicated canary registries (recommended: one small Premium registry per region, firewall on), comma-separated resource IDs. Each is kept in sync exactly like a target and runs the ACR Tasks canary after each applied change and on CANARY_SCHEDULE.",
+  },
+  {
+    name: "CANARY_ON_TARGETS",
+    required: false,
+    example: "/subscriptions/<sub>/resourceGroups/rg/providers/Microsoft.ContainerRegistry/registries/myreg",
+    description:
+      "Opt-in: targets (from TARGET_REGISTRIES, comma-separated) that run the canary on themselves. Their identity then needs the right to run tasks, which can push images.",
+  },
+  {
+    name: "CANARY_SCHEDULE",
+    required: false,
+    default: "0 30 */6 * * *",
+    example: "0 15 * * * *",
+    description: "NCRONTAB schedule (with seconds) of the canary timer function.",
+  },
+  {
+    name: "CANARY_PROPAGATION_DELAY_MS",
+    required: false,
+    default: "180000",
+    example: "300000",
+    description:
+      "Wait after ARM reports an applied change before the canary runs: new IP rules take a few minutes to take effect.",
+  },
+  {
+    name: "CANARY_DEADLINE_MS",
+    required: false,
+    default: "240000",
+    example: "600000",
+    description: "How long a canary waits for its run to end (scheduling included) before reporting it inconclusive.",
+    flag: "--canary-deadline-ms",
+  },
+  {
+    name: "CANARY_POLL_INTERVAL_MS",
+    required: false,
+    default: "5000",
+    example: "10000",
+    description: "How often a canary reads its run while waiting for it to end (one ARM read each time).",
+  },
 ];
 
 export interface SyncPolicy {
@@ -312,6 +356,16 @@ export interface SyncPolicy {
   readonly writeWhenDefaultAllow: boolean;
 }
 
+/** `dedicated`: a canary registry of CANARY_REGISTRIES; `target`: a target that opted in (CANARY_ON_TARGETS). */
+export type CanaryMode = "dedicated" | "target";
+
+export interface CanarySettings {
+  readonly schedule: string;
+  readonly propagationDelayMs: number;
+  readonly deadlineMs: number;
+  readonly pollIntervalMs: number;
+}
+
 export interface TargetConfig {
   readonly ref: RegistryRef;
   /** Explicit regions; undefined means "the registry's own location". */
@@ -319,6 +373,8 @@ export interface TargetConfig {
   readonly includeReplicas: boolean;
   readonly pinnedRules: readonly string[];
   readonly policy: SyncPolicy;
+  /** Whether (and why) the ACR Tasks canary runs on this registry; undefined: it does not. */
+  readonly canary?: CanaryMode | undefined;
 }
 
 /** A Resource Graph scope: a subscription or a management group. */
@@ -373,6 +429,7 @@ export interface Settings {
   };
   readonly azureClientId: string | undefined;
   readonly appInsightsConnectionString: string | undefined;
+  readonly canary: CanarySettings;
 }
 
 export type SettingsSource = Readonly<Record<string, string | undefined>>;
@@ -549,6 +606,18 @@ const settingsSchema = z.object({
   ),
   AZURE_CLIENT_ID: z.preprocess(blankToUndefined, z.string().optional()),
   APPLICATIONINSIGHTS_CONNECTION_STRING: z.preprocess(blankToUndefined, z.string().optional()),
+  CANARY_REGISTRIES: listSetting.optional(),
+  CANARY_ON_TARGETS: listSetting.optional(),
+  CANARY_SCHEDULE: z.preprocess(
+    blankToUndefined,
+    z
+      .string()
+      .regex(/^(\S+\s+){5}\S+$/, "expected an NCRONTAB expression with six fields (seconds first)")
+      .default("0 30 */6 * * *"),
+  ),
+  CANARY_PROPAGATION_DELAY_MS: intSetting(0, 600_000).default(180_000),
+  CANARY_DEADLINE_MS: intSetting(1_000, 1_800_000).default(240_000),
+  CANARY_POLL_INTERVAL_MS: intSetting(10, 60_000).default(5_000),
 });
 
 function configErrorFor(setting: string, problem: string, value: string | undefined): ConfigError {
@@ -589,18 +658,21 @@ export function loadSettings(source: SettingsSource): Settings {
     },
   };
   const discovering = s.TARGET_DISCOVERY_TAG !== undefined;
-  const targets =
+  const configured =
     discovering && (source.TARGET_REGISTRIES ?? "").trim() === ""
       ? []
       : parseTargets(source.TARGET_REGISTRIES).map((overrides) =>
           targetFrom(parseRegistryId(overrides.id, "TARGET_REGISTRIES"), overrides, targetDefaults),
         );
   const ids = new Set<string>();
-  for (const target of targets) {
+  for (const target of configured) {
     const key = target.ref.id.toLowerCase();
     if (ids.has(key)) throw configErrorFor("TARGET_REGISTRIES", `registry ${target.ref.id} is listed twice`, undefined);
     ids.add(key);
   }
+  const targets = withCanaries(configured, s.CANARY_REGISTRIES ?? [], s.CANARY_ON_TARGETS ?? [], (ref) =>
+    targetFrom(ref, {}, targetDefaults),
+  );
   return {
     targets,
     targetDefaults,
@@ -635,6 +707,12 @@ export function loadSettings(source: SettingsSource): Settings {
     },
     azureClientId: s.AZURE_CLIENT_ID,
     appInsightsConnectionString: s.APPLICATIONINSIGHTS_CONNECTION_STRING,
+    canary: {
+      schedule: s.CANARY_SCHEDULE,
+      propagationDelayMs: s.CANARY_PROPAGATION_DELAY_MS,
+      deadlineMs: s.CANARY_DEADLINE_MS,
+      pollIntervalMs: s.CANARY_POLL_INTERVAL_MS,
+    },
   };
 }
 
@@ -665,6 +743,41 @@ export const TARGET_VALUE_SCHEMAS = {
   pinnedRules: z.array(ruleText),
   headroom: z.number().int().min(0).max(1000),
 } as const;
+
+/**
+ * Marks the registries the canary runs on. A dedicated canary registry is synced exactly like a
+ * target, so one that is not in TARGET_REGISTRIES is added to the targets (after them); a target
+ * runs the canary on itself only when CANARY_ON_TARGETS names it.
+ */
+function withCanaries(
+  configured: readonly TargetConfig[],
+  dedicated: readonly string[],
+  onTargets: readonly string[],
+  toTarget: (ref: RegistryRef) => TargetConfig,
+): TargetConfig[] {
+  const dedicatedRefs = dedicated.map((id) => parseRegistryId(id, "CANARY_REGISTRIES"));
+  const onTargetRefs = onTargets.map((id) => parseRegistryId(id, "CANARY_ON_TARGETS"));
+  const key = (id: string) => id.toLowerCase();
+  const dedicatedKeys = new Set(dedicatedRefs.map((ref) => key(ref.id)));
+  const onTargetKeys = new Set(onTargetRefs.map((ref) => key(ref.id)));
+  const configuredKeys = new Set(configured.map((target) => key(target.ref.id)));
+  for (const ref of onTargetRefs) {
+    if (!configuredKeys.has(key(ref.id)))
+      throw configErrorFor("CANARY_ON_TARGETS", `registry ${ref.id} is not in TARGET_REGISTRIES`, undefined);
+  }
+  const targets = configured.map((target): TargetConfig => {
+    const id = key(target.ref.id);
+    const canary = dedicatedKeys.has(id) ? "dedicated" : onTargetKeys.has(id) ? "target" : undefined;
+    return canary === undefined ? target : { ...target, canary };
+  });
+  const added = new Set<string>();
+  for (const ref of dedicatedRefs) {
+    if (configuredKeys.has(key(ref.id)) || added.has(key(ref.id))) continue;
+    added.add(key(ref.id));
+    targets.push({ ...toTarget(ref), canary: "dedicated" });
+  }
+  return targets;
+}
 
 function parseTargets(raw: string | undefined): TargetOverrides[] {
   const text = raw?.trim() ?? "";

@@ -2,7 +2,8 @@ import { AllowlistSyncError, GuardError, describeError, type GuardName } from ".
 import type { Settings, TargetConfig } from "../config/settings.js";
 import type { ServiceTagsDocument } from "../servicetags/schema.js";
 import type { DiscoveryMemory, DiscoverySource } from "../discovery/types.js";
-import type { TasksGateway } from "../canary/tasks-client.js";
+import { runCanaries, type CanaryServices } from "../canary/invoke.js";
+import type { CanaryResult } from "../canary/result.js";
 import type { TelemetrySink } from "../telemetry/types.js";
 import { forEachBounded } from "./bounded.js";
 import { syncTarget, type RunResult, type SyncMode, type SyncPorts } from "./run.js";
@@ -18,8 +19,8 @@ export interface InvocationPorts extends SyncPorts {
   /** Resource Graph, used when TARGET_DISCOVERY_TAG is set. */
   readonly discovery?: DiscoverySource | undefined;
   readonly discoveryMemory?: DiscoveryMemory | undefined;
-  /** ACR Tasks, for the canary (absent: no canary runs). */
-  readonly tasks?: TasksGateway;
+  /** ACR Tasks and the last results, for the canary (absent: no canary runs). */
+  readonly canary?: CanaryServices;
 }
 
 export interface InvocationOptions {
@@ -32,10 +33,22 @@ export interface InvocationOptions {
   readonly targets?: readonly TargetConfig[];
   /** Registries synced at the same time (default 1); per subscription at most `settings.maxPerSubscription`. */
   readonly concurrency?: number;
+  /**
+   * Apply mode: run the canary on each canary registry whose sync applied a change, after the
+   * propagation delay (the timer does; the CLI runs `canary` on demand instead of waiting).
+   */
+  readonly canaryAfterApply?: boolean;
 }
 
 export type TargetOutcome =
-  | { readonly target: TargetConfig; readonly ok: true; readonly result: RunResult; readonly durationMs: number }
+  | {
+      readonly target: TargetConfig;
+      readonly ok: true;
+      readonly result: RunResult;
+      readonly durationMs: number;
+      /** The canary run after this registry's applied change. */
+      readonly canary?: CanaryResult;
+    }
   | { readonly target: TargetConfig; readonly ok: false; readonly error: unknown; readonly durationMs: number };
 
 /**
@@ -80,6 +93,8 @@ export async function runInvocation(
     );
     // Outcomes in the order of the targets, whatever order they finished in.
     outcomes.push(...byIndex);
+    if (options.mode === "apply" && options.canaryAfterApply === true && ports.canary !== undefined)
+      await canariesAfterApply(settings, { ...ports, canary: ports.canary }, outcomes, document);
     return outcomes;
   } finally {
     await ports.telemetry.flush();
@@ -106,6 +121,34 @@ export async function syncOne(
   } catch (error) {
     return { target, ok: false, error, durationMs: Date.now() - started };
   }
+}
+
+/** After ARM reported success: the changed canary registries, once the new rules have had time to take effect. */
+async function canariesAfterApply(
+  settings: Settings,
+  ports: InvocationPorts & { readonly canary: CanaryServices },
+  outcomes: TargetOutcome[],
+  document: ServiceTagsDocument,
+): Promise<void> {
+  const due = outcomes.flatMap((outcome, index) =>
+    outcome.ok && outcome.result.outcome === "applied" && outcome.target.canary !== undefined ? [index] : [],
+  );
+  if (due.length === 0) return;
+  const results = await runCanaries(
+    due.flatMap((index) => outcomes[index]?.target ?? []),
+    ports,
+    {
+      trigger: "after-apply",
+      document,
+      deadlineMs: settings.canary.deadlineMs,
+      delayMs: settings.canary.propagationDelayMs,
+    },
+  );
+  due.forEach((index, i) => {
+    const outcome = outcomes[index];
+    const canary = results[i];
+    if (outcome?.ok === true && canary !== undefined) outcomes[index] = { ...outcome, canary };
+  });
 }
 
 /** The guard a guard-category error stands for (typed errors raised outside `evaluateGuards` included). */

@@ -12,6 +12,8 @@ import { ConfigError } from "../errors.js";
 import { parseConnectionString } from "./connection-string.js";
 import { noopTelemetry } from "./noop.js";
 import {
+  canaryCompletedRecord,
+  canaryMetricPoints,
   completedMetricPoints,
   completedRecord,
   driftDetectedRecord,
@@ -163,6 +165,13 @@ function startPipeline(connectionString: string, options: TelemetryOptions): Pip
         unit: "{address}",
       }),
     ],
+    [
+      METRIC_NAMES.canaryOk,
+      meter.createGauge(METRIC_NAMES.canaryOk, {
+        description: "1 when the ACR Tasks canary's agent got into the registry, 0 otherwise.",
+        unit: "1",
+      }),
+    ],
   ]);
   const changes = meter.createCounter(METRIC_NAMES.changes, {
     description: "IP rules added plus removed (planned, for dry runs).",
@@ -233,6 +242,13 @@ class AzureMonitorTelemetry implements Telemetry {
   fanoutScheduled(event: Parameters<Telemetry["fanoutScheduled"]>[0]): void {
     this.#safely((p) => {
       emit(p, fanoutScheduledRecord(event));
+    });
+  }
+
+  canaryCompleted(event: Parameters<Telemetry["canaryCompleted"]>[0]): void {
+    this.#safely((p) => {
+      emit(p, canaryCompletedRecord(event));
+      for (const point of canaryMetricPoints(event)) record(p, point);
     });
   }
 

@@ -10,6 +10,7 @@ export function noopTelemetry(): Telemetry {
     driftDetected: () => undefined,
     registryUntagged: () => undefined,
     fanoutScheduled: () => undefined,
+    canaryCompleted: () => undefined,
     flush: () => Promise.resolve(),
     shutdown: () => Promise.resolve(),
   };

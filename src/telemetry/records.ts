@@ -3,6 +3,7 @@ import {
   EVENT_NAMES,
   METRIC_DIMENSIONS,
   METRIC_NAMES,
+  type CanaryCompletedEvent,
   type DriftDetectedEvent,
   type FanoutScheduledEvent,
   type RegistryUntaggedEvent,
@@ -136,6 +137,42 @@ export function fanoutScheduledRecord(event: FanoutScheduledEvent): CustomEventR
       trigger: text(event.trigger),
     },
   };
+}
+
+export function canaryCompletedRecord(event: CanaryCompletedEvent): CustomEventRecord {
+  return {
+    name: EVENT_NAMES.canaryCompleted,
+    // A refusal is what the alert is for; other failures are reported, but are not the allowlist's.
+    severity: event.ok ? "info" : event.verdict === "refused" ? "error" : "warn",
+    properties: {
+      registry: text(event.registry),
+      region: text(event.region),
+      ok: event.ok,
+      verdict: text(event.verdict),
+      refusedIp: text(event.refusedIp),
+      // Comma list, as for drift: readable in the portal, split() in KQL.
+      containingTags: text(event.containingTags.join(",")),
+      runId: text(event.runId),
+      durationMs: finite(event.durationMs),
+      summary: text(event.summary),
+      advice: text(event.advice),
+      trigger: text(event.trigger),
+    },
+  };
+}
+
+export function canaryMetricPoints(event: CanaryCompletedEvent): MetricPoint[] {
+  return [
+    {
+      name: METRIC_NAMES.canaryOk,
+      value: event.ok ? 1 : 0,
+      dimensions: {
+        [METRIC_DIMENSIONS.registry]: text(event.registry),
+        region: text(event.region),
+        verdict: text(event.verdict),
+      },
+    },
+  ];
 }
 
 /**

@@ -9,6 +9,7 @@ export const EVENT_NAMES = {
   driftDetected: "AllowlistDriftDetected",
   registryUntagged: "AllowlistRegistryUntagged",
   fanoutScheduled: "AllowlistFanoutScheduled",
+  canaryCompleted: "AllowlistCanaryCompleted",
 } as const;
 
 export const METRIC_NAMES = {
@@ -16,6 +17,8 @@ export const METRIC_NAMES = {
   rulesLimit: "allowlist_rules_limit",
   extraAddresses: "allowlist_extra_addresses",
   changes: "allowlist_changes",
+  /** 1 when the canary's agent got in, 0 otherwise; dimensions `registry`, `region`, `verdict`. */
+  canaryOk: "allowlist_canary_ok",
 } as const;
 
 /**
@@ -86,6 +89,25 @@ export interface FanoutScheduledEvent {
   readonly trigger: string;
 }
 
+export interface CanaryCompletedEvent {
+  readonly registry: string;
+  /** ARM location of the registry: its agents ran the canary. */
+  readonly region: string;
+  readonly ok: boolean;
+  /** `admitted`, `refused`, `failed` or `inconclusive` (see src/canary/diagnosis.ts). */
+  readonly verdict: string;
+  /** "" unless refused. */
+  readonly refusedIp: string;
+  /** Every tag of the current file holding the refused IP, regional ACR tags first. */
+  readonly containingTags: readonly string[];
+  readonly runId: string;
+  readonly durationMs: number;
+  readonly summary: string;
+  /** The diagnosis: what to do (add region X, support-case evidence, ...). */
+  readonly advice: string;
+  readonly trigger: string;
+}
+
 /** The telemetry edge. Without a connection string, implementations accept everything and send nothing. */
 export interface TelemetrySink {
   syncCompleted(event: SyncCompletedEvent): void;
@@ -94,6 +116,7 @@ export interface TelemetrySink {
   driftDetected(event: DriftDetectedEvent): void;
   registryUntagged(event: RegistryUntaggedEvent): void;
   fanoutScheduled(event: FanoutScheduledEvent): void;
+  canaryCompleted(event: CanaryCompletedEvent): void;
   /** Sends what is buffered; called before every invocation ends. */
   flush(): Promise<void>;
 }

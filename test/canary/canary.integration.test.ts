@@ -66,7 +66,7 @@ async function sync(runtime: Runtime): Promise<void> {
 
 async function canary(runtime: Runtime, deadlineMs = 10_000): Promise<CanaryResult> {
   const target = runtime.settings.targets[0];
-  const tasks = runtime.ports.tasks;
+  const tasks = runtime.ports.canary?.tasks;
   if (target === undefined || tasks === undefined) throw new Error("no target or no Tasks gateway");
   return runCanary(
     target,

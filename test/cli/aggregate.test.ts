@@ -277,7 +277,7 @@ describe("the dispatcher", () => {
     const outcome = await cli("frobnicate");
     expect(outcome.code).toBe(2);
     expect(outcome.stderr).toMatch(
-      /^acr-allowlist-sync: Unknown command 'frobnicate'\. Commands: plan, apply, history, rollback, aggregate;/,
+      /^acr-allowlist-sync: Unknown command 'frobnicate'\. Commands: plan, apply, history, rollback, aggregate, canary;/,
     );
   });
 

@@ -88,6 +88,7 @@ export function captureTelemetry(): TelemetryCapture {
     driftDetected: (event) => void drift.push(event),
     registryUntagged: (event) => void untagged.push(event),
     fanoutScheduled: (event) => void scheduled.push(event),
+    canaryCompleted: () => undefined,
     flush: () => {
       flushes += 1;
       return Promise.resolve();

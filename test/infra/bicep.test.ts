@@ -3,6 +3,8 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { APP_SETTINGS } from "../../src/config/settings.js";
 import {
+  canaryCompletedRecord,
+  canaryMetricPoints,
   completedRecord,
   driftDetectedRecord,
   failedRecord,
@@ -48,6 +50,19 @@ const resourcesOfType = (prefix: string) =>
 
 // ---- what the code emits, computed from the code itself ----------------------------------------
 
+const CANARY_EVENT = {
+  registry: "r",
+  region: "",
+  ok: false,
+  verdict: "refused",
+  refusedIp: "",
+  containingTags: [],
+  runId: "",
+  durationMs: 0,
+  summary: "",
+  advice: "",
+  trigger: "",
+};
 const KNOWN_NAMES = new Set<string>([...Object.values(EVENT_NAMES), ...Object.values(METRIC_NAMES)]);
 const EMITTED_PROPERTIES = new Set<string>([
   ...Object.keys(
@@ -82,6 +97,8 @@ const EMITTED_PROPERTIES = new Set<string>([
       trigger: "",
     }).properties,
   ),
+  ...Object.keys(canaryCompletedRecord(CANARY_EVENT).properties),
+  ...canaryMetricPoints(CANARY_EVENT).flatMap((point) => Object.keys(point.dimensions)),
   ...Object.values(METRIC_DIMENSIONS),
 ]);
 
@@ -329,7 +346,7 @@ describe("alerts", () => {
     return { symbol: r.symbol, queries, actions: at(r.body, "properties", "actions")?.text };
   });
 
-  it("has a rule for failures, guard trips, the heartbeat and the rule limit", () => {
+  it("has a rule for failures, guard trips, the heartbeat, the rule limit and a refused canary", () => {
     const used = new Set(rules.flatMap((r) => r.queries.flatMap((q) => contractNames(q).names)));
     expect([...used].sort()).toEqual(
       [
@@ -338,9 +355,10 @@ describe("alerts", () => {
         EVENT_NAMES.guardTripped,
         METRIC_NAMES.rulesLimit,
         METRIC_NAMES.rulesUsed,
+        EVENT_NAMES.canaryCompleted,
       ].sort(),
     );
-    expect(rules).toHaveLength(4);
+    expect(rules).toHaveLength(5);
   });
 
   it("queries only events, metrics and properties the code emits", () => {

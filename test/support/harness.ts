@@ -44,6 +44,7 @@ export const FAST_TUNING: NonNullable<RuntimeOptions["tuning"]> = {
     requestTimeoutMs: 2_000,
   },
   serviceTags: { retryDelayMs: 1 },
+  canaryPollIntervalMs: 5,
 };
 
 export const TEST_SUBSCRIPTION = "00000000-0000-0000-0000-0000000000a1";
@@ -62,6 +63,8 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     SERVICE_TAGS_RETRIES: "1",
     SYNC_LOCK_WAIT_MS: "2000",
     SYNC_OPERATION_TIMEOUT_MS: "5000",
+    // No propagation wait for the canary after an applied change: the emulator applies rules at once.
+    CANARY_PROPAGATION_DELAY_MS: "0",
     ...extra,
   });
   return {
