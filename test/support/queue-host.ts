@@ -1,7 +1,12 @@
-import { InvocationContext } from "@azure/functions";
+import type { InvocationContext as Context } from "@azure/functions";
+import { createRequire } from "node:module";
 import type { QueueClient } from "@azure/storage-queue";
 import { randomBytes } from "node:crypto";
 import { setTimeout as delay } from "node:timers/promises";
+
+// @azure/functions is CommonJS: a named value import crashes plain Node (bench runs this from dist/).
+const { InvocationContext } = createRequire(import.meta.url)("@azure/functions") as typeof import("@azure/functions");
+type InvocationContext = Context;
 
 /**
  * A stand-in for the Functions host's queue trigger (azure-facts §9), so the real queue handler is
