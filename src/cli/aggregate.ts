@@ -1,11 +1,10 @@
 import { readFile } from "node:fs/promises";
 import { UsageError } from "../errors.js";
-import { MAX_COVER_BUDGET, optimalCover, type Cover } from "../prefixes/cover.js";
+import { coverOfMerged, MAX_COVER_BUDGET, MAX_COVER_WORK, type ArrayCover } from "../prefixes/cover.js";
 import { formatPrefix, IPV4_BITS, type Prefix } from "../prefixes/ipv4.js";
-import { parsePrefixList } from "../prefixes/list.js";
-import { mergePrefixes } from "../prefixes/merge.js";
-import { parseServiceTags } from "../servicetags/parse.js";
-import { selectTags } from "../servicetags/select.js";
+import { parsePrefixBytes } from "../prefixes/list.js";
+import { mergePrefixArrays, prefixesOf, type PrefixArrays } from "../prefixes/merge.js";
+import { prefixesAsJsonArray } from "../prefixes/format.js";
 import { EXIT_OK, type CliIO, type Subcommand } from "./command.js";
 import {
   integerFlag,
@@ -37,7 +36,9 @@ their addresses with the fewest extra addresses (an exact optimum, not an approx
   --json                   Print one JSON object: prefixes, inputPrefixes, mergedPrefixes,
                            targetAddresses, extraAddresses, skippedIPv6.
 
-IPv6 prefixes are skipped and counted (registry IP rules are IPv4 only).
+IPv6 prefixes are skipped and counted (registry IP rules are IPv4 only). A cover is refused at
+once when its work (merged prefixes × K) is over ${MAX_COVER_WORK.toLocaleString("en-US")}; no cover is computed
+when the merged prefixes already fit in K.
 `;
 
 const FLAGS: FlagSpec = {
@@ -55,14 +56,16 @@ const FLAGS: FlagSpec = {
 
 /** What the targets were read from, for the human summary. */
 interface Targets {
-  readonly prefixes: Prefix[];
+  /** The lossless merge of the targets, in typed arrays: no object per prefix on this path. */
+  readonly merged: PrefixArrays;
+  readonly inputPrefixes: number;
   readonly skippedIPv6: number;
   readonly origin: string;
 }
 
-async function readText(path: string, flag: string): Promise<string> {
+async function readBytes(path: string, flag: string): Promise<Buffer> {
   try {
-    return await readFile(path, "utf8");
+    return await readFile(path);
   } catch (error) {
     const code = (error as { code?: unknown }).code;
     throw new UsageError(`Cannot read --${flag} file '${path}'${typeof code === "string" ? ` (${code})` : ""}.`, {
@@ -77,21 +80,43 @@ async function readServiceTagTargets(
   regions: string[] | undefined,
   tagNames: string[] | undefined,
 ): Promise<Targets> {
-  const file = parseServiceTags(await readText(path, "service-tags"), { location: path });
+  // Loaded here, not at start: zod and the schema are for this path only, not for --prefixes-file or --help.
+  const [{ parseServiceTags }, { selectTags }] = await Promise.all([
+    import("../servicetags/parse.js"),
+    import("../servicetags/select.js"),
+  ]);
+  const file = parseServiceTags((await readBytes(path, "service-tags")).toString("utf8"), { location: path });
   const selection = selectTags(file, { regions: regions ?? [], tagNames: tagNames ?? [] });
-  const prefixes: Prefix[] = [];
+  // Copied prefix by prefix: spreading a million-prefix tag into push() overflowed the stack.
+  const count = selection.tags.reduce((sum, tag) => sum + tag.prefixes.length, 0);
+  const bases = new Uint32Array(count);
+  const lengths = new Uint8Array(count);
+  let at = 0;
   let skippedIPv6 = 0;
   for (const tag of selection.tags) {
-    prefixes.push(...tag.prefixes);
+    for (const prefix of tag.prefixes) {
+      bases[at] = prefix.base;
+      lengths[at++] = prefix.length;
+    }
     skippedIPv6 += tag.ipv6Count;
   }
   const names = selection.tags.map((tag) => `${tag.name} (changeNumber ${tag.changeNumber})`).join(", ");
-  return { prefixes, skippedIPv6, origin: `${file.cloud} service tags, changeNumber ${file.changeNumber}: ${names}` };
+  return {
+    merged: mergePrefixArrays({ count, bases, lengths }),
+    inputPrefixes: count,
+    skippedIPv6,
+    origin: `${file.cloud} service tags, changeNumber ${file.changeNumber}: ${names}`,
+  };
 }
 
 async function readPrefixFileTargets(path: string): Promise<Targets> {
-  const list = parsePrefixList(await readText(path, "prefixes-file"), { location: path, mode: "strict" });
-  return { prefixes: list.prefixes, skippedIPv6: list.ipv6Count, origin: path };
+  const list = parsePrefixBytes(await readBytes(path, "prefixes-file"), { location: path, mode: "strict" });
+  return {
+    merged: mergePrefixArrays(list.prefixes),
+    inputPrefixes: list.prefixes.count,
+    skippedIPv6: list.ipv6Count,
+    origin: path,
+  };
 }
 
 /** Target addresses inside each output prefix (both lists sorted; a merged prefix may span several output prefixes under a floor). */
@@ -115,7 +140,7 @@ function targetsPerPrefix(cover: readonly Prefix[], merged: readonly Prefix[]): 
   return counts;
 }
 
-function humanSummary(targets: Targets, cover: Cover, budget: number, floor: number): string {
+function humanSummary(targets: Targets, cover: ArrayCover, budget: number, floor: number): string {
   const number = (value: number): string => value.toLocaleString("en-US");
   const percent =
     cover.targetAddresses === 0
@@ -123,13 +148,13 @@ function humanSummary(targets: Targets, cover: Cover, budget: number, floor: num
       : ((100 * cover.extraAddresses) / cover.targetAddresses).toLocaleString("en-US", { maximumFractionDigits: 1 });
   const lines = [
     `Source: ${targets.origin}`,
-    `Read ${number(targets.prefixes.length)} IPv4 prefixes (skipped ${number(targets.skippedIPv6)} IPv6); ${number(cover.mergedPrefixes)} after lossless merge; ${number(cover.targetAddresses)} target addresses.`,
-    `Optimal cover: ${number(cover.prefixes.length)} prefixes (budget ${number(budget)}${floor > 0 ? `, none shorter than /${floor}` : ""}), ${number(cover.extraAddresses)} extra addresses (${percent}% of the target).`,
+    `Read ${number(targets.inputPrefixes)} IPv4 prefixes (skipped ${number(targets.skippedIPv6)} IPv6); ${number(cover.mergedPrefixes)} after lossless merge; ${number(cover.targetAddresses)} target addresses.`,
+    `Optimal cover: ${number(cover.prefixes.count)} prefixes (budget ${number(budget)}${floor > 0 ? `, none shorter than /${floor}` : ""}), ${number(cover.extraAddresses)} extra addresses (${percent}% of the target).`,
     "",
   ];
-  const merged = mergePrefixes(targets.prefixes);
-  const inside = targetsPerPrefix(cover.prefixes, merged);
-  cover.prefixes.forEach((prefix, index) => {
+  const prefixes = prefixesOf(cover.prefixes);
+  const inside = targetsPerPrefix(prefixes, prefixesOf(targets.merged));
+  prefixes.forEach((prefix, index) => {
     const extra = 2 ** (IPV4_BITS - prefix.length) - (inside[index] as number);
     lines.push(
       extra === 0 ? `  ${formatPrefix(prefix)}` : `  ${formatPrefix(prefix).padEnd(18)} +${number(extra)} extra`,
@@ -172,22 +197,22 @@ async function run(args: readonly string[], io: CliIO): Promise<number> {
     throw new UsageError(`${NAME}: give --service-tags FILE with --region or --tag, or --prefixes-file FILE.`, help);
   }
 
-  const cover = optimalCover(targets.prefixes, {
+  const cover = coverOfMerged(targets.merged, {
     maxPrefixes: budget,
     minPrefixLength: floor,
     ...(maxExtraAddresses === undefined ? {} : { maxExtraAddresses }),
     ...(maxExtraRatio === undefined ? {} : { maxExtraRatio }),
   });
   if (values.json === true) {
-    const report = {
-      prefixes: cover.prefixes.map(formatPrefix),
-      inputPrefixes: targets.prefixes.length,
+    const figures = {
+      inputPrefixes: targets.inputPrefixes,
       mergedPrefixes: cover.mergedPrefixes,
       targetAddresses: cover.targetAddresses,
       extraAddresses: cover.extraAddresses,
       skippedIPv6: targets.skippedIPv6,
     };
-    io.stdout.write(JSON.stringify(report) + "\n");
+    // `prefixes` first, formatted into bytes (200k strings through JSON.stringify cost more than the merge).
+    io.stdout.write(`{"prefixes":${prefixesAsJsonArray(cover.prefixes)},${JSON.stringify(figures).slice(1)}\n`);
   } else {
     io.stdout.write(humanSummary(targets, cover, budget, floor));
   }

@@ -24,6 +24,23 @@ export interface Subcommand {
   run(args: readonly string[], io: CliIO): Promise<number>;
 }
 
+/**
+ * A subcommand whose module is imported only when it runs, so that starting the CLI for another
+ * command does not pay for loading it. Its name and summary are given here for the top-level help
+ * (a test checks they are the loaded command's own); registry commands print the envelope.
+ */
+export function lazyCommand(
+  listed: { readonly name: string; readonly summary: string; readonly envelope?: boolean },
+  load: () => Promise<Subcommand>,
+): Subcommand {
+  return {
+    envelope: true,
+    ...listed,
+    usage: `Run 'acr-allowlist-sync ${listed.name} --help'.`,
+    run: async (args, io) => (await load()).run(args, io),
+  };
+}
+
 export const EXIT_OK = 0;
 /** The run failed: infeasible budget, guard tripped, registry refused, source unavailable, ... */
 export const EXIT_FAILURE = 1;

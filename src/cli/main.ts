@@ -3,22 +3,42 @@ import { readFileSync, realpathSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { UsageError } from "../errors.js";
 import { aggregateCommand } from "./aggregate.js";
-import { canaryCommand } from "./canary.js";
-import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, exitCodeFor, type CliIO, type Subcommand } from "./command.js";
-import { errorBody, serialiseEnvelope, usageEnvelope } from "./envelope.js";
-import { historyCommand } from "./history.js";
+import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, exitCodeFor, lazyCommand, type CliIO, type Subcommand } from "./command.js";
 import { message } from "./output.js";
-import { applyCommand, planCommand } from "./plan-apply.js";
-import { rollbackCommand } from "./rollback.js";
 
-/** The subcommands, in help order. Add new ones here (one module per command). */
+/**
+ * The subcommands, in help order. Add new ones here (one module per command). The registry
+ * commands load the Azure SDKs (ARM, identity, storage, OpenTelemetry: half a second) and zod, so
+ * they are listed with `lazyCommand`: imported when one of them runs, never for `--help` or `aggregate`.
+ */
 const SUBCOMMANDS: readonly Subcommand[] = [
-  planCommand,
-  applyCommand,
-  historyCommand,
-  rollbackCommand,
+  lazyCommand(
+    { name: "plan", summary: "Dry run: read the registry and the service tags, print the plan, write nothing." },
+    async () => (await import("./plan-apply.js")).planCommand,
+  ),
+  lazyCommand(
+    {
+      name: "apply",
+      summary: "Plan, then write the registry's IP rules (guards first), verify and record the change.",
+    },
+    async () => (await import("./plan-apply.js")).applyCommand,
+  ),
+  lazyCommand(
+    { name: "history", summary: "List the applied changes recorded in the audit trail." },
+    async () => (await import("./history.js")).historyCommand,
+  ),
+  lazyCommand(
+    { name: "rollback", summary: "Restore the owned rules of an audit entry (dry run unless --yes)." },
+    async () => (await import("./rollback.js")).rollbackCommand,
+  ),
   aggregateCommand,
-  canaryCommand,
+  lazyCommand(
+    {
+      name: "canary",
+      summary: "Run the ACR Tasks canary now and print its diagnosis (exit 0 got in, 1 refused or failed).",
+    },
+    async () => (await import("./canary.js")).canaryCommand,
+  ),
 ];
 
 function topLevelUsage(): string {
@@ -82,6 +102,8 @@ export async function runCli(argv: readonly string[], io: CliIO): Promise<number
     }
     return await command.run(rest, io);
   } catch (error) {
+    // The envelope module brings zod: loaded for a failure only, not on every start.
+    const { errorBody, serialiseEnvelope, usageEnvelope } = await import("./envelope.js");
     const body = errorBody(error);
     message(io.stderr, `${body.message} ${body.remedy}`);
     // Flags could not be parsed: look for --json and --detailed-exitcode in the raw arguments.

@@ -1,6 +1,6 @@
 import { CoverInfeasibleError, ExtraAddressCapError, UsageError } from "../errors.js";
-import { formatPrefix, IPV4_BITS, networkOf, type Prefix } from "./ipv4.js";
-import { addressCount, mergePrefixes } from "./merge.js";
+import { formatPrefix, IPV4_BITS, networkOf, SIZE_OF_LENGTH, type Prefix } from "./ipv4.js";
+import { arraysOf, isMergedList, mergePrefixes, prefixesOf, type MergedPrefixes, type PrefixArrays } from "./merge.js";
 
 /**
  * Optimal cover: at most K prefixes that contain every target address with the fewest extra
@@ -16,8 +16,16 @@ import { addressCount, mergePrefixes } from "./merge.js";
  * O(n·K) time (tree-knapsack bound) and, as the trie is at most 32 levels deep, O(32·n) memory.
  */
 
-/** The largest budget accepted: far above any registry quota, and a bound on the work we agree to. */
+/** The largest budget accepted: far above any registry quota. */
 export const MAX_COVER_BUDGET = 2 ** 24;
+
+/**
+ * The most work a cover may take: leaves × budget, the bound on the DP's cells (each is one
+ * addition and one comparison). 2·10^9 cells is about 3 s at the bench's 1.5 ns per cell; past
+ * it (1,000,000 prefixes to 500,000 rules was 15 minutes) the cover is refused at once, with the
+ * figure, rather than run. No work is done when the merged prefixes already fit the budget.
+ */
+export const MAX_COVER_WORK = 2_000_000_000;
 
 export interface CoverOptions {
   /** K: the most prefixes the cover may have (a non-negative integer). */
@@ -37,7 +45,7 @@ export interface CoverOptions {
 
 export interface Cover {
   /** Canonical, disjoint, sorted by base; at most `maxPrefixes`. */
-  readonly prefixes: Prefix[];
+  readonly prefixes: readonly Prefix[];
   /** The number of prefixes after the lossless merge of the targets. */
   readonly mergedPrefixes: number;
   readonly targetAddresses: number;
@@ -46,6 +54,8 @@ export interface Cover {
   readonly extraAddresses: number;
   /** How many of the output prefixes were in `preferred`. */
   readonly preferredKept: number;
+  /** The lossless merge of the targets (what `mergedPrefixes` counts), for callers that need it too. */
+  readonly merged: MergedPrefixes;
 }
 
 function preferredKey(base: number, length: number): number {
@@ -84,31 +94,59 @@ function checkOptions(options: CoverOptions): { budget: number; floor: number } 
  * can be covered by the block itself. With F = 0 it is 1 (0.0.0.0/0) for any non-empty target.
  */
 export function minimumBudget(merged: readonly Prefix[], minPrefixLength: number): number {
-  const blockSize = 2 ** (IPV4_BITS - minPrefixLength);
+  return minimumBudgetOf(arraysOf(merged), minPrefixLength);
+}
+
+function minimumBudgetOf(merged: PrefixArrays, minPrefixLength: number): number {
+  const blockSize = SIZE_OF_LENGTH[minPrefixLength] as number;
+  const { count: n, bases, lengths } = merged;
   let count = 0;
   let previousLast = -1;
-  for (const prefix of merged) {
-    const first = Math.floor(prefix.base / blockSize);
-    const last = Math.floor((prefix.base + 2 ** (IPV4_BITS - prefix.length) - 1) / blockSize);
+  for (let index = 0; index < n; index += 1) {
+    const base = bases[index] as number;
+    const first = Math.floor(base / blockSize);
+    const last = Math.floor((base + (SIZE_OF_LENGTH[lengths[index] as number] as number) - 1) / blockSize);
     count += last - first + 1 - (first === previousLast ? 1 : 0);
     previousLast = last;
   }
   return count;
 }
 
+function addressCountOf(prefixes: PrefixArrays): number {
+  let total = 0;
+  for (let index = 0; index < prefixes.count; index += 1)
+    total += SIZE_OF_LENGTH[prefixes.lengths[index] as number] as number;
+  return total;
+}
+
 /** Splits merged prefixes shorter than the floor into their /F pieces (all needed anyway). */
-function splitToFloor(merged: readonly Prefix[], floor: number): Prefix[] {
-  const out: Prefix[] = [];
-  const pieceSize = 2 ** (IPV4_BITS - floor);
-  for (const prefix of merged) {
-    if (prefix.length >= floor) {
-      out.push(prefix);
+function splitToFloor(merged: PrefixArrays, floor: number): PrefixArrays {
+  const { count, bases, lengths } = merged;
+  let pieces = 0;
+  for (let index = 0; index < count; index += 1) {
+    const length = lengths[index] as number;
+    pieces += length >= floor ? 1 : (SIZE_OF_LENGTH[length] as number) / (SIZE_OF_LENGTH[floor] as number);
+  }
+  if (pieces === count) return merged;
+  const outBases = new Uint32Array(pieces);
+  const outLengths = new Uint8Array(pieces);
+  const pieceSize = SIZE_OF_LENGTH[floor] as number;
+  let at = 0;
+  for (let index = 0; index < count; index += 1) {
+    const base = bases[index] as number;
+    const length = lengths[index] as number;
+    if (length >= floor) {
+      outBases[at] = base;
+      outLengths[at++] = length;
       continue;
     }
-    const end = prefix.base + 2 ** (IPV4_BITS - prefix.length);
-    for (let base = prefix.base; base < end; base += pieceSize) out.push({ base, length: floor });
+    const end = base + (SIZE_OF_LENGTH[length] as number);
+    for (let piece = base; piece < end; piece += pieceSize) {
+      outBases[at] = piece;
+      outLengths[at++] = floor;
+    }
   }
-  return out;
+  return { count: pieces, bases: outBases, lengths: outLengths };
 }
 
 /**
@@ -127,17 +165,16 @@ interface Trie {
   readonly order: Int32Array;
 }
 
-function buildTrie(leaves: readonly Prefix[]): Trie {
-  const n = leaves.length;
+function buildTrie(leaves: PrefixArrays): Trie {
+  const n = leaves.count;
   const nodes = 2 * n - 1;
   const depth = new Uint8Array(nodes);
   const base = new Float64Array(nodes);
   const left = new Int32Array(nodes).fill(-1);
   const right = new Int32Array(nodes).fill(-1);
   for (let index = 0; index < n; index += 1) {
-    const leaf = leaves[index] as Prefix;
-    depth[index] = leaf.length;
-    base[index] = leaf.base;
+    depth[index] = leaves.lengths[index] as number;
+    base[index] = leaves.bases[index] as number;
   }
   const stack = new Int32Array(Math.max(n - 1, 1));
   let top = 0;
@@ -176,7 +213,7 @@ function buildTrie(leaves: readonly Prefix[]): Trie {
  * the left child). Ties in cost go to more preferred prefixes, then to v as one prefix, then to
  * the smallest i: a fixed order, so the output depends only on the input sets.
  */
-function solve(leaves: readonly Prefix[], budget: number, floor: number, preferred: ReadonlySet<number>): Prefix[] {
+function solve(leaves: PrefixArrays, budget: number, floor: number, preferred: ReadonlySet<number>): PrefixArrays {
   const trie = buildTrie(leaves);
   const { leafCount: n, depth, base, left, right, order } = trie;
   const nodes = 2 * n - 1;
@@ -186,7 +223,7 @@ function solve(leaves: readonly Prefix[], budget: number, floor: number, preferr
   const offset = new Int32Array(nodes);
   let total = 0;
   for (let leaf = 0; leaf < n; leaf += 1) {
-    targets[leaf] = 2 ** (IPV4_BITS - (depth[leaf] as number));
+    targets[leaf] = SIZE_OF_LENGTH[depth[leaf] as number] as number;
     leavesUnder[leaf] = 1;
     cap[leaf] = 1;
     offset[leaf] = total;
@@ -203,56 +240,38 @@ function solve(leaves: readonly Prefix[], budget: number, floor: number, preferr
   }
 
   const cost = new Float64Array(total);
-  const kept = new Int32Array(total);
   const choice = new Int32Array(total);
+  // Without preferred prefixes every `kept` would be 0: that loop is skipped altogether.
+  const kept = preferred.size > 0 ? new Int32Array(total) : undefined;
   for (let leaf = 0; leaf < n; leaf += 1) {
     const o = offset[leaf] as number;
     cost[o] = 0;
-    kept[o] = preferred.has(preferredKey(base[leaf] as number, depth[leaf] as number)) ? 1 : 0;
     choice[o] = -1;
+    if (kept !== undefined) kept[o] = preferred.has(preferredKey(base[leaf] as number, depth[leaf] as number)) ? 1 : 0;
   }
   for (const node of order) {
     const a = left[node] as number;
     const b = right[node] as number;
     const d = depth[node] as number;
-    const wholeCost = d >= floor ? 2 ** (IPV4_BITS - d) - (targets[node] as number) : Infinity;
-    const wholeKept = wholeCost !== Infinity && preferred.has(preferredKey(base[node] as number, d)) ? 1 : 0;
-    const capA = cap[a] as number;
-    const capB = cap[b] as number;
-    const oa = (offset[a] as number) - 1; // so that budget i of a is at oa + i
+    const wholeCost = d >= floor ? (SIZE_OF_LENGTH[d] as number) - (targets[node] as number) : Infinity;
+    // Offsets shifted by one, so that budget i of a node is at its offset + i.
+    const oa = (offset[a] as number) - 1;
     const ob = (offset[b] as number) - 1;
     const o = (offset[node] as number) - 1;
-    const capNode = cap[node] as number;
-    cost[o + 1] = wholeCost;
-    kept[o + 1] = wholeKept;
-    choice[o + 1] = -1;
-    for (let k = 2; k <= capNode; k += 1) {
-      let bestCost = wholeCost;
-      let bestKept = wholeKept;
-      let bestChoice = -1;
-      const low = k - capB > 1 ? k - capB : 1;
-      const high = capA < k - 1 ? capA : k - 1;
-      for (let i = low; i <= high; i += 1) {
-        const c = (cost[oa + i] as number) + (cost[ob + k - i] as number);
-        if (c < bestCost) {
-          bestCost = c;
-          bestKept = (kept[oa + i] as number) + (kept[ob + k - i] as number);
-          bestChoice = i;
-        } else if (c === bestCost && c !== Infinity) {
-          const p = (kept[oa + i] as number) + (kept[ob + k - i] as number);
-          if (p > bestKept) {
-            bestKept = p;
-            bestChoice = i;
-          }
-        }
-      }
-      cost[o + k] = bestCost;
-      kept[o + k] = bestKept;
-      choice[o + k] = bestChoice;
+    if (kept === undefined) {
+      fillNode(cost, choice, oa, ob, o, cap[a] as number, cap[b] as number, cap[node] as number, wholeCost);
+    } else {
+      const wholeKept = wholeCost !== Infinity && preferred.has(preferredKey(base[node] as number, d)) ? 1 : 0;
+      fillNodePreferring(cost, kept, choice, oa, ob, o, cap[a] as number, cap[b] as number, cap[node] as number, {
+        cost: wholeCost,
+        kept: wholeKept,
+      });
     }
   }
 
-  const result: Prefix[] = [];
+  const outBases = new Uint32Array(budget);
+  const outLengths = new Uint8Array(budget);
+  let written = 0;
   const rootBudget = cap[trie.root] as number;
   // Explicit stack (right pushed before left) so the output comes out sorted by base.
   const stackNode: number[] = [trie.root];
@@ -262,46 +281,262 @@ function solve(leaves: readonly Prefix[], budget: number, floor: number, preferr
     const k = stackBudget.pop() as number;
     const pick = choice[(offset[node] as number) + k - 1] as number;
     if (pick === -1) {
-      result.push({ base: base[node] as number, length: depth[node] as number });
+      outBases[written] = base[node] as number;
+      outLengths[written] = depth[node] as number;
+      written += 1;
     } else {
       stackNode.push(right[node] as number, left[node] as number);
       stackBudget.push(k - pick, pick);
     }
   }
-  return result;
+  return { count: written, bases: outBases.subarray(0, written), lengths: outLengths.subarray(0, written) };
+}
+
+/**
+ * One node of the DP without preferred prefixes: for k = 1 … capNode, the cheapest of v as one
+ * prefix (cost `wholeCost`) and every split i + (k − i) between the children a and b. Ties go to
+ * v as one prefix, then to the smallest i (strict `<`, i ascending), exactly as in
+ * `fillNodePreferring` with nothing preferred.
+ *
+ * The hottest loop of the program, so it is its own function (the optimiser compiles it alone,
+ * every value a local) and computes budgets k and k + 1 together: both read a at i, and b at
+ * k − i is b at (k + 1) − (i + 1), so each step loads two numbers for two cells instead of four.
+ */
+function fillNode(
+  cost: Float64Array,
+  choice: Int32Array,
+  oa: number,
+  ob: number,
+  o: number,
+  capA: number,
+  capB: number,
+  capNode: number,
+  wholeCost: number,
+): void {
+  cost[o + 1] = wholeCost;
+  choice[o + 1] = -1;
+  let k = 2;
+  for (; k + 3 <= capNode; k += 4) {
+    let best0 = wholeCost;
+    let best1 = wholeCost;
+    let best2 = wholeCost;
+    let best3 = wholeCost;
+    let pick0 = -1;
+    let pick1 = -1;
+    let pick2 = -1;
+    let pick3 = -1;
+    // Budget k + t may split at i = low(k + t) … high(k + t); the shared range is lowS … highS.
+    const lowS = k + 3 - capB > 1 ? k + 3 - capB : 1;
+    const highS = capA < k - 1 ? capA : k - 1;
+    // Below the shared range, in ascending i for each budget (the tie-break needs that order).
+    for (let i = k - capB > 1 ? k - capB : 1; i < lowS; i += 1) {
+      const fromA = cost[oa + i] as number;
+      if (i <= k - 1 && i >= k - capB) {
+        const c = fromA + (cost[ob + k - i] as number);
+        if (c < best0) {
+          best0 = c;
+          pick0 = oa + i;
+        }
+      }
+      if (i <= k && i >= k + 1 - capB) {
+        const c = fromA + (cost[ob + k + 1 - i] as number);
+        if (c < best1) {
+          best1 = c;
+          pick1 = oa + i;
+        }
+      }
+      if (i <= k + 1 && i >= k + 2 - capB) {
+        const c = fromA + (cost[ob + k + 2 - i] as number);
+        if (c < best2) {
+          best2 = c;
+          pick2 = oa + i;
+        }
+      }
+    }
+    const last = oa + highS;
+    let y = ob + k - lowS;
+    let b1 = cost[y + 1] as number;
+    let b2 = cost[y + 2] as number;
+    let b3 = cost[y + 3] as number;
+    for (let x = oa + lowS; x <= last; x += 1, y -= 1) {
+      const b0 = cost[y] as number;
+      const fromA = cost[x] as number;
+      const c0 = fromA + b0;
+      if (c0 < best0) {
+        best0 = c0;
+        pick0 = x;
+      }
+      const c1 = fromA + b1;
+      if (c1 < best1) {
+        best1 = c1;
+        pick1 = x;
+      }
+      const c2 = fromA + b2;
+      if (c2 < best2) {
+        best2 = c2;
+        pick2 = x;
+      }
+      const c3 = fromA + b3;
+      if (c3 < best3) {
+        best3 = c3;
+        pick3 = x;
+      }
+      b3 = b2;
+      b2 = b1;
+      b1 = b0;
+    }
+    // Above the shared range.
+    const highTop = capA < k + 2 ? capA : k + 2;
+    for (let i = highS + 1 > lowS ? highS + 1 : lowS; i <= highTop; i += 1) {
+      const fromA = cost[oa + i] as number;
+      if (i <= k && i >= k + 1 - capB) {
+        const c = fromA + (cost[ob + k + 1 - i] as number);
+        if (c < best1) {
+          best1 = c;
+          pick1 = oa + i;
+        }
+      }
+      if (i <= k + 1 && i >= k + 2 - capB) {
+        const c = fromA + (cost[ob + k + 2 - i] as number);
+        if (c < best2) {
+          best2 = c;
+          pick2 = oa + i;
+        }
+      }
+      if (i <= k + 2 && i >= k + 3 - capB) {
+        const c = fromA + (cost[ob + k + 3 - i] as number);
+        if (c < best3) {
+          best3 = c;
+          pick3 = oa + i;
+        }
+      }
+    }
+    cost[o + k] = best0;
+    choice[o + k] = pick0 < 0 ? -1 : pick0 - oa;
+    cost[o + k + 1] = best1;
+    choice[o + k + 1] = pick1 < 0 ? -1 : pick1 - oa;
+    cost[o + k + 2] = best2;
+    choice[o + k + 2] = pick2 < 0 ? -1 : pick2 - oa;
+    cost[o + k + 3] = best3;
+    choice[o + k + 3] = pick3 < 0 ? -1 : pick3 - oa;
+  }
+  for (; k <= capNode; k += 1) {
+    let best = wholeCost;
+    let pick = -1;
+    const low = k - capB > 1 ? k - capB : 1;
+    const high = capA < k - 1 ? capA : k - 1;
+    for (let i = low; i <= high; i += 1) {
+      const c = (cost[oa + i] as number) + (cost[ob + k - i] as number);
+      if (c < best) {
+        best = c;
+        pick = i;
+      }
+    }
+    cost[o + k] = best;
+    choice[o + k] = pick;
+  }
+}
+
+/** `fillNode` with the tie-break on preferred prefixes: among equal costs, the most kept wins. */
+function fillNodePreferring(
+  cost: Float64Array,
+  kept: Int32Array,
+  choice: Int32Array,
+  oa: number,
+  ob: number,
+  o: number,
+  capA: number,
+  capB: number,
+  capNode: number,
+  whole: { readonly cost: number; readonly kept: number },
+): void {
+  cost[o + 1] = whole.cost;
+  kept[o + 1] = whole.kept;
+  choice[o + 1] = -1;
+  for (let k = 2; k <= capNode; k += 1) {
+    let bestCost = whole.cost;
+    let bestKept = whole.kept;
+    let bestChoice = -1;
+    const low = k - capB > 1 ? k - capB : 1;
+    const high = capA < k - 1 ? capA : k - 1;
+    for (let i = low; i <= high; i += 1) {
+      const c = (cost[oa + i] as number) + (cost[ob + k - i] as number);
+      if (c < bestCost) {
+        bestCost = c;
+        bestKept = (kept[oa + i] as number) + (kept[ob + k - i] as number);
+        bestChoice = i;
+      } else if (c === bestCost && c !== Infinity) {
+        const p = (kept[oa + i] as number) + (kept[ob + k - i] as number);
+        if (p > bestKept) {
+          bestKept = p;
+          bestChoice = i;
+        }
+      }
+    }
+    cost[o + k] = bestCost;
+    kept[o + k] = bestKept;
+    choice[o + k] = bestChoice;
+  }
+}
+
+/** A cover with its prefixes in typed arrays (`coverOfMerged`). */
+export interface ArrayCover extends Omit<Cover, "prefixes" | "merged"> {
+  readonly prefixes: PrefixArrays;
 }
 
 /**
  * At most `maxPrefixes` prefixes covering every address of `targets` with the minimum number of
  * extra addresses, under the options above. Deterministic: the same target set (in any order,
- * with any duplicates) and the same preferred set give the same output.
+ * with any duplicates) and the same preferred set give the same output. A list `mergePrefixes`
+ * returned is taken as it is (not merged again).
  *
  * Throws `CoverInfeasibleError` (details: `minimumBudget`, `minPrefixLength`, `budget`) when no
- * cover exists under the floor, and `ExtraAddressCapError` (details: `bestExtraAddresses`, the
- * caps) when the best cover breaks a cap.
+ * cover exists under the floor, `ExtraAddressCapError` (details: `bestExtraAddresses`, the caps)
+ * when the best cover breaks a cap, and `UsageError` (details: `work`, `maxWork`) when the cover
+ * would take more than `MAX_COVER_WORK`.
  */
 export function optimalCover(targets: readonly Prefix[], options: CoverOptions): Cover {
+  const merged = isMergedList(targets) ? targets : mergePrefixes(targets);
+  const mergedArrays = arraysOf(merged);
+  const cover = coverOfMerged(mergedArrays, options);
+  const prefixes = cover.prefixes === mergedArrays ? merged : prefixesOf(cover.prefixes);
+  return { ...cover, prefixes, merged };
+}
+
+/**
+ * `optimalCover` on the lossless merge of the targets, held in typed arrays (`mergePrefixArrays`):
+ * the path of the million-prefix files, with no object per prefix. When everything fits, the
+ * returned prefixes are `merged` itself.
+ */
+export function coverOfMerged(merged: PrefixArrays, options: CoverOptions): ArrayCover {
   const { budget, floor } = checkOptions(options);
-  const merged = mergePrefixes(targets);
-  const targetAddresses = addressCount(merged);
-  const needed = minimumBudget(merged, floor);
+  const mergedPrefixes = merged.count;
+  const targetAddresses = addressCountOf(merged);
+  const needed = minimumBudgetOf(merged, floor);
   if (needed > budget) {
     throw new CoverInfeasibleError(
-      `No cover of ${merged.length} merged prefixes fits in ${budget} rules with no prefix shorter than /${floor}: at least ${needed} rules are needed.`,
+      `No cover of ${mergedPrefixes} merged prefixes fits in ${budget} rules with no prefix shorter than /${floor}: at least ${needed} rules are needed.`,
       {
-        details: { minimumBudget: needed, minPrefixLength: floor, budget, mergedPrefixes: merged.length },
+        details: { minimumBudget: needed, minPrefixLength: floor, budget, mergedPrefixes },
         remedy: `Allow at least ${needed} rules, lower the minimum prefix length, or select fewer regions.`,
       },
     );
   }
   const leaves = floor > 0 ? splitToFloor(merged, floor) : merged;
+  if (leaves.count > budget) checkWork(leaves.count, mergedPrefixes, budget);
   const preferred = new Set<number>();
   for (const prefix of options.preferred ?? []) preferred.add(preferredKey(prefix.base, prefix.length));
-  const prefixes = leaves.length <= budget ? leaves.slice() : solve(leaves, budget, floor, preferred);
-  const coveredAddresses = addressCount(prefixes);
+  // Everything fits: the merge (or its split to the floor) is the cover, with no extra address.
+  const prefixes = leaves.count <= budget ? leaves : solve(leaves, budget, floor, preferred);
+  const coveredAddresses = prefixes === leaves ? targetAddresses : addressCountOf(prefixes);
   const extraAddresses = coveredAddresses - targetAddresses;
   let preferredKept = 0;
-  for (const prefix of prefixes) if (preferred.has(preferredKey(prefix.base, prefix.length))) preferredKept += 1;
+  if (preferred.size > 0) {
+    for (let index = 0; index < prefixes.count; index += 1) {
+      if (preferred.has(preferredKey(prefixes.bases[index] as number, prefixes.lengths[index] as number)))
+        preferredKept += 1;
+    }
+  }
 
   const { maxExtraAddresses, maxExtraRatio } = options;
   const ratio = targetAddresses === 0 ? 0 : extraAddresses / targetAddresses;
@@ -323,17 +558,37 @@ export function optimalCover(targets: readonly Prefix[], options: CoverOptions):
           budget,
           maxExtraAddresses: maxExtraAddresses ?? null,
           maxExtraRatio: maxExtraRatio ?? null,
-          widestPrefix: prefixes.length === 0 ? null : formatPrefix(widest(prefixes)),
+          widestPrefix: prefixes.count === 0 ? null : formatPrefix(widest(prefixes)),
         },
         remedy: "Allow more rules, raise the cap, or select fewer regions.",
       },
     );
   }
-  return { prefixes, mergedPrefixes: merged.length, targetAddresses, coveredAddresses, extraAddresses, preferredKept };
+  return { prefixes, mergedPrefixes, targetAddresses, coveredAddresses, extraAddresses, preferredKept };
 }
 
-function widest(prefixes: readonly Prefix[]): Prefix {
-  let best = prefixes[0] as Prefix;
-  for (const prefix of prefixes) if (prefix.length < best.length) best = prefix;
-  return best;
+/** Refuses a cover over `MAX_COVER_WORK` before any of it is done (operator contract: bounded work). */
+function checkWork(leaves: number, mergedPrefixes: number, budget: number): void {
+  const work = leaves * budget;
+  if (work <= MAX_COVER_WORK) return;
+  const number = (value: number): string => value.toLocaleString("en-US");
+  const largestBudget = Math.floor(MAX_COVER_WORK / leaves);
+  throw new UsageError(
+    `A cover of ${number(leaves)} prefixes${leaves === mergedPrefixes ? "" : ` (${number(mergedPrefixes)} merged, split to the floor)`} in ${number(budget)} rules is ${number(work)} units of work (prefixes × rules), over the bound of ${number(MAX_COVER_WORK)}.`,
+    {
+      details: { work, maxWork: MAX_COVER_WORK, leaves, mergedPrefixes, budget, largestBudget },
+      remedy:
+        largestBudget >= 1
+          ? `Allow at most ${number(largestBudget)} rules, or at least ${number(leaves)} (no cover is needed then), or select fewer prefixes.`
+          : `Allow at least ${number(leaves)} rules (no cover is needed then), or select fewer prefixes.`,
+    },
+  );
+}
+
+function widest(prefixes: PrefixArrays): Prefix {
+  let best = 0;
+  for (let index = 1; index < prefixes.count; index += 1) {
+    if ((prefixes.lengths[index] as number) < (prefixes.lengths[best] as number)) best = index;
+  }
+  return { base: prefixes.bases[best] as number, length: prefixes.lengths[best] as number };
 }

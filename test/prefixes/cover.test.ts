@@ -1,7 +1,7 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { CoverInfeasibleError, ExtraAddressCapError, UsageError } from "../../src/errors.js";
-import { minimumBudget, optimalCover, type Cover } from "../../src/prefixes/cover.js";
+import { MAX_COVER_WORK, minimumBudget, optimalCover, type Cover } from "../../src/prefixes/cover.js";
 import { formatPrefix, parsePrefix, type Prefix } from "../../src/prefixes/ipv4.js";
 import { mergePrefixes } from "../../src/prefixes/merge.js";
 import {
@@ -153,6 +153,46 @@ describe("optimalCover options", () => {
     expect(thrown(() => optimalCover([], { maxPrefixes: -1 }))).toBeInstanceOf(UsageError);
     expect(thrown(() => optimalCover([], { maxPrefixes: 1, minPrefixLength: 33 }))).toBeInstanceOf(UsageError);
     expect(thrown(() => optimalCover([], { maxPrefixes: 1, maxExtraRatio: Number.NaN }))).toBeInstanceOf(UsageError);
+  });
+
+  it("refuses at once a cover whose work (prefixes × budget) is over the bound, with the figures", () => {
+    // 60,000 separate /32s to 40,000 rules: 2.4·10^9 cells, over the 2·10^9 bound.
+    const targets = Array.from({ length: 60_000 }, (_, index) => ({ base: index * 4, length: 32 }));
+    const error = thrown(() => optimalCover(targets, { maxPrefixes: 40_000 }));
+    expect(error).toBeInstanceOf(UsageError);
+    expect((error as UsageError).details).toMatchObject({
+      work: 2_400_000_000,
+      maxWork: MAX_COVER_WORK,
+      leaves: 60_000,
+      budget: 40_000,
+      largestBudget: 33_333,
+    });
+    expect((error as UsageError).describe()).toMatch(/2,400,000,000 units of work .* bound of 2,000,000,000/);
+    expect((error as UsageError).describe()).toContain("Allow at most 33,333 rules, or at least 60,000");
+    // No cover to compute (everything fits) is no work, however large the budget.
+    expect(optimalCover(targets, { maxPrefixes: 60_000 }).prefixes).toHaveLength(60_000);
+  });
+
+  it("counts the floor's pieces as the prefixes of the work", () => {
+    // 10.0.0.0/8 is 65,536 pieces of /24; with two /32s in each of 20,000 /24s of 11.0.0.0/8: 105,536 leaves.
+    const pairs = Array.from({ length: 40_000 }, (_, index) => ({
+      base: p("11.0.0.0").base + Math.floor(index / 2) * 256 + (index % 2) * 2,
+      length: 32,
+    }));
+    const error = thrown(() => optimalCover([p("10.0.0.0/8"), ...pairs], { maxPrefixes: 90_000, minPrefixLength: 24 }));
+    expect(error).toBeInstanceOf(UsageError);
+    expect((error as UsageError).details).toMatchObject({ leaves: 105_536, mergedPrefixes: 40_001, budget: 90_000 });
+  });
+
+  it("reports the lossless merge it used, and takes an already merged list as it is", () => {
+    const targets = randomPrefixes(2_000, 11, 16, 32);
+    const merged = mergePrefixes(targets);
+    const fromMerged = optimalCover(merged, { maxPrefixes: 50 });
+    const fromTargets = optimalCover(targets, { maxPrefixes: 50 });
+    expect(fromMerged.merged).toBe(merged);
+    expect(fromTargets.merged).toEqual(merged);
+    expect(fromMerged.prefixes).toEqual(fromTargets.prefixes);
+    expect(Object.isFrozen(merged)).toBe(true);
   });
 
   it("prefers the already applied prefix among covers of equal cost", () => {

@@ -1,8 +1,8 @@
 import { describe, expect, it } from "vitest";
 import type { SyncPolicy } from "../../src/config/settings.js";
-import { CoverInfeasibleError } from "../../src/errors.js";
+import { CoverInfeasibleError, UsageError } from "../../src/errors.js";
 import type { LedgerState } from "../../src/ledger/types.js";
-import { parsePrefix } from "../../src/prefixes/ipv4.js";
+import { formatAddress, parsePrefix } from "../../src/prefixes/ipv4.js";
 import type { RegistrySnapshot } from "../../src/registry/types.js";
 import type { SelectedTag } from "../../src/servicetags/select.js";
 import { planAllowlist, type DesiredSource, type PlanInput } from "../../src/sync/plan.js";
@@ -263,5 +263,22 @@ describe("planAllowlist", () => {
   it("produces the same plan for the same input", () => {
     const input = { snapshot: snapshot(["203.0.113.7"]), desired: tags(JAPAN) };
     expect(JSON.stringify(plan(input))).toBe(JSON.stringify(plan(input)));
+  });
+});
+
+describe("planAllowlist at the limits", () => {
+  it("refuses at once, as a usage error with the figures, a cover whose work is over the bound", () => {
+    // 60,000 separate /32s into 40,000 rules: 2.4·10^9 units of work, over the 2·10^9 bound.
+    const separate = Array.from({ length: 60_000 }, (_, index) => `${formatAddress(0x0a000000 + index * 4)}/32`);
+    const big = tag("AzureContainerRegistry.JapanEast", separate);
+    let error: unknown;
+    try {
+      plan({ snapshot: snapshot([], { ruleLimit: 40_000 }), desired: tags(big) });
+    } catch (caught) {
+      error = caught;
+    }
+    expect(error).toBeInstanceOf(UsageError);
+    expect((error as UsageError).details).toMatchObject({ work: 2_400_000_000, budget: 40_000, leaves: 60_000 });
+    expect((error as UsageError).message).toContain("2,400,000,000");
   });
 });
