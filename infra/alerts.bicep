@@ -9,6 +9,8 @@ param resourceToken string
 param appInsightsId string
 param alertEmailAddress string
 param rulesUsedAlertPercent int
+@description('Alert when the service-tags data a run used is older than this many days.')
+param dataAgeAlertDays int = 10
 @description('Resource IDs of the target registries: the heartbeat expects a completed run from each.')
 param targetRegistryIds array
 
@@ -77,6 +79,18 @@ customMetrics
 | summarize arg_max(timestamp, value) by registry, name
 | summarize rulesUsed = maxif(value, name == "allowlist_rules_used"), ruleLimit = maxif(value, name == "allowlist_rules_limit") by registry
 | where ruleLimit > 0 and rulesUsed * 100 > {0} * ruleLimit
+'''
+
+// Freshness: Microsoft publishes the file weekly, so data older than the threshold means the
+// source chain is broken somewhere (page layout, alias, Discovery API lag, last-good copy) even
+// while runs succeed. The latest completion of each registry counts, dry runs included (an HTTP
+// plan uses the same chain). {0} is the threshold in days.
+var dataAgeQueryTemplate = '''
+customEvents
+| where name == "AllowlistSyncCompleted" and isnotempty(tostring(customDimensions.dataAgeDays))
+| extend registry = tostring(customDimensions.registry)
+| summarize arg_max(timestamp, dataAgeDays = todouble(customDimensions.dataAgeDays), sourceKind = tostring(customDimensions.sourceKind), newestChangeNumber = tolong(customDimensions.newestChangeNumber)) by registry
+| where dataAgeDays > {0}
 '''
 
 var actions = {
@@ -206,6 +220,40 @@ resource rulesUsedAlert 'Microsoft.Insights/scheduledQueryRules@2023-12-01' = {
       allOf: [
         {
           query: format(rulesUsedQueryTemplate, rulesUsedAlertPercent)
+          timeAggregation: 'Count'
+          operator: 'GreaterThan'
+          threshold: 0
+          dimensions: [
+            { name: 'registry', operator: 'Include', values: ['*'] }
+          ]
+          failingPeriods: { numberOfEvaluationPeriods: 1, minFailingPeriodsToAlert: 1 }
+        }
+      ]
+    }
+    autoMitigate: true
+    actions: actions
+  }
+}
+
+resource dataAgeAlert 'Microsoft.Insights/scheduledQueryRules@2023-12-01' = {
+  name: 'alert-acrsync-freshness-${resourceToken}'
+  location: location
+  tags: tags
+  kind: 'LogAlert'
+  properties: {
+    displayName: 'ACR allowlist service-tags data older than ${dataAgeAlertDays} days'
+    description: 'The latest run of a registry used service-tags data more than ${dataAgeAlertDays} days old (dataAgeDays of AllowlistSyncCompleted; sourceKind says which source served it). Microsoft publishes weekly: the Download Center page or the _Latest alias is failing and the run fell back to the lagging Discovery API or the last-good copy. See README, Operations.'
+    severity: 2
+    enabled: true
+    scopes: [appInsightsId]
+    evaluationFrequency: 'PT1H'
+    windowSize: 'PT1H'
+    // Runs are daily: look back 2 days so the latest run of each registry is in range.
+    overrideQueryTimeRange: 'P2D'
+    criteria: {
+      allOf: [
+        {
+          query: format(dataAgeQueryTemplate, dataAgeAlertDays)
           timeAggregation: 'Count'
           operator: 'GreaterThan'
           threshold: 0

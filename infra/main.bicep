@@ -70,6 +70,8 @@ param syncOperationTimeoutMs string = ''
 param syncLockWaitMs string = ''
 @description('ARM endpoint. Empty: the default of the service-tags cloud.')
 param armEndpoint string = ''
+@description('Subscription the Service Tag Discovery API is read through (SERVICE_TAGS_API_SUBSCRIPTION). Empty: the first target registry\'s. The identity gets Microsoft.Network/locations/serviceTags/read there, nothing more.')
+param serviceTagsApiSubscription string = ''
 @description('Blob container for ledgers, audit entries and locks; created by this template.')
 param ledgerContainer string = 'acr-allowlist-sync'
 
@@ -171,6 +173,7 @@ module app 'app.bicep' = {
       CANARY_PROPAGATION_DELAY_MS: canaryPropagationDelayMs
       CANARY_DEADLINE_MS: canaryDeadlineMs
       CANARY_POLL_INTERVAL_MS: canaryPollIntervalMs
+      SERVICE_TAGS_API_SUBSCRIPTION: serviceTagsApiSubscription
     }
   }
 }
@@ -266,6 +269,43 @@ module registryAccess 'registry-access.bicep' = [
     ]
   }
 ]
+
+// The Service Tag Discovery API (azure-facts §10) needs one action on one subscription. Reader
+// would grant it, and read access to everything else in the subscription with it: a custom role
+// with exactly this action instead.
+var apiSubscriptionId = !empty(serviceTagsApiSubscription) ? serviceTagsApiSubscription : split(targetRegistryIds[0], '/')[2]
+
+resource serviceTagsRole 'Microsoft.Authorization/roleDefinitions@2022-04-01' = {
+  name: guid(subscription().id, environmentName, 'acr-allowlist-sync-service-tags-reader')
+  properties: {
+    roleName: 'ACR allowlist sync - service tags reader (${environmentName})'
+    description: 'Read the Service Tag Discovery API (Microsoft.Network/locations/serviceTags). Used by acr-allowlist-sync.'
+    type: 'CustomRole'
+    permissions: [
+      {
+        actions: [
+          'Microsoft.Network/locations/serviceTags/read'
+        ]
+        notActions: []
+        dataActions: []
+        notDataActions: []
+      }
+    ]
+    assignableScopes: union([subscription().id], ['/subscriptions/${apiSubscriptionId}'])
+  }
+}
+
+module serviceTagsAccess 'servicetags-access.bicep' = {
+  name: 'servicetags-access-${take(uniqueString(apiSubscriptionId), 6)}'
+  scope: subscription(apiSubscriptionId)
+  params: {
+    principalId: app.outputs.identityPrincipalId
+    roleDefinitionGuid: serviceTagsRole.name
+  }
+  dependsOn: [
+    serviceTagsRole
+  ]
+}
 
 // Discovery: Reader (for Resource Graph) and the registry role on each discovery subscription.
 // Management-group scopes are outside what a subscription deployment can grant: see README.

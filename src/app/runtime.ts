@@ -1,4 +1,4 @@
-import { dirname, join } from "node:path";
+import { dirname, join, resolve as resolvePath } from "node:path";
 import { DefaultAzureCredential, type TokenCredential } from "@azure/identity";
 import { loadSettings, type Settings, type SettingsSource } from "../config/settings.js";
 import { blobContainerFromSettings, createBlobLedgerStore } from "../ledger/blob-store.js";
@@ -7,7 +7,13 @@ import type { LedgerStore } from "../ledger/types.js";
 import { createTasksGateway } from "../canary/tasks-client.js";
 import { createBlobCanaryStore, createFileCanaryStore } from "../ledger/canary-store.js";
 import { createArmRegistryGateway, type ArmRegistryGatewayOptions } from "../registry/arm-gateway.js";
+import { createCachedSource } from "../servicetags/cache.js";
+import { createSourceChain } from "../servicetags/chain.js";
+import { createDiscoveryApiSource, type DiscoveryApiSource } from "../servicetags/discovery-api.js";
+import { createLastGoodStore } from "../servicetags/last-good.js";
 import { createServiceTagsSource, type ServiceTagsSourceOptions } from "../servicetags/source.js";
+import { createBlobStateStore, createFileStateStore, type SourceStateStore } from "../servicetags/state-store.js";
+import type { RegistryGateway } from "../registry/types.js";
 import type { InvocationPorts } from "../sync/invocation.js";
 import { createTelemetry } from "../telemetry/azure-monitor.js";
 import { createBlobDiscoveryMemory, createFileDiscoveryMemory, discoveryMemoryName } from "../discovery/memory.js";
@@ -64,10 +70,13 @@ export function createRuntime(env: SettingsSource, options: RuntimeOptions = {})
   let ledger: LedgerStore;
   let discoveryMemory: DiscoveryMemory | undefined;
   let fanout: Runtime["fanout"];
+  // The last-good service-tags copy lives next to the ledger: beside the ledger file, or in the ledger container.
+  let stateStore: SourceStateStore;
   if (options.ledger?.kind === "file") {
     ledger = createFileLedgerStore({ path: options.ledger.path });
     if (memoryName !== undefined)
       discoveryMemory = createFileDiscoveryMemory(join(dirname(options.ledger.path), memoryName));
+    stateStore = createFileStateStore(dirname(resolvePath(options.ledger.path)));
   } else {
     const containerClient = blobContainerFromSettings({
       connectionString: settings.storage.connectionString,
@@ -88,7 +97,38 @@ export function createRuntime(env: SettingsSource, options: RuntimeOptions = {})
         }),
       ),
     };
+    stateStore = createBlobStateStore(containerClient);
   }
+  const registry = createArmRegistryGateway({
+    credential,
+    cloud: settings.cloud,
+    endpoint: settings.armEndpoint,
+    operationTimeoutMs: settings.operationTimeoutMs,
+    throttleGate,
+    ...options.tuning?.registry,
+  });
+  const files = createServiceTagsSource({
+    cloud: settings.cloud,
+    serviceTagsUrl: settings.serviceTags.url,
+    detailsPageUrl: settings.serviceTags.detailsPageUrl,
+    latestAliasUrl: settings.serviceTags.latestAliasUrl,
+    timeoutMs: settings.serviceTags.timeoutMs,
+    maxBytes: settings.serviceTags.maxBytes,
+    retries: settings.serviceTags.retries,
+    minAcrTags: settings.serviceTags.minAcrTags,
+    ...options.tuning?.serviceTags,
+  });
+  const explicit = settings.serviceTags.url !== undefined;
+  const chain = createSourceChain({
+    cloud: settings.cloud,
+    files,
+    explicit,
+    api:
+      explicit || !settings.serviceTags.apiEnabled ? undefined : discoveryApi(settings, credential, registry, options),
+    lastGood: explicit ? undefined : createLastGoodStore(stateStore, settings.cloud),
+    maxAgeDays: settings.serviceTags.maxAgeDays,
+    now: options.tuning?.serviceTags?.now,
+  });
   return {
     settings,
     throttleGate,
@@ -103,14 +143,7 @@ export function createRuntime(env: SettingsSource, options: RuntimeOptions = {})
         ...options.tuning?.discovery,
       }),
       discoveryMemory,
-      registry: createArmRegistryGateway({
-        credential,
-        cloud: settings.cloud,
-        endpoint: settings.armEndpoint,
-        operationTimeoutMs: settings.operationTimeoutMs,
-        throttleGate,
-        ...options.tuning?.registry,
-      }),
+      registry,
       canary: {
         // The canary's ACR Tasks calls ride the same pipeline options (token, retries, timeouts) as the registry's.
         tasks: createTasksGateway({
@@ -134,20 +167,50 @@ export function createRuntime(env: SettingsSource, options: RuntimeOptions = {})
         pollIntervalMs: options.tuning?.canaryPollIntervalMs ?? settings.canary.pollIntervalMs,
       },
       ledger,
-      serviceTags: createServiceTagsSource({
-        cloud: settings.cloud,
-        serviceTagsUrl: settings.serviceTags.url,
-        detailsPageUrl: settings.serviceTags.detailsPageUrl,
-        latestAliasUrl: settings.serviceTags.latestAliasUrl,
-        timeoutMs: settings.serviceTags.timeoutMs,
-        maxBytes: settings.serviceTags.maxBytes,
-        retries: settings.serviceTags.retries,
-        minAcrTags: settings.serviceTags.minAcrTags,
-        ...options.tuning?.serviceTags,
-      }),
+      serviceTags: createCachedSource(chain, { ttlMs: settings.serviceTags.cacheSeconds * 1000 }),
       telemetry: createTelemetry({ connectionString: settings.appInsightsConnectionString, credential }),
     },
   };
+}
+
+/**
+ * The Discovery API source: read through SERVICE_TAGS_API_SUBSCRIPTION (default: the first
+ * target's subscription) at SERVICE_TAGS_API_LOCATION (default: the first target's first region,
+ * else its registry's location, read once per process).
+ */
+function discoveryApi(
+  settings: Settings,
+  credential: TokenCredential,
+  registry: RegistryGateway,
+  options: RuntimeOptions,
+): DiscoveryApiSource | undefined {
+  const first = settings.targets[0];
+  const subscriptionId = settings.serviceTags.apiSubscription ?? first?.ref.subscriptionId;
+  if (subscriptionId === undefined || first === undefined) return undefined;
+  let location: Promise<string> | undefined;
+  const configured = settings.serviceTags.apiLocation ?? first.regions?.[0];
+  return createDiscoveryApiSource({
+    credential,
+    cloud: settings.cloud,
+    endpoint: settings.armEndpoint,
+    subscriptionId,
+    location:
+      configured ??
+      (() => {
+        location ??= registry.read(first.ref).then(
+          (snapshot) => snapshot.location.toLowerCase(),
+          (error: unknown) => {
+            location = undefined;
+            throw error;
+          },
+        );
+        return location;
+      }),
+    timeoutMs: settings.serviceTags.timeoutMs,
+    minAcrTags: settings.serviceTags.minAcrTags,
+    retryOptions: options.tuning?.registry?.retryOptions,
+    now: options.tuning?.serviceTags?.now,
+  });
 }
 
 /**

@@ -136,6 +136,51 @@ export const APP_SETTINGS: readonly AppSettingInfo[] = [
     flag: "--min-acr-tags",
   },
   {
+    name: "SERVICE_TAGS_API_ENABLED",
+    required: false,
+    default: "true",
+    example: "false",
+    description:
+      "Read the Service Tag Discovery API (ARM) to cross-check the file and as the source after the _Latest alias. Ignored when SERVICE_TAGS_URL is set.",
+    setByInfra: false,
+  },
+  {
+    name: "SERVICE_TAGS_API_SUBSCRIPTION",
+    required: false,
+    example: "00000000-0000-0000-0000-000000000000",
+    description:
+      "Subscription the Discovery API is read through (default: the first target registry's); the identity needs Microsoft.Network/locations/serviceTags/read on it.",
+    flag: "--api-subscription",
+  },
+  {
+    name: "SERVICE_TAGS_API_LOCATION",
+    required: false,
+    example: "westeurope",
+    description:
+      "ARM location the Discovery API is asked at, a version reference and not a filter (default: the first target's first region, else its registry's location).",
+    flag: "--api-location",
+    setByInfra: false,
+  },
+  {
+    name: "SERVICE_TAGS_MAX_AGE_DAYS",
+    required: false,
+    default: "14",
+    example: "7",
+    description:
+      "The last-good copy (kept next to the ledger) is used when every live source fails only while it was retrieved fewer than this many days ago.",
+    flag: "--max-copy-age-days",
+    setByInfra: false,
+  },
+  {
+    name: "SERVICE_TAGS_CACHE_SECONDS",
+    required: false,
+    default: "600",
+    example: "0",
+    description:
+      "A fetched service-tags document is reused for this long by the same process (concurrent runs share one download); 0 turns the cache off.",
+    setByInfra: false,
+  },
+  {
     name: "SYNC_SCHEDULE",
     required: false,
     default: "0 0 3 * * *",
@@ -414,6 +459,11 @@ export interface Settings {
     readonly maxBytes: number;
     readonly retries: number;
     readonly minAcrTags: number;
+    readonly apiEnabled: boolean;
+    readonly apiSubscription: string | undefined;
+    readonly apiLocation: string | undefined;
+    readonly maxAgeDays: number;
+    readonly cacheSeconds: number;
   };
   readonly operationTimeoutMs: number;
   readonly lockWaitMs: number;
@@ -551,6 +601,17 @@ const settingsSchema = z.object({
   SERVICE_TAGS_MAX_BYTES: intSetting(1024, 512 * 1024 * 1024).default(20 * 1024 * 1024),
   SERVICE_TAGS_RETRIES: intSetting(0, 10).default(2),
   SERVICE_TAGS_MIN_ACR_TAGS: intSetting(0, 10_000).default(3),
+  SERVICE_TAGS_API_ENABLED: boolSetting.default(true),
+  SERVICE_TAGS_API_SUBSCRIPTION: z.preprocess(
+    blankToUndefined,
+    z
+      .string()
+      .regex(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i, "expected a subscription ID (a GUID)")
+      .optional(),
+  ),
+  SERVICE_TAGS_API_LOCATION: z.preprocess(blankToUndefined, regionName.optional()),
+  SERVICE_TAGS_MAX_AGE_DAYS: intSetting(1, 365).default(14),
+  SERVICE_TAGS_CACHE_SECONDS: intSetting(0, 86_400).default(600),
   SYNC_SCHEDULE: z.preprocess(
     blankToUndefined,
     z
@@ -690,6 +751,11 @@ export function loadSettings(source: SettingsSource): Settings {
       maxBytes: s.SERVICE_TAGS_MAX_BYTES,
       retries: s.SERVICE_TAGS_RETRIES,
       minAcrTags: s.SERVICE_TAGS_MIN_ACR_TAGS,
+      apiEnabled: s.SERVICE_TAGS_API_ENABLED,
+      apiSubscription: s.SERVICE_TAGS_API_SUBSCRIPTION,
+      apiLocation: s.SERVICE_TAGS_API_LOCATION?.toLowerCase(),
+      maxAgeDays: s.SERVICE_TAGS_MAX_AGE_DAYS,
+      cacheSeconds: s.SERVICE_TAGS_CACHE_SECONDS,
     },
     operationTimeoutMs: s.SYNC_OPERATION_TIMEOUT_MS,
     lockWaitMs: s.SYNC_LOCK_WAIT_MS,

@@ -27,13 +27,17 @@ export const ledgerStateSchema = z.object({
 });
 
 export const serviceTagsOriginSchema = z.object({
-  kind: z.enum(["explicit", "file", "details-page", "latest-alias"]),
+  kind: z.enum(["explicit", "file", "details-page", "latest-alias", "discovery-api", "last-good"]),
   location: z.string(),
   fileName: z.string(),
   changeNumber: z.number().int().nonnegative(),
   cloud: z.enum(CLOUDS),
   retrievedAt: z.string(),
   bytes: z.number().int().nonnegative(),
+  publishedAt: z.string().optional(),
+  ageBasis: z.enum(["file-date", "last-modified", "first-seen", "retrieved"]).optional(),
+  dataAgeDays: z.number().nonnegative().optional(),
+  copyOf: z.string().optional(),
 });
 
 const rulesSnapshotSchema = z.object({ ipRules: z.array(ipRuleSchema), ownedRules: z.array(ownedRuleSchema) });

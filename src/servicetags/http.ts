@@ -17,6 +17,9 @@ export interface HttpGetOptions {
   readonly userAgent: string;
   readonly accept: string;
   readonly signal?: AbortSignal | undefined;
+  /** Validators from an earlier answer: the server may answer 304 Not Modified without a body. */
+  readonly ifNoneMatch?: string | undefined;
+  readonly ifModifiedSince?: string | undefined;
 }
 
 export interface HttpGetResult {
@@ -26,6 +29,8 @@ export interface HttpGetResult {
   readonly contentType: string;
   readonly body: Buffer;
   readonly retryAfterSeconds: number | undefined;
+  readonly etag: string | undefined;
+  readonly lastModified: string | undefined;
 }
 
 /**
@@ -53,7 +58,16 @@ export async function httpGet(url: string, options: HttpGetOptions): Promise<Htt
       const response = await fetch(current, {
         redirect: "manual",
         signal: controller.signal,
-        headers: { "user-agent": options.userAgent, accept: options.accept, "accept-language": "en-US,en;q=0.9" },
+        headers: {
+          "user-agent": options.userAgent,
+          accept: options.accept,
+          "accept-language": "en-US,en;q=0.9",
+          // Validators only for the URL they came from: a redirect target is another resource.
+          ...(hop === 0 && options.ifNoneMatch !== undefined ? { "if-none-match": options.ifNoneMatch } : {}),
+          ...(hop === 0 && options.ifModifiedSince !== undefined
+            ? { "if-modified-since": options.ifModifiedSince }
+            : {}),
+        },
       });
       const location = response.headers.get("location");
       if (response.status >= 300 && response.status < 400 && location !== null) {
@@ -73,6 +87,8 @@ export async function httpGet(url: string, options: HttpGetOptions): Promise<Htt
         contentType: response.headers.get("content-type") ?? "",
         body,
         retryAfterSeconds: parseRetryAfter(response.headers.get("retry-after")),
+        etag: response.headers.get("etag") ?? undefined,
+        lastModified: response.headers.get("last-modified") ?? undefined,
       };
     }
   } catch (error) {

@@ -33,7 +33,13 @@ export type SourceFailureReason =
   /** A URL (or redirect target) that is not https, or a link to an untrusted host. */
   | "not-https"
   /** A local file that cannot be read. */
-  | "file-unreadable";
+  | "file-unreadable"
+  /** No last-good copy was kept yet. */
+  | "no-copy"
+  /** The last-good copy is older than SERVICE_TAGS_MAX_AGE_DAYS. */
+  | "copy-too-old"
+  /** The store of the last-good copy failed or holds something invalid. */
+  | "store-failed";
 
 /** The failure of one try of one source. `transient` ones are retried with backoff. */
 export class ServiceTagsFetchError extends AllowlistSyncError {

@@ -101,6 +101,14 @@ interface Settings {
   readonly minAcrTags: number;
   readonly sleep: Sleep;
   readonly now: () => Date;
+  /** The last answer per file URL with its validators, for conditional requests (one process, one entry per URL). */
+  readonly validated: Map<string, ValidatedAnswer>;
+}
+
+interface ValidatedAnswer {
+  readonly etag: string | undefined;
+  readonly lastModified: string | undefined;
+  readonly document: ServiceTagsDocument;
 }
 
 interface Step {
@@ -144,6 +152,7 @@ export function createServiceTagsSource(options: ServiceTagsSourceOptions): Serv
     minAcrTags: options.minAcrTags ?? SOURCE_DEFAULTS.minAcrTags,
     sleep: options.sleep ?? ((ms, signal) => delay(ms, undefined, signal === undefined ? undefined : { signal })),
     now: options.now ?? (() => new Date()),
+    validated: new Map(),
   };
 
   const steps: Step[] = [];
@@ -213,10 +222,7 @@ function urlStep(kind: ServiceTagsSourceKind, url: string, settings: Settings): 
     kind,
     location: url,
     run: async (signal) => {
-      const { value } = await withRetries(url, settings, signal, async () => {
-        const result = await download(url, settings, "application/json", signal);
-        return toDocument(kind, result, settings);
-      });
+      const { value } = await withRetries(url, settings, signal, () => downloadFile(kind, url, settings, signal));
       return value;
     },
   };
@@ -259,10 +265,9 @@ function detailsPageStep(pageUrl: string, settings: Settings): Step {
           1,
         );
       }
-      const { value } = await withRetries(link.url, settings, signal, async () => {
-        const result = await download(link.url, settings, "application/json", signal);
-        return toDocument("details-page", result, settings);
-      });
+      const { value } = await withRetries(link.url, settings, signal, () =>
+        downloadFile("details-page", link.url, settings, signal),
+      );
       return value;
     },
   };
@@ -297,11 +302,36 @@ async function withRetries<T>(
   }
 }
 
+/**
+ * Downloads and validates a service-tags file. When an earlier answer for the same URL carried an
+ * ETag or Last-Modified, asks conditionally: a 304 reuses the validated document, so an unchanged
+ * 4 MB file costs one small round trip.
+ */
+async function downloadFile(
+  kind: ServiceTagsSourceKind,
+  url: string,
+  settings: Settings,
+  signal: AbortSignal | undefined,
+): Promise<ServiceTagsDocument> {
+  const previous = settings.validated.get(url);
+  const result = await download(url, settings, "application/json", signal, previous);
+  if (result.status === 304 && previous !== undefined) {
+    const refreshed = { ...previous.document.origin, retrievedAt: settings.now().toISOString() };
+    return { ...previous.document, origin: refreshed };
+  }
+  const document = toDocument(kind, result, settings);
+  if (result.etag !== undefined || result.lastModified !== undefined) {
+    settings.validated.set(url, { etag: result.etag, lastModified: result.lastModified, document });
+  }
+  return document;
+}
+
 async function download(
   url: string,
   settings: Settings,
   accept: string,
   signal: AbortSignal | undefined,
+  validators?: Pick<ValidatedAnswer, "etag" | "lastModified">,
 ): Promise<HttpGetResult> {
   const result = await httpGet(url, {
     timeoutMs: settings.timeoutMs,
@@ -309,8 +339,11 @@ async function download(
     userAgent: settings.userAgent,
     accept,
     signal,
+    ifNoneMatch: validators?.etag,
+    ifModifiedSince: validators?.etag === undefined ? validators?.lastModified : undefined,
   });
   if (result.status >= 200 && result.status < 300) return result;
+  if (result.status === 304 && validators !== undefined) return result;
   const status = result.status;
   if (status === 403 && looksLikeHtml(result)) {
     throw new ServiceTagsFetchError(
@@ -342,7 +375,18 @@ function looksLikeHtml(result: HttpGetResult): boolean {
 
 function toDocument(kind: ServiceTagsSourceKind, result: HttpGetResult, settings: Settings): ServiceTagsDocument {
   const file = validate(result.body.toString("utf8"), result.url, settings);
-  return { file, origin: origin(kind, result.url, fileNameOf(result.url), file, result.body.byteLength, settings) };
+  return {
+    file,
+    origin: origin(
+      kind,
+      result.url,
+      fileNameOf(result.url),
+      file,
+      result.body.byteLength,
+      settings,
+      result.lastModified,
+    ),
+  };
 }
 
 async function readLocalFile(path: string, settings: Settings): Promise<ServiceTagsDocument> {
@@ -370,7 +414,8 @@ async function readLocalFile(path: string, settings: Settings): Promise<ServiceT
     );
   }
   const file = validate(body.toString("utf8"), path, settings);
-  return { file, origin: origin("file", path, basename(path), file, body.byteLength, settings) };
+  const modified = (await stat(path)).mtime.toUTCString();
+  return { file, origin: origin("file", path, basename(path), file, body.byteLength, settings, modified) };
 }
 
 const PARSE_REASONS: Readonly<Record<string, SourceFailureReason>> = {
@@ -412,16 +457,38 @@ function origin(
   file: ServiceTagsFile,
   bytes: number,
   settings: Settings,
+  lastModified?: string,
 ): ServiceTagsOrigin {
+  const retrievedAt = settings.now();
+  const published = publicationOf(fileName, lastModified, retrievedAt);
   return {
     kind,
     location,
     fileName,
     changeNumber: file.changeNumber,
     cloud: file.cloud,
-    retrievedAt: settings.now().toISOString(),
+    retrievedAt: retrievedAt.toISOString(),
     bytes,
+    publishedAt: published.at.toISOString(),
+    ageBasis: published.basis,
   };
+}
+
+/** The file's date from its name (Microsoft names it after a Monday), else Last-Modified, else now. */
+export function publicationOf(
+  fileName: string,
+  lastModified: string | undefined,
+  retrievedAt: Date,
+): { readonly at: Date; readonly basis: "file-date" | "last-modified" | "retrieved" } {
+  const date = /_(\d{4})(\d{2})(\d{2})(?:\.[a-z]+)*\.json$/i.exec(fileName);
+  if (date !== null) {
+    const at = new Date(Date.UTC(Number(date[1]), Number(date[2]) - 1, Number(date[3])));
+    if (!Number.isNaN(at.getTime()) && at.getTime() <= retrievedAt.getTime()) return { at, basis: "file-date" };
+  }
+  const modified = lastModified === undefined ? Number.NaN : Date.parse(lastModified);
+  if (Number.isFinite(modified) && modified <= retrievedAt.getTime())
+    return { at: new Date(modified), basis: "last-modified" };
+  return { at: retrievedAt, basis: "retrieved" };
 }
 
 function fileNameOf(url: string): string {

@@ -87,7 +87,7 @@ export async function runInvocation(
       },
       async (target, index) => {
         const outcome = await syncOne(settings, target, document, ports, options);
-        reportOutcome(ports.telemetry, outcome, options.trigger, dryRun);
+        reportOutcome(ports.telemetry, outcome, options.trigger, dryRun, document.newestChangeNumberSeen);
         byIndex[index] = outcome;
       },
     );
@@ -169,6 +169,7 @@ export function reportOutcome(
   outcome: TargetOutcome,
   trigger: string,
   dryRun: boolean,
+  newestChangeNumber?: number,
 ): void {
   const registry = outcome.target.ref.id;
   if (outcome.ok) {
@@ -191,6 +192,13 @@ export function reportOutcome(
       sourceFile: plan.source.kind === "service-tags" ? plan.source.origin.fileName : `rollback:${plan.source.auditId}`,
       durationMs: outcome.durationMs,
       trigger,
+      ...(plan.source.kind === "service-tags"
+        ? {
+            sourceKind: plan.source.origin.kind,
+            dataAgeDays: plan.source.origin.dataAgeDays,
+            newestChangeNumber: newestChangeNumber ?? plan.source.origin.changeNumber,
+          }
+        : {}),
     });
     return;
   }

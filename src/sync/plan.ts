@@ -23,6 +23,8 @@ export type DesiredSource =
       readonly tags: readonly SelectedTag[];
       /** IPv4 prefixes of every `AzureContainerRegistry*` tag in the file: adoption when no ledger exists. */
       readonly adoptablePrefixes: readonly string[];
+      /** What the source chain says about this data (`source-lag` of selected tags, `stale-copy`). */
+      readonly sourceWarnings?: readonly PlanWarning[];
     }
   | { readonly kind: "rollback"; readonly auditId: string; readonly ownedRules: readonly string[] };
 
@@ -53,8 +55,12 @@ export interface PlanWarning {
     | "adopted-without-ledger"
     | "drift"
     | "limit-defaulted"
-    | "public-network-disabled";
+    | "public-network-disabled"
+    | "source-lag"
+    | "stale-copy";
   readonly message: string;
+  /** Structured facts of the warning, e.g. both changeNumbers of a `source-lag`. */
+  readonly details?: Readonly<Record<string, string | number>>;
 }
 
 export interface GuardFinding {
@@ -318,6 +324,7 @@ export function planAllowlist(input: PlanInput): Plan {
     const ipv6 = desired.tags.reduce((sum, tag) => sum + tag.ipv6Count, 0);
     if (ipv6 > 0)
       warnings.push({ code: "ipv6-skipped", message: `${ipv6} IPv6 prefix(es) skipped: ACR IP rules are IPv4 only.` });
+    warnings.push(...(desired.sourceWarnings ?? []));
   }
 
   return {

@@ -37,6 +37,10 @@ export function renderPlan(plan: Plan, options: RenderOptions = {}): string {
   if (plan.source.kind === "service-tags") {
     const o = plan.source.origin;
     lines.push(`Source: ${o.fileName} (${o.kind}, cloud ${o.cloud}, changeNumber ${o.changeNumber})`);
+    if (o.publishedAt !== undefined && o.dataAgeDays !== undefined) {
+      const basis = o.ageBasis === "first-seen" ? "first seen" : o.ageBasis === "retrieved" ? "retrieved" : "published";
+      lines.push(`  data ${basis} ${o.publishedAt.slice(0, 10)}: ${o.dataAgeDays} day(s) old`);
+    }
     for (const tag of plan.source.tags) {
       lines.push(
         `  ${tag.name} changeNumber ${tag.changeNumber}: ${count(tag.ipv4Prefixes, "IPv4 prefix", "IPv4 prefixes")}${tag.ipv6Skipped > 0 ? `, ${n(tag.ipv6Skipped)} IPv6 skipped` : ""}`,

@@ -3,7 +3,7 @@ import type { RegistrySnapshot } from "../registry/types.js";
 import type { ServiceTagsDocument } from "../servicetags/schema.js";
 import { selectTags } from "../servicetags/select.js";
 import { isIPv6Text } from "../prefixes/ipv4.js";
-import type { DesiredSource } from "./plan.js";
+import type { DesiredSource, PlanWarning } from "./plan.js";
 
 const ACR_TAG = /^AzureContainerRegistry(\.|$)/i;
 
@@ -27,7 +27,31 @@ export function desiredFromServiceTags(
   const adoptablePrefixes = acrTags.flatMap((tag) =>
     tag.properties.addressPrefixes.filter((text) => !isIPv6Text(text)),
   );
-  return { kind: "service-tags", origin: document.origin, regions, tags, adoptablePrefixes };
+  return {
+    kind: "service-tags",
+    origin: document.origin,
+    regions,
+    tags,
+    adoptablePrefixes,
+    sourceWarnings: sourceWarnings(document, new Set(tags.map((tag) => tag.name))),
+  };
+}
+
+/** The chain's warnings, and a `source-lag` for each selected tag on which the file and the API disagree. */
+function sourceWarnings(document: ServiceTagsDocument, selected: ReadonlySet<string>): PlanWarning[] {
+  const lags: PlanWarning[] = (document.lags ?? [])
+    .filter((lag) => selected.has(lag.name))
+    .map((lag) => ({
+      code: "source-lag",
+      message: `${lag.name}: the weekly file has changeNumber ${lag.fileChangeNumber}, the Discovery API ${lag.apiChangeNumber}; the higher (${lag.used === "file" ? "the file" : "the Discovery API"}) is used.`,
+      details: {
+        tag: lag.name,
+        fileChangeNumber: lag.fileChangeNumber,
+        apiChangeNumber: lag.apiChangeNumber,
+        used: lag.used,
+      },
+    }));
+  return [...(document.warnings ?? []).map((w) => ({ code: w.code, message: w.message })), ...lags];
 }
 
 function unique(values: readonly string[]): string[] {

@@ -67,6 +67,9 @@ export function completedRecord(event: SyncCompletedEvent): CustomEventRecord {
       sourceFile: text(event.sourceFile),
       durationMs: finite(event.durationMs),
       trigger: text(event.trigger),
+      ...(event.sourceKind === undefined ? {} : { sourceKind: text(event.sourceKind) }),
+      ...(event.dataAgeDays === undefined ? {} : { dataAgeDays: finite(event.dataAgeDays) }),
+      ...(event.newestChangeNumber === undefined ? {} : { newestChangeNumber: finite(event.newestChangeNumber) }),
     },
   };
 }

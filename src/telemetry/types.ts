@@ -43,6 +43,12 @@ export interface SyncCompletedEvent {
   readonly sourceFile: string;
   readonly durationMs: number;
   readonly trigger: string;
+  /** Which link of the source chain served the data (`details-page`, `discovery-api`, `last-good`, ...). */
+  readonly sourceKind?: string | undefined;
+  /** Age in days of the data used (the freshness alert fires above 10). */
+  readonly dataAgeDays?: number | undefined;
+  /** The highest top-level changeNumber any source answered with during the fetch. */
+  readonly newestChangeNumber?: number | undefined;
 }
 
 export interface SyncFailedEvent {

@@ -189,9 +189,11 @@ describe("GET /api/plan", () => {
     expect(await runtime.ports.ledger.listAudit(idA)).toEqual(audit);
   });
 
-  it("answers 502 when no service-tags source can be read", async () => {
+  it("answers 502 when no service-tags source can be read and no last-good copy is kept", async () => {
     const broken = harness.runtime({
       ...env,
+      // A ledger container of its own: the shared one holds the last-good copy of the earlier runs.
+      LEDGER_CONTAINER: `plan-${randomBytes(6).toString("hex")}`,
       SERVICE_TAGS_DETAILS_URL: `${harness.tags.origin}/en-us/download/details.aspx?id=0`,
       SERVICE_TAGS_LATEST_URL: harness.tags.fileUrl("ServiceTags_Public_19990101.json"),
     });

@@ -352,6 +352,8 @@ export class FaultLab {
       TARGET_REGISTRIES: targets,
       AzureWebJobsStorage: process.env.AZURITE_CONNECTION_STRING,
       LEDGER_CONTAINER: container,
+      // The rows fault the Download Center links; the Discovery API has its own tests (test/servicetags/).
+      SERVICE_TAGS_API_ENABLED: "false",
       ...settings,
     });
   }

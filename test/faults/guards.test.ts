@@ -83,7 +83,7 @@ const rows: FaultRow[] = [
     fault: "next week's file holds 2 ACR tags (SERVICE_TAGS_MIN_ACR_TAGS=3), on the alias too",
     test: "refuses a file with fewer ACR tags than the sanity bound in the source chain, before any ARM call",
     expected: "unchanged and reported",
-    code: "ServiceTagsUnavailable(too-few-acr-tags)",
+    code: "ServiceTagsUnavailable(too-few-acr-tags,no-copy)",
     patches: "none",
     settings: { SERVICE_TAGS_MIN_ACR_TAGS: "3" },
     inject: () => {
@@ -106,7 +106,7 @@ const rows: FaultRow[] = [
     fault: "SERVICE_TAGS_CLOUD=China; the page links only Public files, the alias serves one",
     test: "refuses a file of another cloud than the configured one, before any ARM call",
     expected: "unchanged and reported",
-    code: "ServiceTagsUnavailable(no-link,wrong-cloud)",
+    code: "ServiceTagsUnavailable(no-link,wrong-cloud,no-copy)",
     patches: "none",
     settings: { SERVICE_TAGS_CLOUD: "China" },
     inject: () => undefined,

@@ -5,7 +5,8 @@ import { faultSuite, closedLoopbackPort, type FaultRow, type RowContext, type Ru
 
 /**
  * The source rows of the fault suite.matrix. The chain is: the Download Center details page, the file
- * it links to, then the `_Latest` alias. A fault on one link falls back to the next (converged);
+ * it links to, then the `_Latest` alias (the Discovery API is off here and tested in
+ * test/servicetags/chain.test.ts), then the last-good copy, which a fresh ledger container does not have yet. A fault on one link falls back to the next (converged);
  * a fault on every link stops the run before ARM is even asked (unchanged and reported, with
  * every source's failure named), and the next clean run converges.
  */
@@ -54,7 +55,7 @@ const rows: FaultRow[] = [
     fault: "details page and _Latest alias: 403 Access Denied page",
     test: "stops before any ARM call when the download site answers its 403 bot page everywhere, and reports it",
     expected: "unchanged and reported",
-    code: "ServiceTagsUnavailable(bot-page)",
+    code: "ServiceTagsUnavailable(bot-page,no-copy)",
     patches: "none",
     inject: () => {
       suite.harness.tags.setFault(PAGE, { kind: "status", status: 403 });
@@ -65,15 +66,20 @@ const rows: FaultRow[] = [
       expect(!o.outcome.ok && (o.outcome.error as ServiceTagsUnavailableError).attempts.map((a) => a.source)).toEqual([
         "details-page",
         "latest-alias",
+        "last-good",
       ]);
     },
   },
-  everywhere("HTML instead of JSON", { kind: "html" }, "ServiceTagsUnavailable(html)"),
-  everywhere("truncated JSON", { kind: "truncated" }, "ServiceTagsUnavailable(truncated-json)"),
-  everywhere("wrong schema", { kind: "wrong-schema" }, "ServiceTagsUnavailable(schema)"),
-  everywhere("wrong cloud", { kind: "wrong-cloud", cloud: "China" }, "ServiceTagsUnavailable(wrong-cloud)"),
+  everywhere("HTML instead of JSON", { kind: "html" }, "ServiceTagsUnavailable(html,no-copy)"),
+  everywhere("truncated JSON", { kind: "truncated" }, "ServiceTagsUnavailable(truncated-json,no-copy)"),
+  everywhere("wrong schema", { kind: "wrong-schema" }, "ServiceTagsUnavailable(schema,no-copy)"),
+  everywhere("wrong cloud", { kind: "wrong-cloud", cloud: "China" }, "ServiceTagsUnavailable(wrong-cloud,no-copy)"),
   {
-    ...everywhere("oversized body", { kind: "oversized", bytes: 3 * 1024 * 1024 }, "ServiceTagsUnavailable(too-large)"),
+    ...everywhere(
+      "oversized body",
+      { kind: "oversized", bytes: 3 * 1024 * 1024 },
+      "ServiceTagsUnavailable(too-large,no-copy)",
+    ),
     fault: "file: 3 MiB chunked, alias: 3 MiB declared; SERVICE_TAGS_MAX_BYTES=1 MiB",
     settings: { SERVICE_TAGS_MAX_BYTES: String(1024 * 1024) },
     inject: () => {
@@ -89,16 +95,16 @@ const rows: FaultRow[] = [
     ...everywhere(
       "slow body past the timeout",
       { kind: "slow", intervalMs: 20, chunkBytes: 64 },
-      "ServiceTagsUnavailable(timeout)",
+      "ServiceTagsUnavailable(timeout,no-copy)",
     ),
     fault: "file and alias: 64 B every 20 ms; SERVICE_TAGS_TIMEOUT_MS=400",
     test: "stops before any ARM call when every source drips its body past the timeout, and reports it",
     settings: { SERVICE_TAGS_TIMEOUT_MS: "400" },
     verify: async (o, context) => {
       await nothingTouched(o, context);
-      // Timeouts are transient: each source was tried once more (SERVICE_TAGS_RETRIES=1).
+      // Timeouts are transient: each source was tried once more (SERVICE_TAGS_RETRIES=1); then the (absent) copy.
       expect(!o.outcome.ok && (o.outcome.error as ServiceTagsUnavailableError).attempts.map((a) => a.tries)).toEqual([
-        2, 2,
+        2, 2, 1,
       ]);
     },
   },
@@ -107,7 +113,7 @@ const rows: FaultRow[] = [
     fault: "details page and alias on a closed loopback port",
     test: "stops before any ARM call when the download host is unreachable, and converges once it is reachable",
     expected: "unchanged and reported",
-    code: "ServiceTagsUnavailable(unreachable)",
+    code: "ServiceTagsUnavailable(unreachable,no-copy)",
     patches: "none",
     setup: async (l) => {
       const port = await closedLoopbackPort();
@@ -150,7 +156,7 @@ const rows: FaultRow[] = [
     fault: "details page lists no file; alias answers 404",
     test: "stops before any ARM call when the details page has no link and the alias is gone, and reports both",
     expected: "unchanged and reported",
-    code: "ServiceTagsUnavailable(no-link,http-status)",
+    code: "ServiceTagsUnavailable(no-link,http-status,no-copy)",
     patches: "none",
     inject: () => {
       suite.harness.tags.setDetailsPage("none");

@@ -78,6 +78,9 @@ const EMITTED_PROPERTIES = new Set<string>([
       sourceFile: "",
       durationMs: 0,
       trigger: "",
+      sourceKind: "",
+      dataAgeDays: 0,
+      newestChangeNumber: 0,
     }).properties,
   ),
   ...Object.keys(
@@ -337,6 +340,36 @@ describe("registry permissions", () => {
   });
 });
 
+describe("service-tags permission", () => {
+  const main = file("main.bicep");
+  const role = resources(main.root).find(
+    (r) => r.type.startsWith("Microsoft.Authorization/roleDefinitions@") && r.symbol === "serviceTagsRole",
+  );
+
+  it("defines a custom role with exactly the Discovery API's read action", () => {
+    const permissions = arrayItems(at(role?.body, "properties", "permissions"));
+    expect(permissions).toHaveLength(1);
+    expect(arrayItems(at(permissions[0], "actions")).map((n) => stringLiteral(n))).toEqual([
+      "Microsoft.Network/locations/serviceTags/read",
+    ]);
+    for (const key of ["notActions", "dataActions", "notDataActions"])
+      expect(arrayItems(at(permissions[0], key))).toEqual([]);
+  });
+
+  it("assigns it on the one subscription the API is read through, nowhere else", () => {
+    const access = modules(main.root).find((m) => m.path === "servicetags-access.bicep");
+    expect(access?.loop).toBe(false);
+    expect(at(access?.body, "scope")?.text).toBe("subscription(apiSubscriptionId)");
+    expect(at(access?.body, "params", "roleDefinitionGuid")?.text).toBe("serviceTagsRole.name");
+    const module = file("servicetags-access.bicep");
+    const assignments = resources(module.root).filter((r) =>
+      r.type.startsWith("Microsoft.Authorization/roleAssignments@"),
+    );
+    expect(assignments).toHaveLength(1);
+    expect(at(assignments[0]?.body, "scope")).toBeUndefined();
+  });
+});
+
 describe("alerts", () => {
   const rules = resourcesOfType("Microsoft.Insights/scheduledQueryRules").map((r) => {
     const vars = variables(r.file.root);
@@ -346,7 +379,7 @@ describe("alerts", () => {
     return { symbol: r.symbol, queries, actions: at(r.body, "properties", "actions")?.text };
   });
 
-  it("has a rule for failures, guard trips, the heartbeat, the rule limit and a refused canary", () => {
+  it("has a rule for failures, guard trips, the heartbeat, the rule limit, a refused canary and the data's freshness", () => {
     const used = new Set(rules.flatMap((r) => r.queries.flatMap((q) => contractNames(q).names)));
     expect([...used].sort()).toEqual(
       [
@@ -358,7 +391,16 @@ describe("alerts", () => {
         EVENT_NAMES.canaryCompleted,
       ].sort(),
     );
-    expect(rules).toHaveLength(5);
+    expect(rules).toHaveLength(6);
+  });
+
+  it("fires the freshness alert when the data a run used is older than 10 days", () => {
+    const alerts = file("alerts.bicep");
+    const threshold = parameters(alerts.root).get("dataAgeAlertDays");
+    expect(threshold?.defaultValue?.text).toBe("10");
+    const freshness = rules.find((r) => r.queries.some((q) => q.includes("customDimensions.dataAgeDays")));
+    expect(freshness?.queries[0]).toMatch(/where dataAgeDays > \{0\}/);
+    expect(freshness?.queries[0]).toContain(EVENT_NAMES.completed);
   });
 
   it("queries only events, metrics and properties the code emits", () => {

@@ -17,6 +17,7 @@ export function formatFigures(rows: readonly ReplayFigures[]): string {
     ["failed runs", (f) => sum(f.failedRuns)],
     ["failed after write", (f) => f.failedAfterWrite],
     ["alias", (f) => f.aliasFallbacks],
+    ["last-good", (f) => f.lastGoodFallbacks],
     ["recovered wk", (f) => f.recoveredWeeks],
     ["audit", (f) => f.auditEntries],
     ["max rules", (f) => f.maxRules],
@@ -64,6 +65,7 @@ export function emptyFigures(configuration: string, mode: ReplayFigures["mode"])
     aggregatedWeeks: 0,
     maxRules: 0,
     aliasFallbacks: 0,
+    lastGoodFallbacks: 0,
     auditEntries: 0,
     appliedRuns: 0,
     violations: [],
@@ -87,6 +89,7 @@ export function totals(rows: readonly ReplayFigures[]): ReplayFigures {
     total.aggregatedWeeks += row.aggregatedWeeks;
     total.maxRules = Math.max(total.maxRules, row.maxRules);
     total.aliasFallbacks += row.aliasFallbacks;
+    total.lastGoodFallbacks += row.lastGoodFallbacks;
     total.auditEntries += row.auditEntries;
     total.appliedRuns += row.appliedRuns;
     total.violations.push(...row.violations);

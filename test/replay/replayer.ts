@@ -74,6 +74,8 @@ export interface ReplayFigures {
   maxRules: number;
   /** Successful runs that got the file from the _Latest alias after the details page path failed. */
   aliasFallbacks: number;
+  /** Faulty runs served by the last-good copy (an earlier week's file) because every live source failed. */
+  lastGoodFallbacks: number;
   auditEntries: number;
   appliedRuns: number;
   violations: string[];
@@ -101,7 +103,7 @@ const FAULTY_TUNING: NonNullable<RuntimeOptions["tuning"]> = {
 const ALIAS_FILE_NAME = LATEST_ALIAS_PATH.slice(LATEST_ALIAS_PATH.lastIndexOf("/") + 1);
 
 type RunClass =
-  | { readonly kind: "applied" | "unchanged"; readonly fileName: string }
+  | { readonly kind: "applied" | "unchanged"; readonly fileName: string; readonly sourceKind: string }
   | { readonly kind: "guard"; readonly guard: string }
   | { readonly kind: "failed"; readonly code: string; readonly message: string };
 
@@ -259,6 +261,8 @@ export async function replayHistory(options: ReplayOptions): Promise<ReplayResul
         if (run.kind !== "applied" && run.kind !== "unchanged") continue;
         // The _Latest alias serves the week's file too (it tracks the newest publication).
         if (run.fileName === ALIAS_FILE_NAME) figures.aliasFallbacks += 1;
+        // A faulted run may fall back to last week's copy (stale-copy); the clean run must not.
+        else if (run.sourceKind === "last-good" && run !== result) figures.lastGoodFallbacks += 1;
         else if (run.fileName !== publication.fileName) {
           figures.violations.push(
             `${label}: a run synced to ${run.fileName} instead of the week's ${publication.fileName}`,
@@ -316,6 +320,7 @@ function classify(outcome: TargetOutcome | undefined): RunClass {
     return {
       kind: outcome.result.outcome === "applied" ? "applied" : "unchanged",
       fileName: source.kind === "service-tags" ? source.origin.fileName : `rollback ${source.auditId}`,
+      sourceKind: source.kind === "service-tags" ? source.origin.kind : "rollback",
     };
   }
   const guard = guardNameOf(outcome.error);

@@ -103,6 +103,8 @@ describe("the details page source", () => {
       cloud: "Public",
       retrievedAt: NOW.toISOString(),
       bytes: readServiceTagsFixture("ServiceTags_Public_20251020.acr.json").byteLength,
+      publishedAt: "2025-10-20T00:00:00.000Z",
+      ageBasis: "file-date",
     });
   });
 
@@ -407,5 +409,48 @@ describe("cancellation during backoff", () => {
       controller.abort(new Error("shutting down"));
     }, 100);
     await expect(pending).rejects.toThrow("shutting down");
+  });
+});
+
+describe("conditional requests", () => {
+  it("asks again with If-None-Match and reuses the validated file on 304", async () => {
+    const shared = source();
+    const first = await shared.fetch();
+    const start = server.requests.length;
+    const second = await shared.fetch();
+    const asked = server.requests.slice(start).filter((r) => r.path.startsWith(NEWEST));
+    expect(asked.map((r) => [r.conditional, r.status])).toEqual([[true, 304]]);
+    expect(second.file).toBe(first.file);
+    expect(second.origin.fileName).toBe(first.origin.fileName);
+  });
+
+  it("downloads again when the file changed behind the same URL", async () => {
+    const shared = source({
+      detailsPageUrl: null,
+      latestAliasUrl: null,
+      serviceTagsUrl: server.fileUrl("Conditional.json"),
+    });
+    server.publish("Conditional.json", readServiceTagsFixture("ServiceTags_Public_20251013.acr.json"));
+    expect((await shared.fetch()).file.changeNumber).toBe(373);
+    server.publish("Conditional.json", readServiceTagsFixture("ServiceTags_Public_20251020.acr.json"));
+    const start = server.requests.length;
+    expect((await shared.fetch()).file.changeNumber).toBe(374);
+    expect(server.requests.slice(start).map((r) => [r.conditional, r.status])).toEqual([[true, 200]]);
+  });
+
+  it("sends no validators when the server offered none", async () => {
+    server.setValidators(false);
+    try {
+      const shared = source();
+      await shared.fetch();
+      const start = server.requests.length;
+      await shared.fetch();
+      expect(server.requests.slice(start).map((r) => [r.conditional, r.status])).toEqual([
+        [false, 200],
+        [false, 200],
+      ]);
+    } finally {
+      server.setValidators(true);
+    }
   });
 });

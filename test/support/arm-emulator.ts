@@ -2,6 +2,7 @@ import { randomUUID } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { createServer } from "node:https";
 import { isIPv4, isIPv6, type AddressInfo, type Socket } from "node:net";
+import { SERVICE_TAGS_API_PATH, ServiceTagsApiEmulator } from "./service-tags-api.js";
 import { setTimeout as delay } from "node:timers/promises";
 import { serverTlsOptions } from "./tls.js";
 import { TASKS_API_VERSION, TasksEmulation, type TasksBehaviour, type TasksFault } from "./arm-tasks.js";
@@ -218,6 +219,8 @@ export function registryResourceId(subscriptionId: string, resourceGroup: string
 
 export class ArmEmulator {
   readonly requests: ArmRequestRecord[] = [];
+  /** `Microsoft.Network/locations/{location}/serviceTags` (its requests are logged there, not in `requests`). */
+  readonly serviceTagsApi = new ServiceTagsApiEmulator();
   private appliedWrites = 0;
   private readonly registries = new Map<string, MutableRegistry>();
   private readonly operations = new Map<string, Operation>();
@@ -402,6 +405,11 @@ export class ArmEmulator {
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = new URL(req.url ?? "/", "https://localhost");
+    if (SERVICE_TAGS_API_PATH.test(url.pathname)) {
+      const token = /^Bearer (.+)$/.exec(req.headers.authorization ?? "")?.[1];
+      this.serviceTagsApi.handle(req, res, url, token !== undefined && this.options.acceptToken(token), this.baseUrl);
+      return;
+    }
     // Run logs are blobs behind a SAS, not ARM: no bearer token, no api-version.
     if (this.tasks.isLogBlob(url)) {
       const blob = this.tasks.serveLog(req, url);

@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { createServer, type Server } from "node:https";
 import type { AddressInfo } from "node:net";
@@ -45,6 +46,10 @@ export interface RequestLogEntry {
   readonly path: string;
   readonly userAgent: string | undefined;
   readonly at: Date;
+  /** The request carried If-None-Match or If-Modified-Since. */
+  readonly conditional: boolean;
+  /** The status answered, once the answer is sent (undefined for a reset connection). */
+  status: number | undefined;
 }
 
 export interface ServiceTagsServerOptions {
@@ -55,6 +60,8 @@ export interface ServiceTagsServerOptions {
   readonly detailsPage?: DetailsPageForm;
   /** Answer 403 with the bot page when the User-Agent does not look like a browser (as the real site does). Default true. */
   readonly botProtection?: boolean;
+  /** Send ETag and Last-Modified with files and answer conditional requests with 304 (as the CDN does). Default true. */
+  readonly validators?: boolean;
 }
 
 export interface ServiceTagsServer {
@@ -68,6 +75,8 @@ export interface ServiceTagsServer {
   /** Publishes or replaces a file. */
   publish(fileName: string, content: string | Buffer): void;
   setLatest(fileName: string | null): void;
+  /** Turns ETag / Last-Modified and 304 answers on or off. */
+  setValidators(on: boolean): void;
   setDetailsPage(form: DetailsPageForm | { readonly html: string }): void;
   /** A fault for one path (without query); `times` limits it to the next N requests. */
   setFault(path: string, fault: ServiceTagsFault, options?: { readonly times?: number }): void;
@@ -122,6 +131,13 @@ export async function startServiceTagsServer(options: ServiceTagsServerOptions =
       : options.latest;
   let detailsPage: DetailsPageForm | { readonly html: string } = options.detailsPage ?? "href";
   const botProtection = options.botProtection ?? true;
+  let validators = options.validators ?? true;
+  // Last-Modified per file: when it was published here, to the second (HTTP dates have no more).
+  const modified = new Map<string, Date>();
+  const stamp = (name: string): void => {
+    modified.set(name, new Date(Math.floor(Date.now() / 1000) * 1000));
+  };
+  for (const name of files.keys()) stamp(name);
   const faults = new Map<string, FaultEntry>();
   const requests: RequestLogEntry[] = [];
   const timers = new Set<NodeJS.Timeout>();
@@ -140,7 +156,19 @@ export async function startServiceTagsServer(options: ServiceTagsServerOptions =
   const handle = (req: IncomingMessage, res: ServerResponse): void => {
     const url = new URL(req.url ?? "/", origin);
     const userAgent = req.headers["user-agent"];
-    requests.push({ method: req.method ?? "GET", path: url.pathname + url.search, userAgent, at: new Date() });
+    const conditional = req.headers["if-none-match"] !== undefined || req.headers["if-modified-since"] !== undefined;
+    const logged: RequestLogEntry = {
+      method: req.method ?? "GET",
+      path: url.pathname + url.search,
+      userAgent,
+      at: new Date(),
+      conditional,
+      status: undefined,
+    };
+    requests.push(logged);
+    res.on("finish", () => {
+      logged.status = res.statusCode;
+    });
     const entry = faults.get(url.pathname);
     if (entry?.remaining !== undefined) {
       entry.remaining -= 1;
@@ -159,10 +187,28 @@ export async function startServiceTagsServer(options: ServiceTagsServerOptions =
       send(res, 404, "text/html", Buffer.from("<html><body><h1>404 - File or directory not found.</h1></body></html>"));
       return;
     }
+    if (validators && body.name !== undefined) {
+      const etag = `"${createHash("sha256").update(body.content).digest("hex").slice(0, 16)}"`;
+      const lastModified = modified.get(body.name) ?? new Date(0);
+      const headers = { etag, "last-modified": lastModified.toUTCString() };
+      const ifNoneMatch = req.headers["if-none-match"];
+      const ifModifiedSince = Date.parse(req.headers["if-modified-since"] ?? "");
+      const notModified =
+        ifNoneMatch !== undefined
+          ? ifNoneMatch.split(",").some((tag) => tag.trim() === etag)
+          : Number.isFinite(ifModifiedSince) && lastModified.getTime() <= ifModifiedSince;
+      if (notModified) {
+        res.writeHead(304, headers);
+        res.end();
+        return;
+      }
+      send(res, 200, body.contentType, body.content, headers);
+      return;
+    }
     send(res, 200, body.contentType, body.content);
   };
 
-  const resolveBody = (url: URL): { content: Buffer; contentType: string } | undefined => {
+  const resolveBody = (url: URL): { content: Buffer; contentType: string; name?: string } | undefined => {
     if (url.pathname === "/en-us/download/details.aspx") {
       const cloud = Object.entries(DETAILS_PAGE_IDS).find(([, id]) => id === url.searchParams.get("id"))?.[0];
       return cloud === undefined
@@ -171,11 +217,14 @@ export async function startServiceTagsServer(options: ServiceTagsServerOptions =
     }
     if (url.pathname === LATEST_ALIAS_PATH) {
       const content = latest === null ? undefined : files.get(latest);
-      return content === undefined ? undefined : { content, contentType: "application/octet-stream" };
+      return content === undefined || latest === null
+        ? undefined
+        : { content, contentType: "application/octet-stream", name: latest };
     }
     const match = /^\/download\/([^/]+)$/.exec(url.pathname);
-    const content = match?.[1] === undefined ? undefined : files.get(decodeURIComponent(match[1]));
-    return content === undefined ? undefined : { content, contentType: "application/octet-stream" };
+    const name = match?.[1] === undefined ? undefined : decodeURIComponent(match[1]);
+    const content = name === undefined ? undefined : files.get(name);
+    return content === undefined ? undefined : { content, contentType: "application/octet-stream", name };
   };
 
   const server: Server = createServer(serverTlsOptions(), handle);
@@ -196,6 +245,10 @@ export async function startServiceTagsServer(options: ServiceTagsServerOptions =
     fileUrl: (fileName) => `${origin}/download/${fileName}`,
     publish(fileName, content) {
       files.set(fileName, Buffer.isBuffer(content) ? content : Buffer.from(content, "utf8"));
+      stamp(fileName);
+    },
+    setValidators(on) {
+      validators = on;
     },
     setLatest(fileName) {
       latest = fileName;

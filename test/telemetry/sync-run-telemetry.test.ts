@@ -62,6 +62,14 @@ describe("telemetry of a real sync invocation", () => {
     expect(completed?.properties.tagChangeNumbers).toBe("AzureContainerRegistry.JapanEast=8");
   });
 
+  it("carries the freshness of the data used: its source, its age in days and the newest changeNumber seen", () => {
+    const [completed] = ingestion.events("AllowlistSyncCompleted");
+    expect(completed?.properties).toMatchObject({ sourceKind: "details-page", newestChangeNumber: "374" });
+    // The fixture is the file of 2025-10-20: its age is the days from that Monday to this run.
+    const expected = (Date.now() - Date.parse("2025-10-20T00:00:00Z")) / 86_400_000;
+    expect(Math.abs(Number(completed?.properties.dataAgeDays) - expected)).toBeLessThan(1);
+  });
+
   it("sends AllowlistSyncFailed for the missing registry, with its error type and no secret", () => {
     const failed = ingestion.events("AllowlistSyncFailed");
     expect(failed).toHaveLength(1);
