@@ -104,7 +104,7 @@ resource syncFailedAlert 'Microsoft.Insights/scheduledQueryRules@2023-12-01' = {
   kind: 'LogAlert'
   properties: {
     displayName: 'ACR allowlist sync failed'
-    description: 'A sync run failed (AllowlistSyncFailed). The registry keeps its previous rules. See errorType and message; docs/operations.md lists what to do per error type.'
+    description: 'A sync run failed (AllowlistSyncFailed). The registry keeps its previous rules. See errorType and message; the README (Operations, Telemetry) says what to do per error type.'
     severity: 1
     enabled: true
     scopes: [appInsightsId]

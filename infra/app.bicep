@@ -156,6 +156,18 @@ resource logAnalytics 'Microsoft.OperationalInsights/workspaces@2023-09-01' = {
   }
 }
 
+// Entra ID ingestion (local auth disabled) only where Microsoft documents it: its prerequisites
+// say "be in the public cloud". Elsewhere the instrumentation key writes, as it always has; the
+// audience of each cloud is still carried in the connection string (AADAudience) for the day it
+// is supported there. environment().name: AzureCloud, AzureUSGovernment, AzureChinaCloud.
+var entraIngestion = environment().name == 'AzureCloud'
+var monitorAudiences = {
+  AzureCloud: 'https://monitor.azure.com'
+  AzureUSGovernment: 'https://monitor.azure.us'
+  AzureChinaCloud: 'https://monitor.azure.cn'
+}
+var monitorAudience = contains(monitorAudiences, environment().name) ? monitorAudiences[environment().name] : monitorAudiences.AzureCloud
+
 resource appInsights 'Microsoft.Insights/components@2020-02-02' = {
   name: 'appi-acrsync-${resourceToken}'
   location: location
@@ -165,10 +177,9 @@ resource appInsights 'Microsoft.Insights/components@2020-02-02' = {
     Application_Type: 'web'
     // Workspace-based: classic (standalone) Application Insights is retired.
     WorkspaceResourceId: logAnalytics.id
-    // Ingestion only with an Entra ID token of a principal holding Monitoring Metrics Publisher:
-    // the instrumentation key in the connection string alone can no longer write (or forge)
-    // telemetry, so it is safe to show in app settings and outputs.
-    DisableLocalAuth: true
+    // Public cloud: ingestion only with an Entra ID token of a principal holding Monitoring
+    // Metrics Publisher, so the instrumentation key alone can no longer write (or forge) telemetry.
+    DisableLocalAuth: entraIngestion
   }
 }
 
@@ -263,10 +274,10 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
       // DefaultAzureCredential/ManagedIdentityCredential in our code pick this identity for ARM,
       // the ledger and telemetry ingestion.
       AZURE_CLIENT_ID: identity.properties.clientId
-      APPLICATIONINSIGHTS_CONNECTION_STRING: appInsights.properties.ConnectionString
-      // Makes the Functions host's own telemetry authenticate with the identity; required
-      // because the resource has local authentication disabled.
-      APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'ClientId=${identity.properties.clientId};Authorization=AAD'
+      APPLICATIONINSIGHTS_CONNECTION_STRING: '${appInsights.properties.ConnectionString};AADAudience=${monitorAudience}/.default'
+      // Makes the host's telemetry and ours (src/app/runtime.ts reads it too) authenticate with the
+      // identity; required where local authentication is disabled, empty (key only) elsewhere.
+      APPLICATIONINSIGHTS_AUTHENTICATION_STRING: entraIngestion ? 'ClientId=${identity.properties.clientId};Authorization=AAD' : ''
     })
   }
 }

@@ -34,6 +34,9 @@ param alertEmailAddress string = ''
 @maxValue(100)
 param rulesUsedAlertPercent int = 90
 
+@description('Resource ID (or GUID) of an existing custom role definition with the registry actions, for platform teams that pre-create roles: the template then creates no role and needs no roleDefinitions/write. Empty: the template creates the role (Owner or User Access Administrator needed).')
+param registryRoleDefinitionId string = ''
+
 @description('Optional object ID of a person or group who may read the ledger and audit blobs (Storage Blob Data Reader). Empty: nobody.')
 param operatorPrincipalId string = ''
 
@@ -68,8 +71,14 @@ param syncMaxRemovalShare string = ''
 param syncWriteWhenDefaultAllow bool = false
 param syncOperationTimeoutMs string = ''
 param syncLockWaitMs string = ''
+@description('Time budget of a timer invocation in ms; keep it at least 30 s below host.json functionTimeout. Empty: 540000.')
+param syncDeadlineMs string = ''
+@description('Time budget of a GET /api/plan call in ms, at most 215000 (HTTP responses are cut at 230 s). Empty: 200000.')
+param syncHttpDeadlineMs string = ''
 @description('ARM endpoint. Empty: the default of the service-tags cloud.')
 param armEndpoint string = ''
+@description('api-version of the registry API. Empty: the SDK\'s (2025-11-01), with one retry on 2023-07-01 if ARM refuses it.')
+param armApiVersion string = ''
 @description('Subscription the Service Tag Discovery API is read through (SERVICE_TAGS_API_SUBSCRIPTION). Empty: the first target registry\'s. The identity gets Microsoft.Network/locations/serviceTags/read there, nothing more.')
 param serviceTagsApiSubscription string = ''
 @description('Blob container for ledgers, audit entries and locks; created by this template.')
@@ -94,7 +103,11 @@ var resourceToken = toLower(uniqueString(subscription().id, environmentName, loc
 
 // `/subscriptions/<sub>/resourceGroups/<rg>/providers/Microsoft.ContainerRegistry/registries/<name>` split on '/':
 // index 2 = subscription, 4 = resource group, 8 = registry name.
-var targetRegistryIds = filter(map(split(targetRegistries, ','), id => trim(id)), id => !empty(id))
+// A trailing slash is cut, so `.../registries/name/` scopes the role and the alerts like `.../registries/name`.
+var targetRegistryIds = map(
+  filter(map(split(targetRegistries, ','), id => trim(id)), id => !empty(id)),
+  id => endsWith(id, '/') ? substring(id, 0, length(id) - 1) : id
+)
 var canaryRegistryIds = filter(map(split(canaryRegistries, ','), id => trim(id)), id => !empty(id))
 var canaryOnTargetIds = filter(map(split(canaryOnTargets, ','), id => trim(id)), id => !empty(id))
 // Dedicated canary registries are kept in sync like targets: they get the firewall role too.
@@ -165,7 +178,10 @@ module app 'app.bicep' = {
       SYNC_WRITE_WHEN_DEFAULT_ALLOW: syncWriteWhenDefaultAllow ? 'true' : 'false'
       SYNC_OPERATION_TIMEOUT_MS: syncOperationTimeoutMs
       SYNC_LOCK_WAIT_MS: syncLockWaitMs
+      SYNC_DEADLINE_MS: syncDeadlineMs
+      SYNC_HTTP_DEADLINE_MS: syncHttpDeadlineMs
       ARM_ENDPOINT: armEndpoint
+      ARM_API_VERSION: armApiVersion
       LEDGER_CONTAINER: ledgerContainer
       CANARY_REGISTRIES: join(canaryRegistryIds, ',')
       CANARY_ON_TARGETS: join(canaryOnTargetIds, ',')
@@ -231,12 +247,20 @@ var registrySubscriptionScopes = union(
   map(discoverySubscriptionIds, id => '/subscriptions/${id}')
 )
 
-resource registryRole 'Microsoft.Authorization/roleDefinitions@2022-04-01' = {
-  // Role definition names are GUIDs unique per tenant: one per subscription and environment.
-  name: guid(subscription().id, environmentName, 'acr-allowlist-sync-registry-firewall')
+// Creating a role definition needs Microsoft.Authorization/roleDefinitions/write (Owner or User
+// Access Administrator; Contributor and RBAC Administrator lack it). With an existing role passed
+// in, nothing is created and only role assignments are made.
+var createRegistryRole = empty(registryRoleDefinitionId)
+// Role definition names are GUIDs unique per tenant: one per subscription and environment.
+var createdRoleGuid = guid(subscription().id, environmentName, 'acr-allowlist-sync-registry-firewall')
+var registryRoleGuid = createRegistryRole ? createdRoleGuid : last(split(registryRoleDefinitionId, '/'))
+
+resource registryRole 'Microsoft.Authorization/roleDefinitions@2022-04-01' = if (createRegistryRole) {
+  name: createdRoleGuid
   properties: {
-    // Role names must be unique in the tenant too, hence the environment name.
-    roleName: 'ACR allowlist sync - registry firewall (${environmentName})'
+    // Role names must be unique in the tenant: the same environment name in two subscriptions
+    // would otherwise collide (RoleDefinitionWithSameNameExists).
+    roleName: 'ACR allowlist sync - registry firewall (${environmentName}, ${subscription().subscriptionId})'
     description: 'Read a container registry, replace its IP rules, poll the update and read the IP rule limit. Used by acr-allowlist-sync.'
     type: 'CustomRole'
     permissions: [
@@ -260,7 +284,7 @@ module registryAccess 'registry-access.bicep' = [
     params: {
       registryName: split(id, '/')[8]
       principalId: app.outputs.identityPrincipalId
-      roleDefinitionGuid: registryRole.name
+      roleDefinitionGuid: registryRoleGuid
     }
     // The GUID is known before the role exists, so make the order explicit: assigning a role
     // that is not created yet fails with RoleDefinitionDoesNotExist.
@@ -315,7 +339,7 @@ module discoveryAccess 'discovery-access.bicep' = [
     scope: subscription(subscriptionId)
     params: {
       principalId: app.outputs.identityPrincipalId
-      roleDefinitionGuid: registryRole.name
+      roleDefinitionGuid: registryRoleGuid
     }
     dependsOn: [
       registryRole
@@ -374,5 +398,5 @@ output AZURE_RESOURCE_GROUP string = rg.name
 output AZURE_FUNCTION_APP_NAME string = app.outputs.functionAppName
 output AZURE_CLIENT_ID string = app.outputs.identityClientId
 output APPLICATIONINSIGHTS_CONNECTION_STRING string = app.outputs.appInsightsConnectionString
-output REGISTRY_ROLE_DEFINITION_ID string = registryRole.id
+output REGISTRY_ROLE_DEFINITION_ID string = subscriptionResourceId('Microsoft.Authorization/roleDefinitions', registryRoleGuid)
 output WORKBOOK_ID string = workbook.outputs.workbookId

@@ -24,7 +24,9 @@ export type ErrorCategory =
   /** Another writer holds the registry, or wrote between our read and our write. */
   | "conflict"
   /** The requested target is not configured: HTTP 404. */
-  | "not-found";
+  | "not-found"
+  /** The invocation's time budget ran out before the host's limit: HTTP 504. */
+  | "deadline";
 
 export type DetailValue = string | number | boolean | null | readonly string[] | readonly number[];
 export type ErrorDetails = Readonly<Record<string, DetailValue | undefined>>;
@@ -284,12 +286,35 @@ const CATEGORY_REMEDIES: Readonly<Record<ErrorCategory, string>> = {
     "Check the ledger store (--state / AzureWebJobsStorage) and run again; the rules were not changed by this step.",
   conflict: "Another run is working on this registry: wait for it to finish, then run again.",
   "not-found": "Add the registry to TARGET_REGISTRIES (--registry) or ask for a configured one.",
+  deadline:
+    "The run stopped before the host's time limit; the next run continues. Sync fewer registries per run if it repeats.",
 };
 
 /** The error's remedy, or its category's; an untyped error gets the generic one. */
 export function remedyOf(error: unknown): string {
   if (error instanceof AllowlistSyncError) return error.remedy ?? CATEGORY_REMEDIES[error.category];
   return "This is unexpected: run again, and report it with the command line if it persists.";
+}
+
+/**
+ * The invocation's time budget (below the host's functionTimeout, or the 230 s of an HTTP
+ * response) ran out: the run stopped on its own instead of being killed, and reported it.
+ */
+export class DeadlineExceededError extends AllowlistSyncError {
+  readonly code = "DeadlineExceeded";
+  readonly category = "deadline";
+}
+
+/** The ledger blob changed since this run read it (ETag mismatch): another writer won the race. */
+export class LedgerConflictError extends AllowlistSyncError {
+  readonly code = "LedgerConflict";
+  readonly category = "conflict";
+}
+
+/** The lease on the registry's lock could not be renewed: another run may hold the registry now. */
+export class LockLostError extends AllowlistSyncError {
+  readonly code = "LockLost";
+  readonly category = "conflict";
 }
 
 export function isAllowlistSyncError(error: unknown): error is AllowlistSyncError {

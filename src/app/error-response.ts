@@ -11,6 +11,7 @@ const STATUS: Record<ErrorCategory, number> = {
   registry: 502,
   ledger: 503,
   conflict: 409,
+  deadline: 504,
 };
 
 /** Maps any error to a response: typed errors keep their fields, others say nothing internal. No stack traces. */

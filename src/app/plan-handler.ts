@@ -32,6 +32,8 @@ export function createPlanHandler(runtime: Runtime) {
         trigger: "http",
         actor: "http",
         targets: [target],
+        // Flex Consumption cuts an HTTP response at 230 s whatever functionTimeout says.
+        deadline: { ms: runtime.settings.httpDeadlineMs, setting: "SYNC_HTTP_DEADLINE_MS" },
       });
       if (outcome === undefined) throw new Error("no outcome for the requested registry");
       if (!outcome.ok) throw outcome.error;

@@ -1,7 +1,7 @@
 import { dirname, join, resolve as resolvePath } from "node:path";
 import { DefaultAzureCredential, type TokenCredential } from "@azure/identity";
 import { loadSettings, type Settings, type SettingsSource } from "../config/settings.js";
-import { blobContainerFromSettings, createBlobLedgerStore } from "../ledger/blob-store.js";
+import { blobContainerFromSettings, createBlobLedgerStore, type BlobLedgerStoreOptions } from "../ledger/blob-store.js";
 import { createFileLedgerStore } from "../ledger/file-store.js";
 import type { LedgerStore } from "../ledger/types.js";
 import { createTasksGateway } from "../canary/tasks-client.js";
@@ -50,6 +50,8 @@ export interface RuntimeOptions {
   readonly tuning?: {
     readonly registry?: Pick<ArmRegistryGatewayOptions, "retryOptions" | "pollIntervalMs" | "requestTimeoutMs">;
     readonly serviceTags?: Pick<ServiceTagsSourceOptions, "retryDelayMs" | "sleep" | "now">;
+    /** Lease length and renewal interval of the blob ledger's lock. */
+    readonly ledger?: Pick<BlobLedgerStoreOptions, "leaseSeconds" | "renewEveryMs">;
     readonly discovery?: Pick<ResourceGraphSourceOptions, "retryOptions" | "pageSize" | "sleep" | "maxQuotaWaitMs">;
     /** Between two reads of a canary run (default: CANARY_POLL_INTERVAL_MS). */
     readonly canaryPollIntervalMs?: number;
@@ -84,7 +86,7 @@ export function createRuntime(env: SettingsSource, options: RuntimeOptions = {})
       credential: ledgerCredential(settings, credential, options.credential),
       containerName: settings.ledgerContainer,
     });
-    ledger = createBlobLedgerStore({ containerClient });
+    ledger = createBlobLedgerStore({ containerClient, ...options.tuning?.ledger });
     if (memoryName !== undefined) discoveryMemory = createBlobDiscoveryMemory(containerClient, memoryName);
     fanout = {
       store: createFanoutStore(containerClient),
@@ -104,6 +106,7 @@ export function createRuntime(env: SettingsSource, options: RuntimeOptions = {})
     cloud: settings.cloud,
     endpoint: settings.armEndpoint,
     operationTimeoutMs: settings.operationTimeoutMs,
+    apiVersion: settings.armApiVersion,
     throttleGate,
     ...options.tuning?.registry,
   });
@@ -168,7 +171,11 @@ export function createRuntime(env: SettingsSource, options: RuntimeOptions = {})
       },
       ledger,
       serviceTags: createCachedSource(chain, { ttlMs: settings.serviceTags.cacheSeconds * 1000 }),
-      telemetry: createTelemetry({ connectionString: settings.appInsightsConnectionString, credential }),
+      telemetry: createTelemetry({
+        connectionString: settings.appInsightsConnectionString,
+        credential: telemetryCredential(settings, credential, options.credential),
+        cloud: settings.cloud,
+      }),
     },
   };
 }
@@ -236,6 +243,22 @@ function ledgerCredential(
   const clientId = settings.storage.clientId;
   if (given !== undefined || clientId === undefined || clientId === settings.azureClientId) return appCredential;
   return new DefaultAzureCredential({ managedIdentityClientId: clientId });
+}
+
+/**
+ * Entra ID ingestion only when APPLICATIONINSIGHTS_AUTHENTICATION_STRING asks for it (the same
+ * switch the host uses), with the identity it names; otherwise the instrumentation key alone.
+ */
+function telemetryCredential(
+  settings: Settings,
+  appCredential: TokenCredential,
+  given: TokenCredential | undefined,
+): TokenCredential | undefined {
+  const entra = settings.appInsightsEntra;
+  if (entra === undefined) return undefined;
+  if (given !== undefined || entra.clientId === undefined || entra.clientId === settings.azureClientId)
+    return appCredential;
+  return new DefaultAzureCredential({ managedIdentityClientId: entra.clientId });
 }
 
 let shared: Runtime | undefined;

@@ -278,11 +278,35 @@ export const APP_SETTINGS: readonly AppSettingInfo[] = [
     flag: "--lock-wait-ms",
   },
   {
+    name: "SYNC_DEADLINE_MS",
+    required: false,
+    default: "540000",
+    example: "300000",
+    description:
+      "Time budget of one timer (or CLI, or queue) invocation, shared by the download, the lock waits and every registry; when it runs out the run stops, reports DeadlineExceeded and flushes telemetry. Keep it at least 30 s below host.json functionTimeout (10 min).",
+  },
+  {
+    name: "SYNC_HTTP_DEADLINE_MS",
+    required: false,
+    default: "200000",
+    example: "120000",
+    description:
+      "Time budget of one GET /api/plan call; at most 215000, because Flex Consumption cuts an HTTP response at 230 s whatever the timeout.",
+  },
+  {
     name: "ARM_ENDPOINT",
     required: false,
     example: "https://management.chinacloudapi.cn",
     description: "Azure Resource Manager endpoint (default: the cloud's).",
     flag: "--arm-endpoint",
+  },
+  {
+    name: "ARM_API_VERSION",
+    required: false,
+    example: "2023-07-01",
+    description:
+      "api-version of the registry API (default: the SDK's, 2025-11-01). When ARM answers that a version is not supported, the run retries once with 2023-07-01 (same networkRuleSet shape) and warns in the plan.",
+    flag: "--arm-api-version",
   },
   {
     name: "LEDGER_CONTAINER",
@@ -345,6 +369,13 @@ export const APP_SETTINGS: readonly AppSettingInfo[] = [
     required: false,
     example: "InstrumentationKey=...;IngestionEndpoint=https://...",
     description: "Application Insights connection string; without it nothing is sent.",
+  },
+  {
+    name: "APPLICATIONINSIGHTS_AUTHENTICATION_STRING",
+    required: false,
+    example: "ClientId=<client id>;Authorization=AAD",
+    description:
+      "Entra ID ingestion, as the Functions host reads it: with Authorization=AAD telemetry is sent with a token for the cloud's Azure Monitor audience (AADAudience in the connection string, else the cloud's); without it, with the instrumentation key only. The infra sets it in the public cloud only, where Entra ingestion is documented.",
   },
   {
     name: "CANARY_REGISTRIES",
@@ -450,6 +481,8 @@ export interface Settings {
   readonly maxPerSubscription: number;
   readonly cloud: DeploymentCloud;
   readonly armEndpoint: string;
+  /** `ARM_API_VERSION`; undefined: the SDK's. */
+  readonly armApiVersion: string | undefined;
   readonly schedule: string;
   readonly serviceTags: {
     readonly url: string | undefined;
@@ -467,6 +500,10 @@ export interface Settings {
   };
   readonly operationTimeoutMs: number;
   readonly lockWaitMs: number;
+  /** Budget of a timer, CLI or queue invocation (`SYNC_DEADLINE_MS`). */
+  readonly deadlineMs: number;
+  /** Budget of an HTTP dry run (`SYNC_HTTP_DEADLINE_MS`), below the 230 s response limit. */
+  readonly httpDeadlineMs: number;
   readonly ledgerContainer: string;
   readonly storage: {
     readonly connectionString: string | undefined;
@@ -479,6 +516,8 @@ export interface Settings {
   };
   readonly azureClientId: string | undefined;
   readonly appInsightsConnectionString: string | undefined;
+  /** Entra ID ingestion (`APPLICATIONINSIGHTS_AUTHENTICATION_STRING` with Authorization=AAD); undefined: instrumentation key only. */
+  readonly appInsightsEntra: { readonly clientId: string | undefined } | undefined;
   readonly canary: CanarySettings;
 }
 
@@ -630,6 +669,16 @@ const settingsSchema = z.object({
   SYNC_WRITE_WHEN_DEFAULT_ALLOW: boolSetting.default(false),
   SYNC_OPERATION_TIMEOUT_MS: intSetting(1_000, 3_600_000).default(600_000),
   SYNC_LOCK_WAIT_MS: intSetting(0, 600_000).default(30_000),
+  SYNC_DEADLINE_MS: intSetting(1_000, 3_600_000).default(540_000),
+  // 230 s is the HTTP response limit; 15 s stay for the telemetry flush.
+  SYNC_HTTP_DEADLINE_MS: intSetting(1_000, 215_000).default(200_000),
+  ARM_API_VERSION: z.preprocess(
+    blankToUndefined,
+    z
+      .string()
+      .regex(/^\d{4}-\d{2}-\d{2}(-preview)?$/, "expected an api-version like 2023-07-01")
+      .optional(),
+  ),
   ARM_ENDPOINT: z.preprocess(
     blankToUndefined,
     z.url({ protocol: /^https$/, error: "expected an https URL (the SDK refuses tokens over http)" }).optional(),
@@ -667,6 +716,35 @@ const settingsSchema = z.object({
   ),
   AZURE_CLIENT_ID: z.preprocess(blankToUndefined, z.string().optional()),
   APPLICATIONINSIGHTS_CONNECTION_STRING: z.preprocess(blankToUndefined, z.string().optional()),
+  APPLICATIONINSIGHTS_AUTHENTICATION_STRING: z.preprocess(
+    blankToUndefined,
+    z
+      .string()
+      .transform((value, context) => {
+        const fields = new Map(
+          value
+            .split(";")
+            .map((part) => part.trim())
+            .filter((part) => part !== "")
+            .map((part) => {
+              const eq = part.indexOf("=");
+              return [part.slice(0, eq).trim().toLowerCase(), eq < 0 ? "" : part.slice(eq + 1).trim()] as const;
+            }),
+        );
+        const authorization = fields.get("authorization");
+        const clientId = fields.get("clientid");
+        if (authorization?.toLowerCase() !== "aad") {
+          context.addIssue({ code: "custom", message: "expected Authorization=AAD (optionally with ClientId=<guid>)" });
+          return z.NEVER;
+        }
+        if (clientId !== undefined && !/^[0-9a-f]{8}-([0-9a-f]{4}-){3}[0-9a-f]{12}$/i.test(clientId)) {
+          context.addIssue({ code: "custom", message: "ClientId must be a client ID (GUID)" });
+          return z.NEVER;
+        }
+        return { clientId };
+      })
+      .optional(),
+  ),
   CANARY_REGISTRIES: listSetting.optional(),
   CANARY_ON_TARGETS: listSetting.optional(),
   CANARY_SCHEDULE: z.preprocess(
@@ -741,6 +819,7 @@ export function loadSettings(source: SettingsSource): Settings {
     fanout: s.SYNC_FANOUT,
     maxPerSubscription: s.SYNC_MAX_PER_SUBSCRIPTION,
     cloud,
+    armApiVersion: s.ARM_API_VERSION,
     armEndpoint: (s.ARM_ENDPOINT ?? ARM_ENDPOINTS[cloud]).replace(/\/+$/, ""),
     schedule: s.SYNC_SCHEDULE,
     serviceTags: {
@@ -759,6 +838,8 @@ export function loadSettings(source: SettingsSource): Settings {
     },
     operationTimeoutMs: s.SYNC_OPERATION_TIMEOUT_MS,
     lockWaitMs: s.SYNC_LOCK_WAIT_MS,
+    deadlineMs: s.SYNC_DEADLINE_MS,
+    httpDeadlineMs: s.SYNC_HTTP_DEADLINE_MS,
     ledgerContainer: s.LEDGER_CONTAINER,
     storage: {
       connectionString: s.AzureWebJobsStorage,
@@ -773,6 +854,7 @@ export function loadSettings(source: SettingsSource): Settings {
     },
     azureClientId: s.AZURE_CLIENT_ID,
     appInsightsConnectionString: s.APPLICATIONINSIGHTS_CONNECTION_STRING,
+    appInsightsEntra: s.APPLICATIONINSIGHTS_AUTHENTICATION_STRING,
     canary: {
       schedule: s.CANARY_SCHEDULE,
       propagationDelayMs: s.CANARY_PROPAGATION_DELAY_MS,

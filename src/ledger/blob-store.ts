@@ -7,7 +7,14 @@ import {
   type ContainerClient,
   type StoragePipelineOptions,
 } from "@azure/storage-blob";
-import { ConfigError, LedgerCorruptError, LedgerError, LockHeldError } from "../errors.js";
+import {
+  ConfigError,
+  LedgerConflictError,
+  LedgerCorruptError,
+  LedgerError,
+  LockHeldError,
+  LockLostError,
+} from "../errors.js";
 import { registryKey, sameRegistry } from "./keys.js";
 import {
   auditEntryToJson,
@@ -85,11 +92,23 @@ export function createBlobLedgerStore(options: BlobLedgerStoreOptions): LedgerSt
     }
   };
 
+  // The ETag of each ledger blob as this store last read or wrote it (null: it did not exist), so
+  // that a write replaces exactly what was read and a lost race is an error, never an overwrite.
+  const ledgerETags = new Map<string, string | null>();
+
   return {
     async read(registryId) {
       await ensureContainer();
       const blob = ledgerBlob(registryId);
-      const text = await download(blob, "Reading the ledger");
+      let text: string | undefined;
+      try {
+        const response = await container.getBlobClient(blob).download(0);
+        text = (await readStream(response.readableStreamBody)).toString("utf8");
+        ledgerETags.set(blob, response.etag ?? null);
+      } catch (error) {
+        if (statusOf(error) !== 404) throw storageError("Reading the ledger", containerName, blob, error);
+        ledgerETags.set(blob, null);
+      }
       return text === undefined ? undefined : parseLedgerState(text, where(blob));
     },
 
@@ -99,11 +118,35 @@ export function createBlobLedgerStore(options: BlobLedgerStoreOptions): LedgerSt
       await ensureContainer();
       const blob = ledgerBlob(state.registryId);
       const body = JSON.stringify(json, null, 2);
+      const known = ledgerETags.get(blob);
+      // Never read by this store (a tool writing a ledger outright): unconditional, as before.
+      const conditions = known === undefined ? undefined : known === null ? { ifNoneMatch: "*" } : { ifMatch: known };
       try {
-        await container.getBlockBlobClient(blob).upload(body, Buffer.byteLength(body), {
+        const response = await container.getBlockBlobClient(blob).upload(body, Buffer.byteLength(body), {
           blobHTTPHeaders: { blobContentType: "application/json" },
+          ...(conditions === undefined ? {} : { conditions }),
         });
+        ledgerETags.set(blob, response.etag ?? null);
       } catch (error) {
+        const status = statusOf(error);
+        if (conditions !== undefined && (status === 412 || status === 409)) {
+          ledgerETags.delete(blob);
+          throw new LedgerConflictError(
+            `The ledger of ${state.registryId} changed in '${containerName}/${blob}' after this run read it: another writer won the race, and its ledger was kept.`,
+            {
+              details: {
+                registryId: state.registryId,
+                container: containerName,
+                blob,
+                statusCode: status,
+                condition: known === null ? "if-none-match *" : "if-match",
+              },
+              remedy:
+                "Nothing was overwritten. Run again: the next run reads the current ledger. If it repeats, look for a second deployment syncing the same registry.",
+              cause: error,
+            },
+          );
+        }
         throw storageError("Writing the ledger", containerName, blob, error);
       }
     },
@@ -242,15 +285,37 @@ function holdLease(
   where: { containerName: string; blob: string },
 ): LockHandle {
   let released = false;
+  let lost: { at: string; reason: string } | undefined;
   const timer =
     leaseSeconds === -1
       ? undefined
       : setInterval(() => {
-          // A failed renewal is not fatal here: the lease runs for its full duration from the last renewal.
-          lease.renewLease().catch(() => undefined);
+          // A failed renewal means the lease may be gone (broken, expired during a stall, taken by
+          // another run): from then on the holder must not write, see assertHeld.
+          lease.renewLease().catch((error: unknown) => {
+            const status = statusOf(error);
+            lost ??= {
+              at: new Date().toISOString(),
+              reason:
+                status === undefined
+                  ? "no answer"
+                  : `HTTP ${status}${storageCode(error) === undefined ? "" : ` ${storageCode(error)}`}`,
+            };
+          });
         }, renewEveryMs);
   timer?.unref();
   return {
+    assertHeld() {
+      if (lost === undefined) return;
+      throw new LockLostError(
+        `The lease on '${where.containerName}/${where.blob}' could not be renewed at ${lost.at} (${lost.reason}): another run may hold the registry now, so this run stops before writing.`,
+        {
+          details: { container: where.containerName, blob: where.blob, lostAt: lost.at, reason: lost.reason },
+          remedy:
+            "Nothing more was written by this run. Run again; if renewals keep failing, check the storage account's availability and the identity's Storage Blob Data Owner role.",
+        },
+      );
+    },
     async release() {
       if (released) return;
       released = true;
@@ -328,6 +393,13 @@ export function blobContainerFromSettings(settings: BlobContainerSettings): Cont
   throw new ConfigError("No ledger storage is configured.", {
     remedy: "Set AzureWebJobsStorage (connection string) or AzureWebJobsStorage__blobServiceUri (identity-based).",
   });
+}
+
+async function readStream(stream: NodeJS.ReadableStream | undefined): Promise<Buffer> {
+  if (stream === undefined) return Buffer.alloc(0);
+  const chunks: Buffer[] = [];
+  for await (const chunk of stream) chunks.push(typeof chunk === "string" ? Buffer.from(chunk) : chunk);
+  return Buffer.concat(chunks);
 }
 
 function key(registryId: string): string {

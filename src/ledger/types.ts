@@ -42,6 +42,11 @@ export interface AuditEntry {
 
 export interface LockHandle {
   release(): Promise<void>;
+  /**
+   * Throws `LockLostError` when the lock may no longer be ours (a lease renewal failed). Called
+   * before every write; stores whose lock cannot be lost (a lock file) need not implement it.
+   */
+  assertHeld?(): void;
 }
 
 /** The store for ledgers, audit entries and per-registry locks (a blob container in Azure, files for the CLI). */

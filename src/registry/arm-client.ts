@@ -4,6 +4,7 @@ import {
 } from "@azure/arm-containerregistry";
 import type { TokenCredential } from "@azure/identity";
 import type { DeploymentCloud } from "../servicetags/schema.js";
+import { apiVersionPolicy, type ApiVersionState } from "./api-version.js";
 import { ARM_ENDPOINTS } from "./clouds.js";
 import type { ThrottleGate } from "./throttle.js";
 
@@ -28,6 +29,8 @@ export interface ArmClientOptions {
   readonly userAgentPrefix?: string;
   /** CA certificates (PEM) that REPLACE the public CA list: only for a local emulator (else use NODE_EXTRA_CA_CERTS). */
   readonly trustedCa?: string | Buffer;
+  /** The registry API version to send, and where a fallback is recorded (see api-version.ts). */
+  readonly apiVersionState?: ApiVersionState;
   /** Shared by every client of a process, so one 429 pauses the whole subscription (see throttle.ts). */
   readonly throttleGate?: ThrottleGate;
 }
@@ -59,6 +62,9 @@ export function createArmClient(subscriptionId: string, options: ArmClientOption
         },
         position: "perRetry",
       },
+      ...(options.apiVersionState === undefined
+        ? []
+        : [{ policy: apiVersionPolicy(options.apiVersionState), position: "perCall" as const }]),
       ...(options.throttleGate === undefined
         ? []
         : [{ policy: options.throttleGate.policy, position: "perRetry" as const }]),

@@ -1,5 +1,6 @@
 import type { ContainerRegistryManagementClient } from "@azure/arm-containerregistry";
 import { DEFAULT_REQUEST_TIMEOUT_MS, createArmClient, type ArmClientOptions } from "./arm-client.js";
+import { createApiVersionState } from "./api-version.js";
 import { ARM_ENDPOINTS } from "./clouds.js";
 import { toRegistryError, type ArmOperation, type ErrorContext } from "./arm-errors.js";
 import {
@@ -18,6 +19,8 @@ export interface ArmRegistryGatewayOptions extends ArmClientOptions {
   readonly operationTimeoutMs: number;
   /** Poll interval when ARM sends no (or a zero) Retry-After (SDK default 2 s). */
   readonly pollIntervalMs?: number;
+  /** `ARM_API_VERSION`: the registry API version to send (default the SDK's, 2025-11-01). */
+  readonly apiVersion?: string | undefined;
 }
 
 /**
@@ -32,6 +35,8 @@ export interface ArmRegistryGatewayOptions extends ArmClientOptions {
  */
 export function createArmRegistryGateway(options: ArmRegistryGatewayOptions): RegistryGateway {
   const clients = new Map<string, ContainerRegistryManagementClient>();
+  // Shared by every subscription's client: a cloud that refuses the version refuses it everywhere.
+  const apiVersionState = createApiVersionState(options.apiVersion);
   const endpoint = options.endpoint ?? ARM_ENDPOINTS[options.cloud ?? "Public"];
   const requestTimeoutMs = options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
 
@@ -39,7 +44,7 @@ export function createArmRegistryGateway(options: ArmRegistryGatewayOptions): Re
   const clientFor = (ref: RegistryRef): ContainerRegistryManagementClient => {
     let client = clients.get(ref.subscriptionId);
     if (client === undefined) {
-      client = createArmClient(ref.subscriptionId, options);
+      client = createArmClient(ref.subscriptionId, { ...options, apiVersionState });
       clients.set(ref.subscriptionId, client);
     }
     return client;
@@ -96,7 +101,10 @@ export function createArmRegistryGateway(options: ArmRegistryGatewayOptions): Re
               return locations;
             })
           : [];
-      return toSnapshot(ref, document, limit, replicas, legacyVirtualNetworkRules);
+      const snapshot = toSnapshot(ref, document, limit, replicas, legacyVirtualNetworkRules);
+      return apiVersionState.fallback === undefined
+        ? snapshot
+        : { ...snapshot, apiVersionFallback: apiVersionState.fallback };
     },
 
     async replaceIpRules(

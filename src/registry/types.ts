@@ -37,6 +37,8 @@ export interface RegistrySnapshot {
    * 2025-11-01 model cannot see them, and a PATCH of `networkRuleSet` would drop them. Absent: 0.
    */
   readonly legacyVirtualNetworkRules?: number;
+  /** Set when ARM refused the configured api-version and the older GA version was used instead. */
+  readonly apiVersionFallback?: { readonly from: string; readonly to: string; readonly armCode: string };
   /** ARM locations of geo-replicas (the home location included when ARM lists it); empty unless asked for. */
   readonly replicaLocations: readonly string[];
 }

@@ -2,7 +2,7 @@ import { ServiceTagsFetchError } from "./source-errors.js";
 
 /**
  * A browser-like User-Agent: the Download Center's bot protection answers 403 with an HTML page
- * to clients that do not send one (see docs/azure-facts.md §2).
+ * to clients that do not send one (observed on the Download Center since 2025).
  */
 export const DEFAULT_USER_AGENT =
   "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36";

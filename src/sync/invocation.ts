@@ -1,10 +1,18 @@
-import { AllowlistSyncError, GuardError, describeError, type GuardName } from "../errors.js";
+import {
+  AllowlistSyncError,
+  DeadlineExceededError,
+  GuardError,
+  LockHeldError,
+  describeError,
+  type GuardName,
+} from "../errors.js";
 import type { Settings, TargetConfig } from "../config/settings.js";
 import type { ServiceTagsDocument } from "../servicetags/schema.js";
 import type { DiscoveryMemory, DiscoverySource } from "../discovery/types.js";
 import { runCanaries, type CanaryServices } from "../canary/invoke.js";
 import type { CanaryResult } from "../canary/result.js";
 import type { TelemetrySink } from "../telemetry/types.js";
+import { createDeadline, type Deadline, type DeadlineStage } from "./deadline.js";
 import { forEachBounded } from "./bounded.js";
 import { syncTarget, type RunResult, type SyncMode, type SyncPorts } from "./run.js";
 
@@ -31,6 +39,8 @@ export interface InvocationOptions {
   readonly force?: boolean;
   /** Defaults to every configured target. */
   readonly targets?: readonly TargetConfig[];
+  /** The invocation's time budget and the setting it comes from (default `SYNC_DEADLINE_MS`). */
+  readonly deadline?: { readonly ms: number; readonly setting: string };
   /** Registries synced at the same time (default 1); per subscription at most `settings.maxPerSubscription`. */
   readonly concurrency?: number;
   /**
@@ -64,12 +74,17 @@ export async function runInvocation(
   const targets = options.targets ?? settings.targets;
   const outcomes: TargetOutcome[] = [];
   const dryRun = options.mode === "plan";
+  const deadline = createDeadline(
+    options.deadline?.ms ?? settings.deadlineMs,
+    options.deadline?.setting ?? "SYNC_DEADLINE_MS",
+  );
   try {
     const started = Date.now();
     let document: ServiceTagsDocument;
     try {
-      document = await ports.serviceTags.fetch();
-    } catch (error) {
+      document = await ports.serviceTags.fetch({ signal: deadline.signal });
+    } catch (caught) {
+      const error = asDeadlineError(deadline, caught, "download");
       for (const target of targets) {
         const outcome: TargetOutcome = { target, ok: false, error, durationMs: Date.now() - started };
         reportOutcome(ports.telemetry, outcome, options.trigger, dryRun);
@@ -86,7 +101,7 @@ export async function runInvocation(
         keyOf: (target) => target.ref.subscriptionId,
       },
       async (target, index) => {
-        const outcome = await syncOne(settings, target, document, ports, options);
+        const outcome = await syncOne(settings, target, document, ports, options, deadline);
         reportOutcome(ports.telemetry, outcome, options.trigger, dryRun, document.newestChangeNumberSeen);
         byIndex[index] = outcome;
       },
@@ -97,8 +112,15 @@ export async function runInvocation(
       await canariesAfterApply(settings, { ...ports, canary: ports.canary }, outcomes, document);
     return outcomes;
   } finally {
+    deadline.dispose();
     await ports.telemetry.flush();
   }
+}
+
+/** A failure caused by the spent budget (an aborted download or ARM call) reported as what it is. */
+function asDeadlineError(deadline: Deadline, error: unknown, stage: DeadlineStage, registry?: string): unknown {
+  if (error instanceof DeadlineExceededError || !deadline.expired()) return error;
+  return deadline.error(stage, registry);
 }
 
 /** One registry against an already fetched file; never throws (the failure is the outcome). */
@@ -108,17 +130,29 @@ export async function syncOne(
   document: ServiceTagsDocument,
   ports: SyncPorts,
   options: Pick<InvocationOptions, "mode" | "force" | "actor">,
+  /** The invocation's budget; without one only the lock wait and the operation timeout bound the run. */
+  deadline?: Deadline,
 ): Promise<TargetOutcome> {
   const started = Date.now();
+  // The lock wait shares the budget: waiting past it would only end in the host killing us.
+  const lockWaitMs =
+    deadline === undefined ? settings.lockWaitMs : Math.min(settings.lockWaitMs, deadline.remainingMs());
   try {
+    deadline?.check("not-started", target.ref.name);
     const result = await syncTarget(target, document, ports, {
       mode: options.mode,
       force: options.force,
       actor: options.actor,
-      lockWaitMs: settings.lockWaitMs,
+      lockWaitMs,
+      signal: deadline?.signal,
     });
     return { target, ok: true, result, durationMs: Date.now() - started };
-  } catch (error) {
+  } catch (caught) {
+    if (deadline === undefined) return { target, ok: false, error: caught, durationMs: Date.now() - started };
+    const lockCut = caught instanceof LockHeldError && lockWaitMs < settings.lockWaitMs;
+    const error = lockCut
+      ? deadline.error("lock", target.ref.name)
+      : asDeadlineError(deadline, caught, caught instanceof LockHeldError ? "lock" : "registry", target.ref.name);
     return { target, ok: false, error, durationMs: Date.now() - started };
   }
 }

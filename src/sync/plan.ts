@@ -55,6 +55,7 @@ export interface PlanWarning {
     | "adopted-without-ledger"
     | "drift"
     | "limit-defaulted"
+    | "api-version-fallback"
     | "public-network-disabled"
     | "source-lag"
     | "stale-copy";
@@ -312,6 +313,13 @@ export function planAllowlist(input: PlanInput): Plan {
     warnings.push({
       code: "public-network-disabled",
       message: "publicNetworkAccess is Disabled: IP rules have no effect while public access is off.",
+    });
+  }
+  if (snapshot.apiVersionFallback !== undefined) {
+    const { from, to, armCode } = snapshot.apiVersionFallback;
+    warnings.push({
+      code: "api-version-fallback",
+      message: `ARM refused api-version ${from} (${armCode}); this run used ${to}, whose networkRuleSet has the same shape. Set ARM_API_VERSION=${to} to skip the refused request, or remove it once the cloud offers ${from}.`,
     });
   }
   if (snapshot.ruleLimitSource === "default") {

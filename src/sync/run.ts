@@ -30,6 +30,8 @@ export interface RunOptions {
   /** Who or what runs it, recorded in the audit trail: `timer`, `http`, `cli:<user>@<host>`. */
   readonly actor: string;
   readonly lockWaitMs: number;
+  /** The invocation's deadline: aborts ARM calls, and no PATCH starts once it has fired. */
+  readonly signal?: AbortSignal;
 }
 
 export type RunOutcome = "dry-run" | "unchanged" | "applied";
@@ -78,7 +80,7 @@ async function execute(
   desiredFor: (snapshot: RegistrySnapshot) => DesiredSource,
 ): Promise<RunResult> {
   const { ref, policy, pinnedRules } = target;
-  const readOptions = { includeReplicas: target.includeReplicas };
+  const readOptions = { includeReplicas: target.includeReplicas, signal: options.signal };
   const now = ports.now ?? (() => new Date());
   const planFrom = (snapshot: RegistrySnapshot, ledger: LedgerState | undefined): Plan => {
     const plan = planAllowlist({ snapshot, ledger, desired: desiredFor(snapshot), pinnedRules, policy });
@@ -91,6 +93,8 @@ async function execute(
   }
 
   const lock: LockHandle = await ports.ledger.acquireLock(ref.id, { waitMs: options.lockWaitMs });
+  // Every write (ledger, PATCH, audit) first checks that the lease is still ours.
+  const held = (): void => lock.assertHeld?.();
   try {
     let ledger = await ports.ledger.read(ref.id);
     let snapshot = await ports.registry.read(ref, readOptions);
@@ -115,6 +119,7 @@ async function execute(
       if (!plan.changed) {
         const tagNumbers = tagNumbersAfter(ledger, plan, options.force === true);
         if (attempt === 1 && !ledgerMatches(ledger, plan, tagNumbers)) {
+          held();
           ledger = await writeLedger(
             ports.ledger,
             ref,
@@ -130,6 +135,7 @@ async function execute(
         if (attempt === 1) return { plan, outcome: "unchanged", auditId: undefined, attempts: attempt };
       } else {
         // Claim the additions before writing, so a crash before the ledger update cannot turn them into people's rules.
+        held();
         ledger = await writeLedger(
           ports.ledger,
           ref,
@@ -150,13 +156,21 @@ async function execute(
           snapshot = current;
           continue;
         }
-        await ports.registry.replaceIpRules(ref, { ipRules: plan.ipRulesAfter, defaultAction: snapshot.defaultAction });
+        options.signal?.throwIfAborted();
+        held();
+        await ports.registry.replaceIpRules(
+          ref,
+          { ipRules: plan.ipRulesAfter, defaultAction: snapshot.defaultAction },
+          { signal: options.signal },
+        );
         wrote = true;
       }
       const after = await ports.registry.read(ref, readOptions);
       if (sameRules(after.ipRules, plan.ipRulesAfter)) {
         const entry = auditEntryFor(plan, firstSnapshot, after);
+        // The audit entry is append-only (never overwrites anything): record what was done even then.
         await ports.ledger.appendAudit(entry);
+        held();
         await writeLedger(
           ports.ledger,
           ref,

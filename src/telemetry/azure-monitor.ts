@@ -9,6 +9,8 @@ import { SeverityNumber, type Logger } from "@opentelemetry/api-logs";
 import { BatchLogRecordProcessor, LoggerProvider } from "@opentelemetry/sdk-logs";
 import { MeterProvider, PeriodicExportingMetricReader } from "@opentelemetry/sdk-metrics";
 import { ConfigError } from "../errors.js";
+import type { DeploymentCloud } from "../servicetags/schema.js";
+import { withMonitorAudience } from "./audience.js";
 import { parseConnectionString } from "./connection-string.js";
 import { noopTelemetry } from "./noop.js";
 import {
@@ -64,6 +66,8 @@ export interface TelemetryOptions {
   readonly offlineStorage?: boolean;
   /** Upper bound for `flush()`, so a slow ingestion endpoint cannot hold an invocation open. Default 15 s. */
   readonly flushTimeoutMs?: number;
+  /** Picks the Entra ID audience when the connection string has no `AADAudience` (default Public). */
+  readonly cloud?: DeploymentCloud | undefined;
 }
 
 /** Scope name of our logger and meter (shows as `sdkVersion` context, not in customDimensions). */
@@ -118,7 +122,11 @@ export function createTelemetry(options: TelemetryOptions = {}): Telemetry {
 
 function startPipeline(connectionString: string, options: TelemetryOptions): Pipeline {
   const exporterOptions: AzureMonitorExporterOptions = {
-    connectionString,
+    // With a credential the exporter asks for a token for AADAudience (default: the public one).
+    connectionString:
+      options.credential === undefined
+        ? connectionString
+        : withMonitorAudience(connectionString, options.cloud ?? "Public"),
     ...(options.credential === undefined ? {} : { credential: options.credential }),
     disableOfflineStorage: options.offlineStorage === false,
   };

@@ -11,6 +11,8 @@ export interface AppInsightsConnection {
   readonly instrumentationKey: string;
   /** Without a trailing slash; undefined means the exporter's global default. */
   readonly ingestionEndpoint: string | undefined;
+  /** `AADAudience`: the token audience (scope) for Entra ID ingestion, when the string names one. */
+  readonly aadAudience: string | undefined;
 }
 
 const SETTING = "APPLICATIONINSIGHTS_CONNECTION_STRING";
@@ -19,6 +21,7 @@ const partsSchema = z.object({
   instrumentationkey: z.guid({ error: "InstrumentationKey must be a GUID" }),
   // The exporter rewrites http to https anyway; refusing http here makes the mistake visible.
   ingestionendpoint: z.url({ protocol: /^https$/, error: "IngestionEndpoint must be an https URL" }).optional(),
+  aadaudience: z.url({ protocol: /^https$/, error: "AADAudience must be an https URL" }).optional(),
 });
 
 export function parseConnectionString(connectionString: string): AppInsightsConnection {
@@ -35,6 +38,7 @@ export function parseConnectionString(connectionString: string): AppInsightsConn
   return {
     instrumentationKey: parsed.data.instrumentationkey,
     ingestionEndpoint: parsed.data.ingestionendpoint?.replace(/\/+$/, ""),
+    aadAudience: parsed.data.aadaudience,
   };
 }
 

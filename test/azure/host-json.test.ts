@@ -19,3 +19,18 @@ describe("host.json", () => {
     expect(excluded).toEqual(expect.arrayContaining(["Event", "Exception"]));
   });
 });
+
+describe("time budgets against host.json", () => {
+  it("gives the timer's default budget and the telemetry flush room below functionTimeout", async () => {
+    const { loadSettings } = await import("../../src/config/settings.js");
+    const [h = "0", m = "0", s = "0"] = (host.functionTimeout ?? "").split(":");
+    const timeoutMs = ((Number(h) * 60 + Number(m)) * 60 + Number(s)) * 1000;
+    expect(timeoutMs).toBeGreaterThan(0);
+    const settings = loadSettings({
+      TARGET_REGISTRIES:
+        "/subscriptions/00000000-0000-0000-0000-000000000001/resourceGroups/rg/providers/Microsoft.ContainerRegistry/registries/myreg",
+    });
+    // 15 s for the flush (the sink's cap) plus 15 s for the lock release and the host's own work.
+    expect(settings.deadlineMs + 30_000).toBeLessThanOrEqual(timeoutMs);
+  });
+});

@@ -225,7 +225,7 @@ describe("app settings", () => {
     expect(infraSettings.get("AZURE_CLIENT_ID")?.text).toBe("identity.properties.clientId");
     expect(infraSettings.get("AzureWebJobsStorage__clientId")?.text).toBe("identity.properties.clientId");
     const auth = infraSettings.get("APPLICATIONINSIGHTS_AUTHENTICATION_STRING");
-    expect(auth?.text).toBe("'ClientId=${identity.properties.clientId};Authorization=AAD'");
+    expect(auth?.text).toBe("entraIngestion ? 'ClientId=${identity.properties.clientId};Authorization=AAD' : ''");
   });
 });
 
@@ -260,7 +260,8 @@ describe("identity-only access", () => {
   it("disables local authentication on Application Insights and makes it workspace-based", () => {
     const components = resourcesOfType("Microsoft.Insights/components");
     expect(components).toHaveLength(1);
-    expect(at(components[0]?.body, "properties", "DisableLocalAuth")?.text).toBe("true");
+    expect(at(components[0]?.body, "properties", "DisableLocalAuth")?.text).toBe("entraIngestion");
+    expect(variables(file("app.bicep").root).get("entraIngestion")?.text).toBe("environment().name == 'AzureCloud'");
     expect(at(components[0]?.body, "properties", "WorkspaceResourceId")?.text).toBe("logAnalytics.id");
   });
 
@@ -328,7 +329,7 @@ describe("registry permissions", () => {
     const access = modules(main.root).find((m) => m.path === "registry-access.bicep");
     expect(access?.loop).toBe(true);
     expect(callName(at(access?.body, "scope"))).toBe("resourceGroup");
-    expect(at(access?.body, "params", "roleDefinitionGuid")?.text).toBe(`${role?.symbol ?? "?"}.name`);
+    expect(at(access?.body, "params", "roleDefinitionGuid")?.text).toBe("registryRoleGuid");
 
     const module = file("registry-access.bicep");
     const registry = resources(module.root).find((r) => r.type.startsWith("Microsoft.ContainerRegistry/registries@"));

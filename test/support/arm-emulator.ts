@@ -109,6 +109,8 @@ export type Fault =
   | { readonly kind: "reset" }
   /** No answer at all until the client gives up (closed by `close()`). */
   | { readonly kind: "hang" }
+  /** The normal answer, `ms` later (a slow ARM); nothing is answered if the client gave up meanwhile. */
+  | { readonly kind: "delay"; readonly ms: number }
   /** On a PATCH: accepted (201), then the operation ends `Failed`; nothing is applied. */
   | { readonly kind: "lro-failed"; readonly code?: string; readonly message?: string }
   /** On a PATCH: accepted (201), then the operation stays `InProgress` forever. */
@@ -171,6 +173,13 @@ export interface ArmEmulatorBehaviour {
   readonly resourceGraphQuota?: { readonly queries: number; readonly windowMs: number };
   /** ACR Tasks timing and answers (see `./arm-tasks.ts`). */
   readonly tasks?: TasksBehaviour;
+  /**
+   * api-versions the registry API answers (default: 2025-11-01 only). A sovereign cloud that has
+   * not got the newest yet: `["2023-07-01"]` (same wire shape for what the emulator serves).
+   */
+  readonly registryApiVersions?: readonly string[];
+  /** How an unsupported version is refused (both are documented ARM answers). Default InvalidApiVersionParameter. */
+  readonly unsupportedApiVersionCode?: "InvalidApiVersionParameter" | "NoRegisteredProviderFound";
 }
 
 export interface ThrottleLimits {
@@ -235,6 +244,8 @@ export class ArmEmulator {
     pollsBeforeDone: 1,
     retryAfterSeconds: 0,
     replicationsPageSize: 100,
+    registryApiVersions: [ARM_API_VERSION],
+    unsupportedApiVersionCode: "InvalidApiVersionParameter",
     latencyMs: 0,
     throttle: null,
     resourceGraphQuota: { queries: 15, windowMs: 5_000 },
@@ -298,6 +309,8 @@ export class ArmEmulator {
       pollsBeforeDone: behaviour.pollsBeforeDone ?? current.pollsBeforeDone,
       retryAfterSeconds: behaviour.retryAfterSeconds ?? current.retryAfterSeconds,
       replicationsPageSize: behaviour.replicationsPageSize ?? current.replicationsPageSize,
+      registryApiVersions: behaviour.registryApiVersions ?? current.registryApiVersions,
+      unsupportedApiVersionCode: behaviour.unsupportedApiVersionCode ?? current.unsupportedApiVersionCode,
       latencyMs: behaviour.latencyMs ?? current.latencyMs,
       throttle: behaviour.throttle === undefined ? current.throttle : behaviour.throttle,
       resourceGraphQuota: behaviour.resourceGraphQuota ?? current.resourceGraphQuota,
@@ -449,6 +462,20 @@ export class ArmEmulator {
       record.status = "reset";
       req.socket.destroy();
       return;
+    }
+    if (fault?.kind === "delay") {
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, fault.ms);
+        timer.unref();
+        req.socket.once("close", () => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+      if (req.socket.destroyed) {
+        record.status = "hang";
+        return;
+      }
     }
     if (fault?.kind === "concurrent-writer" && fault.when === "before" && registryId !== undefined)
       fault.write(this, registryId);
@@ -643,8 +670,15 @@ export class ArmEmulator {
       op === "scheduleRun" || op === "getRun" || op === "listLogSasUrl"
         ? [TASKS_API_VERSION]
         : op === "poll"
-          ? [ARM_API_VERSION, TASKS_API_VERSION]
-          : [ARM_API_VERSION];
+          ? [...this.behaviour.registryApiVersions, TASKS_API_VERSION]
+          : this.behaviour.registryApiVersions;
+    if (!versions.includes(apiVersion) && this.behaviour.unsupportedApiVersionCode === "NoRegisteredProviderFound") {
+      return armError(
+        400,
+        "NoRegisteredProviderFound",
+        `No registered resource provider found for location 'japaneast' and API version '${apiVersion}' for type 'registries'. The supported api-versions are '${versions.join(", ")}'. The supported locations are 'japaneast, eastus, westeurope'.`,
+      );
+    }
     if (!versions.includes(apiVersion)) {
       return armError(
         400,
@@ -673,7 +707,7 @@ export class ArmEmulator {
       case "get":
         return { status: 200, body: registryDocument(registry) };
       case "patch":
-        return this.patch(registry, body ?? "", fault);
+        return this.patch(registry, body ?? "", fault, apiVersion);
       case "poll":
         return this.poll(registry, decodeURIComponent(url.pathname.split("/").pop() ?? ""));
       case "usages":
@@ -703,7 +737,7 @@ export class ArmEmulator {
     return operation.id;
   }
 
-  private patch(registry: MutableRegistry, text: string, fault: Fault | undefined): Answer {
+  private patch(registry: MutableRegistry, text: string, fault: Fault | undefined, apiVersion: string): Answer {
     const parsed = parsePatch(registry, text);
     if ("status" in parsed) return parsed;
     const apply = (): void => {
@@ -741,7 +775,8 @@ export class ArmEmulator {
       status: 201,
       body: document,
       headers: {
-        "azure-asyncoperation": `${this.baseUrl}${registry.id}/operationStatuses/${operation.id}?api-version=${ARM_API_VERSION}`,
+        // The operation URL carries the version of the request that started it, as ARM's do.
+        "azure-asyncoperation": `${this.baseUrl}${registry.id}/operationStatuses/${operation.id}?api-version=${apiVersion}`,
         "retry-after": String(this.behaviour.retryAfterSeconds),
       },
     };
