@@ -1,6 +1,14 @@
 import { CoverInfeasibleError, ExtraAddressCapError, UsageError } from "../errors.js";
 import { formatPrefix, IPV4_BITS, networkOf, SIZE_OF_LENGTH, type Prefix } from "./ipv4.js";
-import { arraysOf, isMergedList, mergePrefixes, prefixesOf, type MergedPrefixes, type PrefixArrays } from "./merge.js";
+import {
+  arraysOf,
+  canonicalArrays,
+  isMergedList,
+  mergedToPrefixes,
+  mergePrefixArrays,
+  prefixesOf,
+  type PrefixArrays,
+} from "./merge.js";
 
 /**
  * Optimal cover: at most K prefixes that contain every target address with the fewest extra
@@ -54,8 +62,6 @@ export interface Cover {
   readonly extraAddresses: number;
   /** How many of the output prefixes were in `preferred`. */
   readonly preferredKept: number;
-  /** The lossless merge of the targets (what `mergedPrefixes` counts), for callers that need it too. */
-  readonly merged: MergedPrefixes;
 }
 
 function preferredKey(base: number, length: number): number {
@@ -480,7 +486,7 @@ function fillNodePreferring(
 }
 
 /** A cover with its prefixes in typed arrays (`coverOfMerged`). */
-export interface ArrayCover extends Omit<Cover, "prefixes" | "merged"> {
+export interface ArrayCover extends Omit<Cover, "prefixes"> {
   readonly prefixes: PrefixArrays;
 }
 
@@ -496,11 +502,13 @@ export interface ArrayCover extends Omit<Cover, "prefixes" | "merged"> {
  * would take more than `MAX_COVER_WORK`.
  */
 export function optimalCover(targets: readonly Prefix[], options: CoverOptions): Cover {
-  const merged = isMergedList(targets) ? targets : mergePrefixes(targets);
-  const mergedArrays = arraysOf(merged);
+  // Straight to typed arrays: no object per merged prefix unless it is in the output.
+  const given = isMergedList(targets);
+  const mergedArrays = given ? arraysOf(targets) : mergePrefixArrays(canonicalArrays(targets));
   const cover = coverOfMerged(mergedArrays, options);
-  const prefixes = cover.prefixes === mergedArrays ? merged : prefixesOf(cover.prefixes);
-  return { ...cover, prefixes, merged };
+  const prefixes =
+    cover.prefixes !== mergedArrays ? prefixesOf(cover.prefixes) : given ? targets : mergedToPrefixes(mergedArrays);
+  return { ...cover, prefixes };
 }
 
 /**

@@ -225,12 +225,19 @@ export function mergedToPrefixes(merged: PrefixArrays): MergedPrefixes {
  * be canonical (no host bits set), as `parsePrefix` returns them. O(n): radix sort, then a scan.
  */
 export function mergePrefixes(prefixes: readonly Prefix[]): MergedPrefixes {
+  return mergedToPrefixes(mergePrefixArrays(canonicalArrays(prefixes)));
+}
+
+/**
+ * Prefix objects as typed arrays, each checked to be canonical: a non-canonical prefix here is a
+ * caller's bug, and merging it anyway would move addresses (`InvalidPrefixError`).
+ */
+export function canonicalArrays(prefixes: readonly Prefix[]): PrefixArrays {
   const count = prefixes.length;
   const bases = new Uint32Array(count);
   const lengths = new Uint8Array(count);
   for (let index = 0; index < count; index += 1) {
     const { base, length } = prefixes[index] as Prefix;
-    // A non-canonical prefix here is a caller's bug; merging it anyway would move addresses.
     if (!(
       Number.isInteger(length) &&
       length >= 0 &&
@@ -238,7 +245,7 @@ export function mergePrefixes(prefixes: readonly Prefix[]): MergedPrefixes {
       Number.isInteger(base) &&
       base >= 0 &&
       base < IPV4_SPACE &&
-      base % 2 ** (IPV4_BITS - length) === 0
+      base % (SIZE_OF_LENGTH[length] as number) === 0
     )) {
       throw new InvalidPrefixError(
         `{ base: ${String(base)}, length: ${String(length)} } is not a canonical IPv4 prefix.`,
@@ -251,7 +258,7 @@ export function mergePrefixes(prefixes: readonly Prefix[]): MergedPrefixes {
     bases[index] = base;
     lengths[index] = length;
   }
-  return mergedToPrefixes(mergePrefixArrays({ count, bases, lengths }));
+  return { count, bases, lengths };
 }
 
 /** The number of addresses in a list of disjoint prefixes (e.g. the output of `mergePrefixes`). */
