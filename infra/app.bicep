@@ -9,11 +9,13 @@ param resourceToken string
 param syncAppSettings object
 param ledgerContainer string
 param operatorPrincipalId string
+param operatorCanWriteLedger bool
 
 // Built-in role definition IDs (the same in every tenant).
 var roles = {
   storageBlobDataOwner: 'b7e6dc6d-f1e8-4753-8033-0f276bb0955b'
   storageBlobDataReader: '2a2b9908-6ea1-4ae2-8e65-a410df84e7d1'
+  storageBlobDataContributor: 'ba92f5b4-2d11-453d-a403-e96b0029c9fe'
   storageQueueDataContributor: '974c5e8b-45b9-4653-ba55-5f855dd0fb88'
   storageTableDataContributor: '0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3'
   monitoringMetricsPublisher: '3913510d-42f4-4e42-8a64-420c390055eb'
@@ -140,6 +142,18 @@ resource operatorBlobReader 'Microsoft.Authorization/roleAssignments@2022-04-01'
   scope: storage
   properties: {
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.storageBlobDataReader)
+    principalId: operatorPrincipalId
+  }
+}
+
+// Optional write access for the operator to the ledger container only (not the app package or the
+// host's containers): CLI runs with --state blob take the registry's lock lease and write the ledger,
+// audit entries and freezes there, sharing ownership with the function app.
+resource operatorLedgerWriter 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (!empty(operatorPrincipalId) && operatorCanWriteLedger) {
+  name: guid(storage::blobService::ledger.id, operatorPrincipalId, roles.storageBlobDataContributor)
+  scope: storage::blobService::ledger
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.storageBlobDataContributor)
     principalId: operatorPrincipalId
   }
 }

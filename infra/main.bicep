@@ -39,6 +39,8 @@ param registryRoleDefinitionId string = ''
 
 @description('Optional object ID of a person or group who may read the ledger and audit blobs (Storage Blob Data Reader). Empty: nobody.')
 param operatorPrincipalId string = ''
+@description('true: let operatorPrincipalId also write the ledger container (Storage Blob Data Contributor on that container only), for CLI runs with --state blob: a forced apply, freeze, unfreeze, rollback, release.')
+param operatorCanWriteLedger string = 'false'
 
 // ---- app settings (strings, as App Service stores them). '' means "the code's default" (src/config/settings.ts). ----
 
@@ -151,6 +153,8 @@ module app 'app.bicep' = {
     resourceToken: resourceToken
     ledgerContainer: ledgerContainer
     operatorPrincipalId: operatorPrincipalId
+    // A string like the other azd-fed flags: azd substitutes text.
+    operatorCanWriteLedger: operatorCanWriteLedger == 'true'
     syncAppSettings: {
       TARGET_REGISTRIES: join(targetRegistryIds, ',')
       TARGET_DISCOVERY_TAG: targetDiscoveryTag

@@ -2,6 +2,7 @@ import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { coloursFor } from "../src/cli/output.js";
 import { fixturePath, projectRoot } from "../test/support/paths.js";
 import { startHarness, type Harness } from "../test/support/harness.js";
 import { tlsPaths } from "../test/support/tls.js";
@@ -16,14 +17,19 @@ import { tlsPaths } from "../test/support/tls.js";
 const PEOPLE_RULES = ["203.0.113.10", "198.51.100.0/24"];
 const SERVICE_TAGS_FILE = fixturePath("servicetags", "ServiceTags_Public_20251020.acr.json");
 
+// Bold only for a person at a terminal: never with NO_COLOR or when redirected (the CLI decides the same way).
+const colours = coloursFor(process.stdout, process.env);
+
 function banner(text: string): void {
-  process.stdout.write(`\n\x1b[1m== ${text}\x1b[0m\n`);
+  process.stdout.write(`\n${colours.bold(`== ${text}`)}\n`);
 }
 
 function cli(harness: Harness, args: string[], statePath: string): Promise<number> {
   const env: NodeJS.ProcessEnv = {
     PATH: process.env.PATH,
     HOME: process.env.HOME,
+    ...(process.env.NO_COLOR === undefined ? {} : { NO_COLOR: process.env.NO_COLOR }),
+    ...(process.env.TERM === undefined ? {} : { TERM: process.env.TERM }),
     ...harness.settings({ SERVICE_TAGS_URL: SERVICE_TAGS_FILE, SERVICE_TAGS_RETRIES: "0" }),
     // The emulators' certificate is made for this demo and the tests; Node reads this at start-up.
     NODE_EXTRA_CA_CERTS: tlsPaths.ca,

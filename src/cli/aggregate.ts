@@ -1,11 +1,12 @@
 import { readFile } from "node:fs/promises";
-import { UsageError } from "../errors.js";
+import { GuardError, TagNotFoundError, UsageError } from "../errors.js";
 import { coverOfMerged, MAX_COVER_BUDGET, MAX_COVER_WORK, type ArrayCover } from "../prefixes/cover.js";
 import { formatPrefix, IPV4_BITS, type Prefix } from "../prefixes/ipv4.js";
 import { parsePrefixBytes } from "../prefixes/list.js";
 import { mergePrefixArrays, prefixesOf, type PrefixArrays } from "../prefixes/merge.js";
 import { prefixesAsJsonArray } from "../prefixes/format.js";
 import { EXIT_OK, type CliIO, type Subcommand } from "./command.js";
+import { count as countOf, warn } from "./output.js";
 import {
   integerFlag,
   listFlag,
@@ -17,6 +18,7 @@ import {
 } from "./flags.js";
 
 const NAME = "aggregate";
+const DEFAULT_FLOOR = 16;
 
 const USAGE = `Usage: acr-allowlist-sync aggregate
          (--service-tags FILE (--region R[,R...] | --tag NAME[,NAME...]) | --prefixes-file FILE)
@@ -30,7 +32,7 @@ their addresses with the fewest extra addresses (an exact optimum, not an approx
   --tag NAME[,NAME...]     Tag names, e.g. AzureContainerRegistry (the global tag).
   --prefixes-file FILE     One IPv4 prefix per line instead (# comments, blank lines ignored).
   --max-rules K            The most prefixes to print (1 to ${MAX_COVER_BUDGET}).
-  --min-prefix-length F    Never print a prefix shorter than /F (default 0).
+  --min-prefix-length F    Never print a prefix shorter than /F (default 16, as SYNC_MIN_PREFIX_LENGTH).
   --max-extra-addresses N  Fail if the best cover admits more than N extra addresses.
   --max-extra-ratio R      Fail if extra addresses exceed R times the target addresses.
   --json                   Print one JSON object: prefixes, inputPrefixes, mergedPrefixes,
@@ -86,7 +88,15 @@ async function readServiceTagTargets(
     import("../servicetags/select.js"),
   ]);
   const file = parseServiceTags((await readBytes(path, "service-tags")).toString("utf8"), { location: path });
-  const selection = selectTags(file, { regions: regions ?? [], tagNames: tagNames ?? [] });
+  let selection: ReturnType<typeof selectTags>;
+  try {
+    selection = selectTags(file, { regions: regions ?? [], tagNames: tagNames ?? [] });
+  } catch (error) {
+    // In a sync a missing tag is a guard (Microsoft may drop one); here it is what the operator typed.
+    if (error instanceof TagNotFoundError)
+      throw new UsageError(error.message, { details: error.details, remedy: error.remedy, cause: error });
+    throw error;
+  }
   // Copied prefix by prefix: spreading a million-prefix tag into push() overflowed the stack.
   const count = selection.tags.reduce((sum, tag) => sum + tag.prefixes.length, 0);
   const bases = new Uint32Array(count);
@@ -174,7 +184,8 @@ async function run(args: readonly string[], io: CliIO): Promise<number> {
   const regions = listFlag(values, "region");
   const tagNames = listFlag(values, "tag");
   const budget = requireFlag(integerFlag(values, "max-rules", { min: 1, max: MAX_COVER_BUDGET }), "max-rules", NAME);
-  const floor = integerFlag(values, "min-prefix-length", { min: 0, max: IPV4_BITS }) ?? 0;
+  // The sync's default floor: the engine on its own must not broaden more than the sync would.
+  const floor = integerFlag(values, "min-prefix-length", { min: 0, max: IPV4_BITS }) ?? DEFAULT_FLOOR;
   const maxExtraAddresses = integerFlag(values, "max-extra-addresses", { min: 0, max: 2 ** IPV4_BITS });
   const maxExtraRatio = nonNegativeNumberFlag(values, "max-extra-ratio");
   const help = { remedy: `Run 'acr-allowlist-sync ${NAME} --help' for the flags it takes.` };
@@ -197,12 +208,24 @@ async function run(args: readonly string[], io: CliIO): Promise<number> {
     throw new UsageError(`${NAME}: give --service-tags FILE with --region or --tag, or --prefixes-file FILE.`, help);
   }
 
+  if (targets.inputPrefixes === 0) {
+    throw new GuardError("source-too-small", `${NAME}: no IPv4 prefixes in ${targets.origin}.`, {
+      details: { skippedIPv6: targets.skippedIPv6 },
+      remedy: "Give a file with at least one IPv4 prefix (one a.b.c.d/n per line; # comments, IPv6 lines skipped).",
+    });
+  }
   const cover = coverOfMerged(targets.merged, {
     maxPrefixes: budget,
     minPrefixLength: floor,
     ...(maxExtraAddresses === undefined ? {} : { maxExtraAddresses }),
     ...(maxExtraRatio === undefined ? {} : { maxExtraRatio }),
   });
+  if (cover.extraAddresses > cover.targetAddresses) {
+    warn(
+      io.stderr,
+      `the cover admits ${countOf(cover.extraAddresses, "extra address", "extra addresses")}, more than the ${countOf(cover.targetAddresses, "target address", "target addresses")}; raise --max-rules or --min-prefix-length to admit fewer.`,
+    );
+  }
   if (values.json === true) {
     const figures = {
       inputPrefixes: targets.inputPrefixes,

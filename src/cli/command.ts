@@ -10,6 +10,8 @@ export interface CliIO {
   readonly stderr: TextSink;
   /** Environment the settings are read from; `process.env` when absent. */
   readonly env?: Readonly<Record<string, string | undefined>>;
+  /** The process entry point: commands that write may handle Ctrl-C (never in-process tests). */
+  readonly handleSignals?: boolean;
 }
 
 /** One subcommand of `acr-allowlist-sync`: parses its own flags and returns the exit code. */

@@ -34,7 +34,9 @@ function line(entry: ListedEntry): string {
   const what =
     entry.operation === "rollback"
       ? `rollback to ${entry.rollbackOf ?? "?"}`
-      : `sync from ${entry.source?.fileName ?? "?"}`;
+      : entry.operation === "release"
+        ? "release (ownership given up)"
+        : `sync from ${entry.source?.fileName ?? "?"}`;
   return `${entry.id}  ${entry.at}  ${what}  +${adds} -${removes}  ${entry.after.ipRules.length} rules  by ${entry.actor}\n`;
 }
 

@@ -31,6 +31,36 @@ const SUBCOMMANDS: readonly Subcommand[] = [
     { name: "rollback", summary: "Restore the owned rules of an audit entry (dry run unless --yes)." },
     async () => (await import("./rollback.js")).rollbackCommand,
   ),
+  lazyCommand(
+    {
+      name: "status",
+      summary: "Owned and people's rules, last run and audit entry, freeze and drift of each registry.",
+    },
+    async () => (await import("./status.js")).statusCommand,
+  ),
+  lazyCommand(
+    { name: "freeze", summary: "Freeze a registry: the timer and apply skip it until unfreeze." },
+    async () => (await import("./freeze.js")).freezeCommand,
+  ),
+  lazyCommand(
+    { name: "unfreeze", summary: "Lift a freeze." },
+    async () => (await import("./freeze.js")).unfreezeCommand,
+  ),
+  lazyCommand(
+    {
+      name: "release",
+      summary: "Stop managing a registry: forget ownership, or remove the owned rules (--remove --yes).",
+    },
+    async () => (await import("./release.js")).releaseCommand,
+  ),
+  lazyCommand(
+    {
+      name: "regions",
+      summary: "List the regions with an AzureContainerRegistry.<Region> tag and their prefix counts.",
+      envelope: false,
+    },
+    async () => (await import("./regions.js")).regionsCommand,
+  ),
   aggregateCommand,
   lazyCommand(
     {
@@ -131,5 +161,9 @@ if (isEntryPoint()) {
     if (error.code === "EPIPE") process.exit(process.exitCode ?? 0);
     throw error;
   });
-  process.exitCode = await runCli(process.argv.slice(2), { stdout: process.stdout, stderr: process.stderr });
+  process.exitCode = await runCli(process.argv.slice(2), {
+    stdout: process.stdout,
+    stderr: process.stderr,
+    handleSignals: true,
+  });
 }

@@ -28,8 +28,9 @@ const sgr =
 export function coloursFor(sink: TextSink, env: Readonly<Record<string, string | undefined>>): Colours {
   const tty = (sink as { isTTY?: unknown }).isTTY === true;
   const noColor = env.NO_COLOR !== undefined && env.NO_COLOR !== "";
-  if (!tty || noColor || env.TERM === "dumb") return { red: plain, green: plain, yellow: plain, dim: plain };
-  return { red: sgr(31), green: sgr(32), yellow: sgr(33), dim: sgr(2) };
+  if (!tty || noColor || env.TERM === "dumb")
+    return { red: plain, green: plain, yellow: plain, dim: plain, bold: plain };
+  return { red: sgr(31), green: sgr(32), yellow: sgr(33), dim: sgr(2), bold: sgr(1) };
 }
 
 export function envOf(io: CliIO): Readonly<Record<string, string | undefined>> {

@@ -25,6 +25,7 @@ import {
   writeWarnings,
   type RegistryCommandSpec,
 } from "./registry-flags.js";
+import { startApplySession } from "./apply-session.js";
 import { printResults } from "./report.js";
 import { resolveRunTargets } from "../discovery/discover.js";
 import { UsageError } from "../errors.js";
@@ -107,6 +108,13 @@ export function resultOf(outcome: TargetOutcome): EnvelopeResult {
     return failed(registry, outcome.error, plan);
   }
   const { result } = outcome;
+  if (result.freeze !== undefined) {
+    const freeze = result.freeze;
+    return succeeded(registry, "skipped", result.plan, {
+      reason: `frozen by ${freeze.by} at ${freeze.at}: ${freeze.reason}; nothing was written ('acr-allowlist-sync unfreeze' lifts it)`,
+      freeze,
+    });
+  }
   if (result.outcome === "dry-run" && result.plan.guards.length > 0) {
     // A plan whose apply a guard would stop: refused, with the plan, so scripts and people see both.
     return failed(registry, guardErrorFor(result.plan, result.plan.guards), result.plan);
@@ -146,6 +154,8 @@ async function planOrApply(spec: RegistryCommandSpec, args: readonly string[], i
       ? { ...built, ports: { ...built.ports, ledger: withProcessWideLock(built.ports.ledger) } }
       : built;
   const mode = spec.name === "apply" ? "apply" : "plan";
+  const json = parsed.values.json === true;
+  const showUnchanged = parsed.values["show-unchanged"] === true;
   const { settings } = runtime;
   // Discovery runs only when asked for: a laptop with TARGET_DISCOVERY_TAG set still plans one --registry quickly.
   const run = discover
@@ -163,22 +173,32 @@ async function planOrApply(spec: RegistryCommandSpec, args: readonly string[], i
     io.stderr,
     run.untagged.map((id) => `${id} no longer carries the discovery tag: left as it is, not synced any more.`),
   );
-  const outcomes = [
-    ...run.skipped,
-    ...(await runInvocation(settings, runtime.ports, {
-      mode,
-      trigger: "cli",
-      actor: cliActor(),
-      force: parsed.values.force === true,
-      targets: run.targets,
-      concurrency,
-    })),
-  ];
+  const session =
+    mode === "apply" ? startApplySession(io, { json, quiet: parsed.values.quiet === true, showUnchanged }) : undefined;
+  let outcomes: TargetOutcome[];
+  try {
+    outcomes = [
+      ...run.skipped,
+      ...(await runInvocation(settings, session?.wrap(runtime.ports) ?? runtime.ports, {
+        mode,
+        trigger: "cli",
+        actor: cliActor(),
+        force: parsed.values.force === true,
+        beforeWrite:
+          session === undefined
+            ? undefined
+            : (_target, plan) => {
+                session.beforeWrite(plan);
+              },
+        targets: run.targets,
+        concurrency,
+      })),
+    ];
+  } finally {
+    session?.dispose();
+  }
   const result: Envelope = envelope(spec.name, outcomes.map(resultOf));
-  printResults(io, result, {
-    json: parsed.values.json === true,
-    showUnchanged: parsed.values["show-unchanged"] === true,
-  });
+  printResults(io, result, { json, showUnchanged, planPrinted: session?.printed });
   return mode === "plan" && parsed.values["detailed-exitcode"] === true
     ? detailedExitCodeOf(result)
     : exitCodeOf(result);

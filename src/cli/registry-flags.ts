@@ -3,8 +3,8 @@ import { homedir, hostname, userInfo } from "node:os";
 import { isAbsolute, join } from "node:path";
 import { APP_SETTINGS } from "../config/settings.js";
 import { ConfigError, UsageError } from "../errors.js";
-import type { LedgerChoice } from "../app/runtime.js";
-import type { TextSink } from "./command.js";
+import { createRuntime, type LedgerChoice, type Runtime } from "../app/runtime.js";
+import type { CliIO, TextSink } from "./command.js";
 import { parseFlags, type FlagValues } from "./flags.js";
 import { flagSpecOf, helpLines, type FlagDoc } from "./flag-docs.js";
 
@@ -132,9 +132,12 @@ function ledgerChoice(
     return state === "blob" ? { kind: "blob" } : { kind: "file", path: state };
   }
   const path = defaultStatePath(env);
-  if (!existsSync(path) && existsSync(LEGACY_STATE)) {
+  // The old default holds what this directory's runs own: ignoring it would re-adopt (or orphan) rules.
+  if (existsSync(LEGACY_STATE)) {
     warnings.push(
-      `reading the ledger from the old default ./${LEGACY_STATE}; move it to ${path} (or pass --state ${LEGACY_STATE}).`,
+      existsSync(path)
+        ? `reading the ledger from the old default ./${LEGACY_STATE}, not ${path} (both exist); merge them or pass --state.`
+        : `reading the ledger from the old default ./${LEGACY_STATE}; move it (with its .audit.jsonl) to ${path}, or pass --state ${LEGACY_STATE}.`,
     );
     return { kind: "file", path: LEGACY_STATE };
   }
@@ -154,4 +157,38 @@ export function cliActor(): string {
 
 export function writeWarnings(stderr: TextSink, warnings: readonly string[]): void {
   for (const warning of warnings) stderr.write(`acr-allowlist-sync: warning: ${warning}\n`);
+}
+
+export interface StartedCommand {
+  readonly parsed: ParsedRegistryCommand;
+  readonly runtime: Runtime;
+  readonly json: boolean;
+}
+
+/**
+ * The common start of a registry command: parse the flags, print the help when asked (undefined
+ * is returned then), print the start-up warnings, validate every setting and wire the ports.
+ */
+export function startRegistryCommand(
+  spec: RegistryCommandSpec,
+  args: readonly string[],
+  io: CliIO,
+): StartedCommand | undefined {
+  const parsed = parseRegistryCommand(spec, args, io.env ?? process.env);
+  if (parsed.values.help === true) {
+    io.stdout.write(registryCommandHelp(spec));
+    return undefined;
+  }
+  writeWarnings(io.stderr, parsed.warnings);
+  return { parsed, runtime: createRuntime(parsed.env, { ledger: parsed.ledger }), json: parsed.values.json === true };
+}
+
+/** Commands that change one registry's state say which one: `--registry` is required. */
+export function requireRegistryFlag(parsed: ParsedRegistryCommand, command: string): void {
+  if (typeof parsed.values.registry !== "string") {
+    throw new UsageError(`${command} needs --registry <resource ID>.`, {
+      details: { command },
+      remedy: `Run 'acr-allowlist-sync ${command} --help' for the flags it takes.`,
+    });
+  }
 }

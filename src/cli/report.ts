@@ -9,6 +9,8 @@ export interface PrintOptions {
   readonly showUnchanged?: boolean;
   /** Text for a result instead of its plan (history's entries, status). */
   readonly text?: (result: EnvelopeResult) => string | undefined;
+  /** Registries whose plan was printed already (before their write). */
+  readonly planPrinted?: ReadonlySet<string> | undefined;
   /** A line after the outcome line (rollback's "Re-run with --yes"). */
   readonly footer?: (result: EnvelopeResult) => string | undefined;
 }
@@ -33,7 +35,7 @@ export function printResults(io: CliIO, value: Envelope, options: PrintOptions):
   for (const result of value.results) {
     const text = options.text?.(result);
     if (text !== undefined) io.stdout.write(text);
-    else if (result.plan !== null)
+    else if (result.plan !== null && options.planPrinted?.has(result.registry) !== true)
       io.stdout.write(
         renderPlan(result.plan as unknown as Plan, { showUnchanged: options.showUnchanged === true, colours }),
       );

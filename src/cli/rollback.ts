@@ -4,6 +4,8 @@ import { UsageError } from "../errors.js";
 import { rollbackTarget } from "../sync/run.js";
 import type { CliIO, Subcommand } from "./command.js";
 import { envelope, exitCodeOf, type EnvelopeResult } from "./envelope.js";
+import { EXIT_FAILURE } from "./command.js";
+import { freezeState, REASON, reasonFlag, setFreeze } from "./freeze.js";
 import { resultOf } from "./plan-apply.js";
 import { envOf } from "./output.js";
 import {
@@ -21,7 +23,7 @@ import { printResults } from "./report.js";
 
 const ROLLBACK: RegistryCommandSpec = {
   name: "rollback",
-  synopsis: "rollback --registry <resource ID> --to <audit id> [--yes] [--state <file|blob>] [--json]",
+  synopsis: "rollback --registry <resource ID> --to <audit id> [--yes] [--freeze] [--state <file|blob>] [--json]",
   description:
     "Restore the owned rules an audit entry recorded (people's rules untouched, same guards). A dry run unless --yes.",
   flags: [
@@ -35,6 +37,12 @@ const ROLLBACK: RegistryCommandSpec = {
     },
     { name: "yes", type: "boolean", help: "Write the rollback; without it nothing is written." },
     { name: "force", type: "boolean", help: "Let the rollback pass the mass-removal guard." },
+    {
+      name: "freeze",
+      type: "boolean",
+      help: "Also freeze the registry (before writing), so the timer does not undo the rollback.",
+    },
+    { ...REASON, help: "The freeze's reason (default: 'rolled back to <audit id>')." },
     JSON_FLAG,
     HELP_FLAG,
   ],
@@ -60,6 +68,16 @@ async function rollback(args: readonly string[], io: CliIO): Promise<number> {
   // A dry run first: without --yes nothing is written.
   const mode = parsed.values.yes === true ? "apply" : "plan";
   let result: EnvelopeResult;
+  const freeze = mode === "apply" && parsed.values.freeze === true;
+  if (freeze) {
+    const reason =
+      typeof parsed.values.reason === "string" ? reasonFlag(parsed.values.reason, "rollback") : `rolled back to ${to}`;
+    const [frozen] = await setFreeze(runtime, [target], (t) => freezeState(t, reason));
+    if (frozen !== undefined && !frozen.ok) {
+      printResults(io, envelope("rollback", [frozen]), { json: parsed.values.json === true });
+      return EXIT_FAILURE;
+    }
+  }
   try {
     const run = await rollbackTarget(target, to, runtime.ports, {
       mode,
@@ -67,7 +85,7 @@ async function rollback(args: readonly string[], io: CliIO): Promise<number> {
       lockWaitMs: runtime.settings.lockWaitMs,
       force: parsed.values.force === true,
     });
-    result = resultOf({ target, ok: true, result: run, durationMs: 0 });
+    result = { ...resultOf({ target, ok: true, result: run, durationMs: 0 }), frozen: freeze };
   } catch (error) {
     if (error instanceof UsageError) throw error;
     result = resultOf({ target, ok: false, error, durationMs: 0 });
@@ -75,7 +93,12 @@ async function rollback(args: readonly string[], io: CliIO): Promise<number> {
   const value = envelope("rollback", [result]);
   printResults(io, value, {
     json: parsed.values.json === true,
-    footer: (r) => (mode === "plan" && r.ok ? "Re-run with --yes to apply this rollback." : undefined),
+    footer: (r) =>
+      mode === "plan" && r.ok
+        ? `Re-run with --yes to apply this rollback${parsed.values.freeze === true ? " and freeze the registry" : ""}.`
+        : freeze
+          ? `Frozen: the timer and apply skip ${target.ref.name} until 'acr-allowlist-sync unfreeze'.`
+          : undefined,
   });
   return exitCodeOf(value);
 }

@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { ConfigError } from "../errors.js";
 import { ARM_ENDPOINTS } from "../registry/clouds.js";
+import { parsePrefix } from "../prefixes/ipv4.js";
 import { blobServiceUriForAccount } from "./storage-endpoints.js";
 import { parseRegistryId } from "../registry/resource-id.js";
 import type { RegistryRef } from "../registry/types.js";
@@ -797,12 +798,13 @@ export function loadSettings(source: SettingsSource): Settings {
     },
   };
   const discovering = s.TARGET_DISCOVERY_TAG !== undefined;
-  const configured =
-    discovering && (source.TARGET_REGISTRIES ?? "").trim() === ""
-      ? []
-      : parseTargets(source.TARGET_REGISTRIES).map((overrides) =>
-          targetFrom(parseRegistryId(overrides.id, "TARGET_REGISTRIES"), overrides, targetDefaults),
-        );
+  const entries =
+    discovering && (source.TARGET_REGISTRIES ?? "").trim() === "" ? [] : parseTargets(source.TARGET_REGISTRIES);
+  const configured = entries.map((overrides) =>
+    targetFrom(parseRegistryId(overrides.id, "TARGET_REGISTRIES"), overrides, targetDefaults),
+  );
+  for (const [index, target] of configured.entries())
+    checkPinnedRules(target, entries[index]?.pinnedRules !== undefined);
   const ids = new Set<string>();
   for (const target of configured) {
     const key = target.ref.id.toLowerCase();
@@ -862,6 +864,33 @@ export function loadSettings(source: SettingsSource): Settings {
       pollIntervalMs: s.CANARY_POLL_INTERVAL_MS,
     },
   };
+}
+
+/**
+ * A pinned rule is kept present and owned whatever the source says, so a wrong one is a wide-open
+ * door: an invalid address, host bits set (which of the two did they mean?) or a prefix wider than
+ * the aggregation floor (`0.0.0.0/0` on a Deny registry) is a configuration error at start.
+ */
+function checkPinnedRules(target: TargetConfig, fromTargetEntry: boolean): void {
+  const setting = fromTargetEntry ? "TARGET_REGISTRIES" : "SYNC_PINNED_RULES";
+  const where = fromTargetEntry ? `pinnedRules of ${target.ref.name}: ` : "";
+  for (const rule of target.pinnedRules) {
+    let length: number;
+    try {
+      length = parsePrefix(rule, { mode: "strict" }).prefix.length;
+    } catch (error) {
+      const reason = error instanceof Error ? error.message.replace(/\.$/, "") : String(error);
+      throw configErrorFor(setting, `${where}pinned rule '${rule}' is not a valid IPv4 rule (${reason})`, rule);
+    }
+    const floor = target.policy.minPrefixLength;
+    if (length < floor) {
+      throw configErrorFor(
+        setting,
+        `${where}pinned rule '${rule}' is /${length}, wider than SYNC_MIN_PREFIX_LENGTH /${floor}: it would admit ${(2 ** (32 - length)).toLocaleString("en-US")} addresses`,
+        rule,
+      );
+    }
+  }
 }
 
 /** Per-registry overrides on top of the defaults: the same rules for TARGET_REGISTRIES entries and for discovery tags. */

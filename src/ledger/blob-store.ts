@@ -21,6 +21,7 @@ import {
   checkWritable,
   ledgerStateToJson,
   parseAuditEntry,
+  parseFreezeState,
   parseLedgerState,
   type DocumentLocation,
 } from "./schema.js";
@@ -78,6 +79,7 @@ export function createBlobLedgerStore(options: BlobLedgerStoreOptions): LedgerSt
   const ledgerBlob = (registryId: string): string => `${prefix}ledgers/${key(registryId)}.json`;
   const auditFolder = (registryId: string): string => `${prefix}audit/${key(registryId)}/`;
   const lockBlob = (registryId: string): string => `${prefix}locks/${key(registryId)}.lock`;
+  const freezeBlob = (registryId: string): string => `${prefix}freezes/${key(registryId)}.json`;
   const where = (blob: string): DocumentLocation => ({
     description: `blob '${containerName}/${blob}'`,
     details: { container: containerName, blob },
@@ -148,6 +150,35 @@ export function createBlobLedgerStore(options: BlobLedgerStoreOptions): LedgerSt
           );
         }
         throw storageError("Writing the ledger", containerName, blob, error);
+      }
+    },
+
+    async readFreeze(registryId) {
+      await ensureContainer();
+      const blob = freezeBlob(registryId);
+      const text = await download(blob, "Reading the freeze");
+      return text === undefined ? undefined : parseFreezeState(text, where(blob));
+    },
+
+    async writeFreeze(registryId, freeze) {
+      await ensureContainer();
+      const blob = freezeBlob(registryId);
+      try {
+        if (freeze === undefined) {
+          await container.getBlobClient(blob).deleteIfExists();
+          return;
+        }
+        const body = JSON.stringify(freeze, null, 2);
+        await container.getBlockBlobClient(blob).upload(body, Buffer.byteLength(body), {
+          blobHTTPHeaders: { blobContentType: "application/json" },
+        });
+      } catch (error) {
+        throw storageError(
+          freeze === undefined ? "Removing the freeze" : "Writing the freeze",
+          containerName,
+          blob,
+          error,
+        );
       }
     },
 

@@ -13,6 +13,7 @@ import {
   ledgerStateFrom,
   ledgerStateToJson,
   parseAuditEntry,
+  parseFreezeState,
   showStoredValue,
   type DocumentLocation,
 } from "./schema.js";
@@ -49,6 +50,7 @@ export function createFileLedgerStore(options: FileLedgerStoreOptions): LedgerSt
   const path = resolve(options.path);
   const auditPath = `${path}.audit.jsonl`;
   const lockPath = `${path}.lock`;
+  const freezePath = `${path}.freezes.json`;
   const pollMs = options.pollMs ?? 200;
   const owner = options.owner ?? `pid ${process.pid}`;
   const ledgerWhere = (registryId?: string): DocumentLocation => ({
@@ -99,6 +101,26 @@ export function createFileLedgerStore(options: FileLedgerStoreOptions): LedgerSt
       const ledgers = await readDocument();
       const next = { schemaVersion: LEDGER_SCHEMA_VERSION, ledgers: { ...ledgers, [fileKey(state.registryId)]: json } };
       await writeAtomically(path, serializeDocument(next, path));
+    },
+
+    async readFreeze(registryId) {
+      const freezes = await readFreezes(freezePath);
+      const raw = freezes[fileKey(registryId)];
+      return raw === undefined
+        ? undefined
+        : parseFreezeState(raw, {
+            description: `for ${registryId} in file '${freezePath}'`,
+            details: { path: freezePath },
+          });
+    },
+
+    async writeFreeze(registryId, freeze) {
+      const { [fileKey(registryId)]: _previous, ...others } = await readFreezes(freezePath);
+      const freezes = freeze === undefined ? others : { ...others, [fileKey(registryId)]: freeze };
+      await writeAtomically(
+        freezePath,
+        JSON.stringify({ schemaVersion: LEDGER_SCHEMA_VERSION, freezes }, null, 2) + "\n",
+      );
     },
 
     async appendAudit(entry: AuditEntry) {
@@ -196,6 +218,22 @@ function serializeDocument(
       error,
     );
   }
+}
+
+/** The freezes file: `{"schemaVersion": 1, "freezes": {"<registry id, lower case>": FreezeState}}`. */
+async function readFreezes(freezePath: string): Promise<Record<string, unknown>> {
+  const text = await readText(freezePath, "Reading the freezes file");
+  if (text === undefined) return {};
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (error) {
+    throw corruptFile(`The freezes file '${freezePath}' is not valid JSON.`, freezePath, error);
+  }
+  const freezes = (raw as { freezes?: unknown } | null)?.freezes;
+  if (typeof freezes !== "object" || freezes === null || Array.isArray(freezes))
+    throw corruptFile(`The freezes file '${freezePath}' has no 'freezes' object.`, freezePath);
+  return freezes as Record<string, unknown>;
 }
 
 function fileKey(registryId: string): string {

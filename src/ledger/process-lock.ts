@@ -23,6 +23,8 @@ export function withProcessWideLock(store: LedgerStore): LedgerStore {
     write: (state) => serialised(() => store.write(state)),
     appendAudit: (entry) => serialised(() => store.appendAudit(entry)),
     listAudit: (registryId) => serialised(() => store.listAudit(registryId)),
+    readFreeze: (registryId) => serialised(() => store.readFreeze(registryId)),
+    writeFreeze: (registryId, freeze) => serialised(() => store.writeFreeze(registryId, freeze)),
     async acquireLock(registryId, options) {
       const key = registryId.toLowerCase();
       const previous = perRegistry.get(key) ?? Promise.resolve();

@@ -2,7 +2,7 @@ import { z } from "zod";
 import { LedgerCorruptError, LedgerError } from "../errors.js";
 import { CLOUDS } from "../servicetags/schema.js";
 import { AUDIT_ID_PATTERN } from "./audit-id.js";
-import type { AuditEntry, LedgerState } from "./types.js";
+import type { AuditEntry, FreezeState, LedgerState } from "./types.js";
 
 export const LEDGER_SCHEMA_VERSION = 1;
 
@@ -26,6 +26,14 @@ export const ledgerStateSchema = z.object({
   lastAuditId: auditIdSchema.nullish(),
 });
 
+export const freezeStateSchema = z.object({
+  schemaVersion: z.literal(LEDGER_SCHEMA_VERSION),
+  registryId: z.string().min(1),
+  reason: z.string().min(1).max(1000),
+  by: z.string().min(1).max(300),
+  at: timestampSchema,
+});
+
 export const serviceTagsOriginSchema = z.object({
   kind: z.enum(["explicit", "file", "details-page", "latest-alias", "discovery-api", "last-good"]),
   location: z.string(),
@@ -47,7 +55,7 @@ export const auditEntrySchema = z.object({
   id: auditIdSchema,
   registryId: z.string().min(1),
   at: timestampSchema,
-  operation: z.enum(["sync", "rollback"]),
+  operation: z.enum(["sync", "rollback", "release"]),
   rollbackOf: auditIdSchema.nullish(),
   actor: z.string().min(1),
   before: rulesSnapshotSchema,
@@ -99,6 +107,12 @@ export function ledgerStateFrom(raw: unknown, where: DocumentLocation): LedgerSt
     updatedAt: data.updatedAt,
     lastAuditId: data.lastAuditId ?? undefined,
   };
+}
+
+/** Parses a stored freeze document (or a value already parsed from JSON). */
+export function parseFreezeState(raw: unknown, where: DocumentLocation): FreezeState {
+  const value = typeof raw === "string" ? parseJson(raw, where, "freeze") : raw;
+  return checkDocument(freezeStateSchema, value, where, "freeze");
 }
 
 export function parseAuditEntry(text: string, where: DocumentLocation): AuditEntry {

@@ -28,8 +28,8 @@ export interface AuditEntry {
   readonly id: string;
   readonly registryId: string;
   readonly at: string;
-  /** `sync`, or `rollback` with `rollbackOf` naming the restored entry. */
-  readonly operation: "sync" | "rollback";
+  /** `sync`, `rollback` with `rollbackOf` naming the restored entry, or `release` (ownership given up). */
+  readonly operation: "sync" | "rollback" | "release";
   readonly rollbackOf: string | undefined;
   /** Who or what ran it: `timer`, `cli:<user>@<host>`, ... */
   readonly actor: string;
@@ -38,6 +38,19 @@ export interface AuditEntry {
   readonly source: ServiceTagsOrigin | undefined;
   /** The plan as JSON (see `src/sync/plan.ts`). */
   readonly plan: unknown;
+}
+
+/**
+ * An operator's "leave this registry alone": the timer and `apply` skip a frozen registry, so a
+ * rollback or a manual fix sticks. A document of its own beside the ledger (runs rewrite the ledger).
+ */
+export interface FreezeState {
+  readonly schemaVersion: 1;
+  readonly registryId: string;
+  readonly reason: string;
+  /** Who froze it: `cli:<user>@<host>`. */
+  readonly by: string;
+  readonly at: string;
 }
 
 export interface LockHandle {
@@ -57,6 +70,10 @@ export interface LedgerStore {
   appendAudit(entry: AuditEntry): Promise<void>;
   /** Oldest first. */
   listAudit(registryId: string): Promise<AuditEntry[]>;
+  /** Undefined when the registry is not frozen. */
+  readFreeze(registryId: string): Promise<FreezeState | undefined>;
+  /** Freezes (a state) or unfreezes (undefined) the registry. */
+  writeFreeze(registryId: string, freeze: FreezeState | undefined): Promise<void>;
   /** One writer per registry; waits up to `waitMs`, then throws `LockHeldError`. */
   acquireLock(registryId: string, options: { waitMs: number }): Promise<LockHandle>;
 }

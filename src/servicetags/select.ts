@@ -1,6 +1,7 @@
 import { InvalidPrefixError, TagNotFoundError, UsageError } from "../errors.js";
 import { isIPv6Text, parsePrefix, type Prefix } from "../prefixes/ipv4.js";
 import type { ServiceTagsFile } from "./schema.js";
+import { closestNames } from "./suggest.js";
 
 export const ACR_TAG = "AzureContainerRegistry";
 
@@ -63,7 +64,12 @@ const AVAILABLE_IN_MESSAGE = 8;
  */
 export function selectTags(file: ServiceTagsFile, selector: TagSelector): TagSelection {
   const wanted: string[] = [];
-  for (const region of selector.regions ?? []) wanted.push(acrTagNameForRegion(region));
+  const fromRegion = new Map<string, string>();
+  for (const region of selector.regions ?? []) {
+    const name = acrTagNameForRegion(region);
+    wanted.push(name);
+    fromRegion.set(name, region);
+  }
   for (const name of selector.tagNames ?? []) {
     const trimmed = name.trim();
     if (trimmed === "")
@@ -97,12 +103,24 @@ export function selectTags(file: ServiceTagsFile, selector: TagSelector): TagSel
   }
   if (missing.length > 0) {
     const regions = availableAcrRegions(file);
+    const tagNames = file.values.map((tag) => tag.name);
+    const suggestions = missing.flatMap((name) => {
+      const region = fromRegion.get(name);
+      const close = region === undefined ? closestNames(name, tagNames) : closestNames(region, regions);
+      return close.length === 0 ? [] : [`${region ?? name}: did you mean ${close.join(", ")}?`];
+    });
     const more = regions.length - AVAILABLE_IN_MESSAGE;
     const shown = regions.slice(0, AVAILABLE_IN_MESSAGE).join(", ") + (more > 0 ? ` and ${more} more` : "");
     throw new TagNotFoundError(
-      `Service tag${missing.length > 1 ? "s" : ""} ${missing.join(", ")} not found in the ${file.cloud} service-tags file (changeNumber ${file.changeNumber}).`,
+      `Service tag${missing.length > 1 ? "s" : ""} ${missing.join(", ")} not found in the ${file.cloud} service-tags file (changeNumber ${file.changeNumber})${suggestions.length > 0 ? ` (${suggestions.join(" ")})` : ""}.`,
       {
-        details: { missing, cloud: file.cloud, changeNumber: file.changeNumber, availableRegions: regions },
+        details: {
+          missing,
+          cloud: file.cloud,
+          changeNumber: file.changeNumber,
+          availableRegions: regions,
+          suggestions,
+        },
         remedy:
           regions.length === 0
             ? "The file has no AzureContainerRegistry.<Region> tags: check that it is the right file."

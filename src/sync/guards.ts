@@ -95,7 +95,7 @@ export function guardErrorFor(plan: Plan, findings: readonly GuardFinding[]): Gu
     details: { registry: plan.registry.id, guards: findings.map((f) => f.guard) },
     remedy:
       (findings.length > 1
-        ? `${findings.length - 1} more guard(s) also tripped: ${findings
+        ? `${findings.length - 1} more ${findings.length === 2 ? "guard" : "guards"} also tripped: ${findings
             .slice(1)
             .map((f) => f.guard)
             .join(", ")}. `

@@ -12,6 +12,7 @@ import type { DiscoveryMemory, DiscoverySource } from "../discovery/types.js";
 import { runCanaries, type CanaryServices } from "../canary/invoke.js";
 import type { CanaryResult } from "../canary/result.js";
 import type { TelemetrySink } from "../telemetry/types.js";
+import type { Plan } from "./plan.js";
 import { createDeadline, type Deadline, type DeadlineStage } from "./deadline.js";
 import { forEachBounded } from "./bounded.js";
 import { syncTarget, type RunResult, type SyncMode, type SyncPorts } from "./run.js";
@@ -37,6 +38,8 @@ export interface InvocationOptions {
   readonly trigger: string;
   readonly actor: string;
   readonly force?: boolean;
+  /** Called with each plan right before its PATCH (the CLI shows what it is about to write). */
+  readonly beforeWrite?: ((target: TargetConfig, plan: Plan) => void) | undefined;
   /** Defaults to every configured target. */
   readonly targets?: readonly TargetConfig[];
   /** The invocation's time budget and the setting it comes from (default `SYNC_DEADLINE_MS`). */
@@ -129,7 +132,7 @@ export async function syncOne(
   target: TargetConfig,
   document: ServiceTagsDocument,
   ports: SyncPorts,
-  options: Pick<InvocationOptions, "mode" | "force" | "actor">,
+  options: Pick<InvocationOptions, "mode" | "force" | "actor" | "beforeWrite">,
   /** The invocation's budget; without one only the lock wait and the operation timeout bound the run. */
   deadline?: Deadline,
 ): Promise<TargetOutcome> {
@@ -139,14 +142,23 @@ export async function syncOne(
     deadline === undefined ? settings.lockWaitMs : Math.min(settings.lockWaitMs, deadline.remainingMs());
   try {
     deadline?.check("not-started", target.ref.name);
+    // A freeze is the operator's "leave it alone" (after a rollback or a manual fix): an apply only
+    // plans, so the skipped result still shows what it would have changed.
+    const freeze = options.mode === "plan" ? undefined : await ports.ledger.readFreeze(target.ref.id);
     const result = await syncTarget(target, document, ports, {
-      mode: options.mode,
+      mode: freeze === undefined ? options.mode : "plan",
       force: options.force,
       actor: options.actor,
       lockWaitMs,
       signal: deadline?.signal,
+      beforeWrite: options.beforeWrite === undefined ? undefined : (plan) => options.beforeWrite?.(target, plan),
     });
-    return { target, ok: true, result, durationMs: Date.now() - started };
+    return {
+      target,
+      ok: true,
+      result: freeze === undefined ? result : { ...result, outcome: "skipped", freeze },
+      durationMs: Date.now() - started,
+    };
   } catch (caught) {
     if (deadline === undefined) return { target, ok: false, error: caught, durationMs: Date.now() - started };
     const lockCut = caught instanceof LockHeldError && lockWaitMs < settings.lockWaitMs;
@@ -207,7 +219,11 @@ export function reportOutcome(
 ): void {
   const registry = outcome.target.ref.id;
   if (outcome.ok) {
-    const { plan } = outcome.result;
+    const { plan, freeze } = outcome.result;
+    if (freeze !== undefined) {
+      telemetry.syncSkipped({ registry, reason: freeze.reason, frozenBy: freeze.by, frozenAt: freeze.at, trigger });
+      return;
+    }
     if (plan.drift.length > 0) telemetry.driftDetected({ registry, missingOwnedRules: plan.drift, trigger });
     for (const finding of plan.guards)
       telemetry.guardTripped({ registry, dryRun, guard: finding.guard, message: finding.message, trigger });
@@ -223,7 +239,12 @@ export function reportOutcome(
         plan.source.kind === "service-tags"
           ? plan.source.tags.map((tag) => `${tag.name}=${tag.changeNumber}`).join(";")
           : "",
-      sourceFile: plan.source.kind === "service-tags" ? plan.source.origin.fileName : `rollback:${plan.source.auditId}`,
+      sourceFile:
+        plan.source.kind === "service-tags"
+          ? plan.source.origin.fileName
+          : plan.source.kind === "rollback"
+            ? `rollback:${plan.source.auditId}`
+            : "release",
       durationMs: outcome.durationMs,
       trigger,
       ...(plan.source.kind === "service-tags"

@@ -7,6 +7,7 @@ import { mergePrefixes } from "../prefixes/merge.js";
 import type { DefaultAction, RegistrySnapshot } from "../registry/types.js";
 import type { ServiceTagsOrigin } from "../servicetags/schema.js";
 import type { SelectedTag } from "../servicetags/select.js";
+import { count } from "./render.js";
 
 /**
  * The planner: a pure function from (registry snapshot, ledger, desired prefixes, policy) to a
@@ -26,7 +27,9 @@ export type DesiredSource =
       /** What the source chain says about this data (`source-lag` of selected tags, `stale-copy`). */
       readonly sourceWarnings?: readonly PlanWarning[];
     }
-  | { readonly kind: "rollback"; readonly auditId: string; readonly ownedRules: readonly string[] };
+  | { readonly kind: "rollback"; readonly auditId: string; readonly ownedRules: readonly string[] }
+  /** `release --remove`: own nothing any more (the owned rules go, people's stay). */
+  | { readonly kind: "release" };
 
 export interface PlanInput {
   readonly snapshot: RegistrySnapshot;
@@ -96,7 +99,8 @@ export interface Plan {
           readonly ipv6Skipped: number;
         }[];
       }
-    | { readonly kind: "rollback"; readonly auditId: string };
+    | { readonly kind: "rollback"; readonly auditId: string }
+    | { readonly kind: "release" };
   /** `ledger`: ownership from the ledger; `adopted`: no ledger, rules inside current ACR tags adopted. */
   readonly ownership: "ledger" | "adopted";
   readonly adds: readonly PlannedRule[];
@@ -166,7 +170,7 @@ export function planAllowlist(input: PlanInput): Plan {
     if (drift.length > 0) {
       warnings.push({
         code: "drift",
-        message: `${drift.length} rule(s) this service applied were removed by someone else: ${drift.join(", ")}.`,
+        message: `${count(drift.length, "rule")} this service applied ${drift.length === 1 ? "was" : "were"} removed by someone else: ${drift.join(", ")}.`,
       });
     }
   } else {
@@ -181,7 +185,7 @@ export function planAllowlist(input: PlanInput): Plan {
     );
     warnings.push({
       code: "adopted-without-ledger",
-      message: `No ledger for this registry: ${ownedBefore.size} rule(s) inside the current AzureContainerRegistry tags are adopted as owned; every other rule is treated as a person's.`,
+      message: `No ledger for this registry: ${count(ownedBefore.size, "rule")} inside the current AzureContainerRegistry tags ${ownedBefore.size === 1 ? "is" : "are"} adopted as owned; every other rule is treated as a person's.`,
     });
   }
 
@@ -234,7 +238,7 @@ export function planAllowlist(input: PlanInput): Plan {
     };
     for (const rule of desiredCover) reasons.set(rule, describeCoverRule(rule, desired.tags));
   } else {
-    desiredCover = uniqueCanonical(desired.ownedRules);
+    desiredCover = desired.kind === "rollback" ? uniqueCanonical(desired.ownedRules) : [];
     const size = desiredCover.reduce((sum, rule) => sum + prefixSize(parsePrefix(rule, { mode: "strict" }).prefix), 0);
     aggregation = {
       publishedPrefixes: desiredCover.length,
@@ -244,7 +248,8 @@ export function planAllowlist(input: PlanInput): Plan {
       extraAddresses: 0,
       minPrefixLength: policy.minPrefixLength,
     };
-    for (const rule of desiredCover) reasons.set(rule, `restored from audit entry ${desired.auditId}`);
+    if (desired.kind === "rollback")
+      for (const rule of desiredCover) reasons.set(rule, `restored from audit entry ${desired.auditId}`);
   }
 
   // Rules the service owns after the plan: the cover and the pinned rules, minus what people already hold.
@@ -331,7 +336,10 @@ export function planAllowlist(input: PlanInput): Plan {
   if (desired.kind === "service-tags") {
     const ipv6 = desired.tags.reduce((sum, tag) => sum + tag.ipv6Count, 0);
     if (ipv6 > 0)
-      warnings.push({ code: "ipv6-skipped", message: `${ipv6} IPv6 prefix(es) skipped: ACR IP rules are IPv4 only.` });
+      warnings.push({
+        code: "ipv6-skipped",
+        message: `${count(ipv6, "IPv6 prefix", "IPv6 prefixes")} skipped: ACR IP rules are IPv4 only.`,
+      });
     warnings.push(...(desired.sourceWarnings ?? []));
   }
 
@@ -362,7 +370,9 @@ export function planAllowlist(input: PlanInput): Plan {
               ipv6Skipped: tag.ipv6Count,
             })),
           }
-        : { kind: "rollback", auditId: desired.auditId },
+        : desired.kind === "rollback"
+          ? { kind: "rollback", auditId: desired.auditId }
+          : { kind: "release" },
     ownership: ledger === undefined ? "adopted" : "ledger",
     adds,
     removes,
@@ -463,6 +473,7 @@ function describeCoverRule(rule: string, tags: readonly SelectedTag[]): string {
 
 function removalReason(rule: string, desired: DesiredSource, ownedAfter: Set<string>): string {
   if (desired.kind === "rollback") return `not in audit entry ${desired.auditId}`;
+  if (desired.kind === "release") return "released: this service stops managing the registry";
   const prefix = parsePrefix(rule, { mode: "strict" }).prefix;
   const replacement = [...ownedAfter].find((other) => overlaps(prefix, parsePrefix(other, { mode: "strict" }).prefix));
   return replacement === undefined ? "no longer published in the selected tags" : `replaced by ${replacement}`;

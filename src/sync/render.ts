@@ -12,6 +12,7 @@ export interface Colours {
   readonly green: (text: string) => string;
   readonly yellow: (text: string) => string;
   readonly dim: (text: string) => string;
+  readonly bold: (text: string) => string;
 }
 
 const plain = (text: string): string => text;
@@ -29,7 +30,7 @@ export function count(value: number, singular: string, plural = `${singular}s`):
 
 /** A readable diff of a plan, for the CLI and `GET /api/plan?format=text`. */
 export function renderPlan(plan: Plan, options: RenderOptions = {}): string {
-  const colours = options.colours ?? { red: plain, green: plain, yellow: plain, dim: plain };
+  const colours = options.colours ?? { red: plain, green: plain, yellow: plain, dim: plain, bold: plain };
   const lines: string[] = [];
   const r = plan.registry;
   lines.push(`Registry ${r.name} (${r.location}, ${r.sku}, defaultAction ${r.defaultAction})`);
@@ -46,8 +47,10 @@ export function renderPlan(plan: Plan, options: RenderOptions = {}): string {
         `  ${tag.name} changeNumber ${tag.changeNumber}: ${count(tag.ipv4Prefixes, "IPv4 prefix", "IPv4 prefixes")}${tag.ipv6Skipped > 0 ? `, ${n(tag.ipv6Skipped)} IPv6 skipped` : ""}`,
       );
     }
-  } else {
+  } else if (plan.source.kind === "rollback") {
     lines.push(`Source: rollback to audit entry ${plan.source.auditId}`);
+  } else {
+    lines.push("Source: release: the owned rules are removed, people's rules stay");
   }
   const c = plan.counts;
   lines.push(

@@ -1,7 +1,7 @@
 import { ConvergenceError, UsageError } from "../errors.js";
 import type { TargetConfig } from "../config/settings.js";
 import { createAuditId } from "../ledger/audit-id.js";
-import type { AuditEntry, LedgerState, LedgerStore, LockHandle } from "../ledger/types.js";
+import type { AuditEntry, FreezeState, LedgerState, LedgerStore, LockHandle } from "../ledger/types.js";
 import { formatPrefix, parsePrefix } from "../prefixes/ipv4.js";
 import type { RegistryGateway, RegistryRef, RegistrySnapshot } from "../registry/types.js";
 import type { ServiceTagsDocument } from "../servicetags/schema.js";
@@ -30,11 +30,14 @@ export interface RunOptions {
   /** Who or what runs it, recorded in the audit trail: `timer`, `http`, `cli:<user>@<host>`. */
   readonly actor: string;
   readonly lockWaitMs: number;
+  /** Called with the plan right before its PATCH is sent (the CLI prints it there). */
+  readonly beforeWrite?: ((plan: Plan) => void) | undefined;
   /** The invocation's deadline: aborts ARM calls, and no PATCH starts once it has fired. */
   readonly signal?: AbortSignal;
 }
 
-export type RunOutcome = "dry-run" | "unchanged" | "applied";
+/** `skipped`: the registry is frozen; the plan is what an apply would have done. */
+export type RunOutcome = "dry-run" | "unchanged" | "applied" | "skipped";
 
 export interface RunResult {
   readonly plan: Plan;
@@ -43,6 +46,8 @@ export interface RunResult {
   readonly auditId: string | undefined;
   /** 1, or 2 when someone else changed the rules during the run (before our PATCH or before our read-back) and we re-planned once. */
   readonly attempts: number;
+  /** The freeze that made an apply skip the registry. */
+  readonly freeze?: FreezeState | undefined;
 }
 
 /** One sync run of a target against an already fetched, validated service-tags file. */
@@ -71,6 +76,59 @@ export async function rollbackTarget(
     });
   }
   return execute(target, ports, options, () => ({ kind: "rollback", auditId, ownedRules: entry.after.ownedRules }));
+}
+
+/**
+ * `release --remove`: one PATCH that removes the owned rules (pinned ones included; people's stay),
+ * then a ledger that owns nothing. The operator asked for every owned rule to go, so the mass-removal
+ * guard does not apply; the others (an empty list on a Deny registry above all) still do.
+ */
+export function releaseTarget(target: TargetConfig, ports: SyncPorts, options: RunOptions): Promise<RunResult> {
+  return execute({ ...target, pinnedRules: [] }, ports, { ...options, force: true }, () => ({ kind: "release" }));
+}
+
+/**
+ * `release` without `--remove`: forget ownership under the lock (the rules stay, as people's from now
+ * on) and record it in the audit trail. Returns the audit entry's id.
+ */
+export async function forgetOwnership(target: TargetConfig, ports: SyncPorts, options: RunOptions): Promise<string> {
+  const now = ports.now ?? (() => new Date());
+  const lock = await ports.ledger.acquireLock(target.ref.id, { waitMs: options.lockWaitMs });
+  try {
+    const [ledger, snapshot] = await Promise.all([
+      ports.ledger.read(target.ref.id),
+      ports.registry.read(target.ref, { includeReplicas: target.includeReplicas }),
+    ]);
+    const owned = [...(ledger?.ownedRules ?? []), ...(ledger?.pendingRules ?? [])];
+    const id = createAuditId(now());
+    await ports.ledger.appendAudit({
+      schemaVersion: 1,
+      id,
+      registryId: target.ref.id,
+      at: now().toISOString(),
+      operation: "release",
+      rollbackOf: undefined,
+      actor: options.actor,
+      before: { ipRules: [...snapshot.ipRules], ownedRules: owned },
+      after: { ipRules: [...snapshot.ipRules], ownedRules: [] },
+      source: undefined,
+      plan: null,
+    });
+    await writeLedger(
+      ports.ledger,
+      target.ref,
+      {
+        ownedRules: [],
+        pendingRules: [],
+        appliedTagChangeNumbers: ledger?.appliedTagChangeNumbers ?? {},
+        lastAuditId: id,
+      },
+      now,
+    );
+    return id;
+  } finally {
+    await lock.release();
+  }
 }
 
 async function execute(
@@ -105,7 +163,7 @@ async function execute(
       id: createAuditId(now()),
       registryId: ref.id,
       at: now().toISOString(),
-      operation: plan.source.kind === "rollback" ? "rollback" : "sync",
+      operation: plan.source.kind === "service-tags" ? "sync" : plan.source.kind,
       rollbackOf: plan.source.kind === "rollback" ? plan.source.auditId : undefined,
       actor: options.actor,
       before: { ipRules: [...before.ipRules], ownedRules: [...plan.ownedBefore] },
@@ -158,6 +216,7 @@ async function execute(
         }
         options.signal?.throwIfAborted();
         held();
+        options.beforeWrite?.(plan);
         await ports.registry.replaceIpRules(
           ref,
           { ipRules: plan.ipRulesAfter, defaultAction: snapshot.defaultAction },

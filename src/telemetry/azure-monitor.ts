@@ -23,6 +23,7 @@ import {
   registryUntaggedRecord,
   failedRecord,
   guardTrippedRecord,
+  skippedRecord,
   type CustomEventRecord,
   type MetricPoint,
 } from "./records.js";
@@ -250,6 +251,12 @@ class AzureMonitorTelemetry implements Telemetry {
   fanoutScheduled(event: Parameters<Telemetry["fanoutScheduled"]>[0]): void {
     this.#safely((p) => {
       emit(p, fanoutScheduledRecord(event));
+    });
+  }
+
+  syncSkipped(event: Parameters<Telemetry["syncSkipped"]>[0]): void {
+    this.#safely((p) => {
+      emit(p, skippedRecord(event));
     });
   }
 

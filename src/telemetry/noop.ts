@@ -8,6 +8,7 @@ export function noopTelemetry(): Telemetry {
     syncFailed: () => undefined,
     guardTripped: () => undefined,
     driftDetected: () => undefined,
+    syncSkipped: () => undefined,
     registryUntagged: () => undefined,
     fanoutScheduled: () => undefined,
     canaryCompleted: () => undefined,

@@ -10,6 +10,7 @@ import {
   type GuardTrippedEvent,
   type SyncCompletedEvent,
   type SyncFailedEvent,
+  type SyncSkippedEvent,
 } from "./types.js";
 
 /**
@@ -113,6 +114,20 @@ export function driftDetectedRecord(event: DriftDetectedEvent): CustomEventRecor
       // would otherwise send the array as a JSON string.
       missingOwnedRules: text(event.missingOwnedRules.join(",")),
       missingOwnedRuleCount: event.missingOwnedRules.length,
+      trigger: text(event.trigger),
+    },
+  };
+}
+
+export function skippedRecord(event: SyncSkippedEvent): CustomEventRecord {
+  return {
+    name: EVENT_NAMES.skipped,
+    severity: "info",
+    properties: {
+      registry: text(event.registry),
+      reason: text(event.reason),
+      frozenBy: text(event.frozenBy),
+      frozenAt: text(event.frozenAt),
       trigger: text(event.trigger),
     },
   };

@@ -7,6 +7,7 @@ export const EVENT_NAMES = {
   failed: "AllowlistSyncFailed",
   guardTripped: "AllowlistGuardTripped",
   driftDetected: "AllowlistDriftDetected",
+  skipped: "AllowlistSyncSkipped",
   registryUntagged: "AllowlistRegistryUntagged",
   fanoutScheduled: "AllowlistFanoutScheduled",
   canaryCompleted: "AllowlistCanaryCompleted",
@@ -77,6 +78,16 @@ export interface DriftDetectedEvent {
   readonly trigger: string;
 }
 
+export interface SyncSkippedEvent {
+  readonly registry: string;
+  /** The operator's reason, as given to `freeze --reason`. */
+  readonly reason: string;
+  /** Who froze it and when. */
+  readonly frozenBy: string;
+  readonly frozenAt: string;
+  readonly trigger: string;
+}
+
 export interface RegistryUntaggedEvent {
   /** A registry discovery found last time that no longer carries the tag; its rules are left as they are. */
   readonly registry: string;
@@ -120,6 +131,8 @@ export interface TelemetrySink {
   syncFailed(event: SyncFailedEvent): void;
   guardTripped(event: GuardTrippedEvent): void;
   driftDetected(event: DriftDetectedEvent): void;
+  /** A frozen registry was left alone by the timer or an apply. */
+  syncSkipped(event: SyncSkippedEvent): void;
   registryUntagged(event: RegistryUntaggedEvent): void;
   fanoutScheduled(event: FanoutScheduledEvent): void;
   canaryCompleted(event: CanaryCompletedEvent): void;

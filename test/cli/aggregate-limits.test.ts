@@ -123,7 +123,19 @@ describe("aggregate at the limits (built CLI)", () => {
         ],
       }),
     );
-    const outcome = await cli(["aggregate", "--service-tags", file, "--tag", "Million", "--max-rules", "5", "--json"]);
+    // Floor 0: the expected /13 is wider than the default /16 floor (contract point 4).
+    const outcome = await cli([
+      "aggregate",
+      "--service-tags",
+      file,
+      "--tag",
+      "Million",
+      "--max-rules",
+      "5",
+      "--min-prefix-length",
+      "0",
+      "--json",
+    ]);
     expect(outcome.stderr).toBe("");
     expect(outcome.code).toBe(0);
     const json = JSON.parse(outcome.stdout) as { inputPrefixes: number; mergedPrefixes: number; prefixes: string[] };

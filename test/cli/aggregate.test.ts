@@ -92,6 +92,8 @@ describe("aggregate (in process)", () => {
       regions,
       "--max-rules",
       "12",
+      "--min-prefix-length",
+      "0",
       "--json",
     );
     expect(outcome.code).toBe(0);
@@ -154,7 +156,7 @@ describe("aggregate (in process)", () => {
     const outcome = await cli("aggregate", "--prefixes-file", file, "--max-rules", "2");
     expect(outcome.code).toBe(0);
     expect(outcome.stdout).toContain("Read 3 IPv4 prefixes");
-    expect(outcome.stdout).toContain("Optimal cover: 2 prefixes (budget 2), 2 extra addresses");
+    expect(outcome.stdout).toContain("Optimal cover: 2 prefixes (budget 2, none shorter than /16), 2 extra addresses");
     expect(outcome.stdout).toMatch(/10\.0\.0\.0\/30\s+\+2 extra/);
   });
 
@@ -212,7 +214,7 @@ describe("aggregate (in process)", () => {
     [
       "a missing tag",
       ["--service-tags", SERVICE_TAGS, "--region", "eastus,atlantis", "--max-rules", "5"],
-      1,
+      2,
       /AzureContainerRegistry\.atlantis not found/,
     ],
     [
@@ -241,6 +243,8 @@ describe("aggregate (in process)", () => {
         "10",
         "--max-extra-addresses",
         "1000",
+        "--min-prefix-length",
+        "0",
       ],
       1,
       /over the cap of 1000 addresses/,
@@ -277,7 +281,7 @@ describe("the dispatcher", () => {
     const outcome = await cli("frobnicate");
     expect(outcome.code).toBe(2);
     expect(outcome.stderr).toMatch(
-      /^acr-allowlist-sync: Unknown command 'frobnicate'\. Commands: plan, apply, history, rollback, aggregate, canary;/,
+      /^acr-allowlist-sync: Unknown command 'frobnicate'\. Commands: plan, apply, history, rollback, status, freeze, unfreeze, release, regions, aggregate, canary;/,
     );
   });
 

@@ -16,6 +16,7 @@ import type {
   GuardTrippedEvent,
   SyncCompletedEvent,
   SyncFailedEvent,
+  SyncSkippedEvent,
   TelemetrySink,
 } from "../../src/telemetry/types.js";
 import type { ArmRequestRecord, RegistrySpec, RegistryState } from "../support/arm-emulator.js";
@@ -59,6 +60,7 @@ export interface TelemetryCapture extends TelemetrySink {
   readonly failed: SyncFailedEvent[];
   readonly guards: GuardTrippedEvent[];
   readonly drift: DriftDetectedEvent[];
+  readonly skipped: SyncSkippedEvent[];
   readonly untagged: RegistryUntaggedEvent[];
   readonly scheduled: FanoutScheduledEvent[];
   readonly flushes: number;
@@ -69,6 +71,7 @@ export function captureTelemetry(): TelemetryCapture {
   const failed: SyncFailedEvent[] = [];
   const guards: GuardTrippedEvent[] = [];
   const drift: DriftDetectedEvent[] = [];
+  const skipped: SyncSkippedEvent[] = [];
   const untagged: RegistryUntaggedEvent[] = [];
   const scheduled: FanoutScheduledEvent[] = [];
   let flushes = 0;
@@ -77,6 +80,7 @@ export function captureTelemetry(): TelemetryCapture {
     failed,
     guards,
     drift,
+    skipped,
     untagged,
     scheduled,
     get flushes() {
@@ -86,6 +90,7 @@ export function captureTelemetry(): TelemetryCapture {
     syncFailed: (event) => void failed.push(event),
     guardTripped: (event) => void guards.push(event),
     driftDetected: (event) => void drift.push(event),
+    syncSkipped: (event) => void skipped.push(event),
     registryUntagged: (event) => void untagged.push(event),
     fanoutScheduled: (event) => void scheduled.push(event),
     canaryCompleted: () => undefined,

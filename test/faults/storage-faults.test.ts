@@ -169,6 +169,8 @@ const rows: FaultRow[] = [
           listAudit: (id) => real.listAudit(id),
           acquireLock: (id, o) => real.acquireLock(id, o),
           appendAudit: (e) => lost.appendAudit(e),
+          readFreeze: (id) => real.readFreeze(id),
+          writeFreeze: (id, f) => real.writeFreeze(id, f),
         },
       };
     },

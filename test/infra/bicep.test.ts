@@ -293,6 +293,31 @@ describe("identity-only access", () => {
   });
 });
 
+describe("operator access", () => {
+  it("lets the operator write the ledger container only, and only when operatorCanWriteLedger is set", () => {
+    const app = file("app.bicep");
+    const writer = resources(app.root).find((r) => r.symbol === "operatorLedgerWriter");
+    expect(at(writer?.body, "scope")?.text).toBe("storage::blobService::ledger");
+    expect(at(writer?.body, "properties", "principalId")?.text).toBe("operatorPrincipalId");
+    const roleArg = callArguments(at(writer?.body, "properties", "roleDefinitionId"))[1]?.text;
+    const roleIds = objectProperties(
+      resolve(
+        descendants(app.root, "identifier").find((i) => i.text === "roles"),
+        variables(app.root),
+      ),
+    );
+    // Storage Blob Data Contributor: leases (the lock), writes, no role management.
+    expect(stringLiteral(roleIds.get((roleArg ?? "").replace(/^roles\./, "")))).toBe(
+      "ba92f5b4-2d11-453d-a403-e96b0029c9fe",
+    );
+    const declaration = descendants(app.root, "resource_declaration").find(
+      (d) => d.namedChildren[0]?.text === "operatorLedgerWriter",
+    );
+    const condition = declaration?.namedChildren.at(-1)?.namedChildren[0]?.text;
+    expect(condition?.replace(/\s+/g, " ")).toBe("(!empty(operatorPrincipalId) && operatorCanWriteLedger)");
+  });
+});
+
 describe("registry permissions", () => {
   const main = file("main.bicep");
   const role = resources(main.root).find((r) => r.type.startsWith("Microsoft.Authorization/roleDefinitions@"));

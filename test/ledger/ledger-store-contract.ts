@@ -91,6 +91,25 @@ export function describeLedgerStoreContract(
       expect(await harness.open().read(REGISTRY)).toEqual(next);
     });
 
+    it("keeps a freeze per registry apart from the ledger, across runs, until it is lifted", async () => {
+      const freeze = {
+        schemaVersion: 1 as const,
+        registryId: REGISTRY,
+        reason: "manual fix during incident 42",
+        by: "cli:alice@laptop",
+        at: "2025-10-24T03:00:00.000Z",
+      };
+      expect(await store.readFreeze(REGISTRY)).toBeUndefined();
+      await store.writeFreeze(REGISTRY, freeze);
+      await store.write(ledgerState());
+      expect(await harness.open().readFreeze(REGISTRY.toUpperCase())).toEqual(freeze);
+      expect(await store.readFreeze(OTHER_REGISTRY)).toBeUndefined();
+      expect(await store.read(REGISTRY)).toEqual(ledgerState());
+      await store.writeFreeze(REGISTRY, undefined);
+      expect(await harness.open().readFreeze(REGISTRY)).toBeUndefined();
+      await store.writeFreeze(REGISTRY, undefined);
+    });
+
     it("finds a ledger whatever the case of the registry id", async () => {
       await store.write(ledgerState());
       expect((await store.read(REGISTRY.toUpperCase()))?.ownedRules).toEqual(ledgerState().ownedRules);

@@ -319,8 +319,13 @@ function classify(outcome: TargetOutcome | undefined): RunClass {
     const source = outcome.result.plan.source;
     return {
       kind: outcome.result.outcome === "applied" ? "applied" : "unchanged",
-      fileName: source.kind === "service-tags" ? source.origin.fileName : `rollback ${source.auditId}`,
-      sourceKind: source.kind === "service-tags" ? source.origin.kind : "rollback",
+      fileName:
+        source.kind === "service-tags"
+          ? source.origin.fileName
+          : source.kind === "rollback"
+            ? `rollback ${source.auditId}`
+            : "release",
+      sourceKind: source.kind === "service-tags" ? source.origin.kind : source.kind,
     };
   }
   const guard = guardNameOf(outcome.error);

@@ -14,6 +14,8 @@ export interface CliRun {
 export interface CliRunOptions {
   /** Written to the child's stdin, then closed. */
   readonly input?: string;
+  /** Working directory of the child (default: this process's). */
+  readonly cwd?: string;
 }
 
 /**
@@ -29,7 +31,11 @@ export function runBuiltCli(
     const child = execFile(
       process.execPath,
       [BUILT_CLI, ...args],
-      { env: { PATH: process.env.PATH ?? "", ...env }, maxBuffer: 64 * 1024 * 1024 },
+      {
+        env: { PATH: process.env.PATH ?? "", ...env },
+        maxBuffer: 64 * 1024 * 1024,
+        ...(options.cwd === undefined ? {} : { cwd: options.cwd }),
+      },
       (error, stdout, stderr) => {
         const code = error === null ? 0 : typeof error.code === "number" ? error.code : -1;
         resolve({ code, stdout, stderr });

@@ -1,0 +1,145 @@
+import type { LedgerStore, LockHandle } from "../ledger/types.js";
+import type { RegistryGateway, RegistryRef } from "../registry/types.js";
+import type { Plan } from "../sync/plan.js";
+import { renderPlan } from "../sync/render.js";
+import type { CliIO } from "./command.js";
+import { coloursFor, envOf, message, PREFIX } from "./output.js";
+
+/**
+ * What a person sees while a write runs: the plan before its PATCH, then progress on stderr while
+ * ARM applies it (elapsed seconds; `--quiet` silences it), and on Ctrl-C an honest word on whether
+ * the update may still complete, with the locks released before the process ends.
+ */
+
+export interface SessionOptions {
+  /** --json: stdout is the envelope's alone, so the plan is not printed before the write. */
+  readonly json: boolean;
+  readonly quiet: boolean;
+  readonly showUnchanged: boolean;
+}
+
+/** How often a progress line is written when stderr is not a terminal (a terminal gets one updated line). */
+const LOG_EVERY_MS = 10_000;
+const TICK_MS = 1_000;
+/** 128 + SIGINT, what shells report for a Ctrl-C. */
+export const EXIT_INTERRUPTED = 130;
+
+export interface ApplySession {
+  /** The ports to run with: the same edges, watched. */
+  wrap<P extends { registry: RegistryGateway; ledger: LedgerStore }>(ports: P): P;
+  /** Pass as `beforeWrite`: prints the plan about to be written. */
+  readonly beforeWrite: (plan: Plan) => void;
+  /** Registries whose plan was printed before their write (the summary does not print it again). */
+  readonly printed: ReadonlySet<string>;
+  dispose(): void;
+}
+
+export function startApplySession(io: CliIO, options: SessionOptions): ApplySession {
+  const held = new Set<LockHandle>();
+  const printed = new Set<string>();
+  let writing: { ref: RegistryRef; started: number } | undefined;
+  /** Written, and the run still verifying and recording it. */
+  let unrecorded: RegistryRef | undefined;
+  let ticker: ReturnType<typeof setInterval> | undefined;
+  const tty = (io.stderr as { isTTY?: unknown }).isTTY === true;
+
+  const stopTicker = (): void => {
+    if (ticker !== undefined) clearInterval(ticker);
+    ticker = undefined;
+    if (tty && !options.quiet) io.stderr.write("\n");
+  };
+
+  const progress = (ref: RegistryRef, started: number): void => {
+    const seconds = Math.round((Date.now() - started) / 1000);
+    const text = `${PREFIX} waiting for ARM to apply the update to ${ref.name}: ${seconds}s elapsed`;
+    io.stderr.write(tty ? `\r${text}` : `${text}\n`);
+  };
+
+  const onInterrupt = (): void => {
+    const during = writing;
+    stopTicker();
+    message(
+      io.stderr,
+      during === undefined
+        ? unrecorded === undefined
+          ? "interrupted before a write was sent: the registry's rules were not changed by this run."
+          : `interrupted after ARM applied the update to ${unrecorded.name}, before it was recorded: the rules are written; the next apply records the ownership (the ledger already claims the added rules).`
+        : `interrupted while ARM was applying the update to ${during.ref.name}: the update was sent and may still complete. Run 'acr-allowlist-sync plan --registry ${during.ref.id}' to see the rules it holds; the next apply settles the ledger.`,
+    );
+    void Promise.allSettled([...held].map((lock) => lock.release())).then(() => {
+      message(io.stderr, held.size === 0 ? "no lock was held." : "the lock is released.");
+      process.exit(EXIT_INTERRUPTED);
+    });
+  };
+  if (io.handleSignals === true) process.once("SIGINT", onInterrupt);
+
+  return {
+    printed,
+    beforeWrite: (plan) => {
+      if (options.json) return;
+      printed.add(plan.registry.id);
+      io.stdout.write(
+        renderPlan(plan, { showUnchanged: options.showUnchanged, colours: coloursFor(io.stdout, envOf(io)) }),
+      );
+      io.stdout.write(`Writing ${plan.registry.name}...\n`);
+    },
+    wrap: (ports) => {
+      const registry: RegistryGateway = {
+        read: (ref, readOptions) => ports.registry.read(ref, readOptions),
+        replaceIpRules: async (ref, request, writeOptions) => {
+          const started = Date.now();
+          writing = { ref, started };
+          if (!options.quiet) {
+            progress(ref, started);
+            ticker = setInterval(
+              () => {
+                progress(ref, started);
+              },
+              tty ? TICK_MS : LOG_EVERY_MS,
+            );
+            ticker.unref();
+          }
+          try {
+            await ports.registry.replaceIpRules(ref, request, writeOptions);
+            unrecorded = ref;
+          } finally {
+            writing = undefined;
+            stopTicker();
+          }
+          if (!options.quiet) message(io.stderr, `ARM applied the update to ${ref.name} in ${elapsed(started)}.`);
+        },
+      };
+      const ledger: LedgerStore = {
+        read: (id) => ports.ledger.read(id),
+        write: (state) => ports.ledger.write(state),
+        appendAudit: async (entry) => {
+          await ports.ledger.appendAudit(entry);
+          unrecorded = undefined;
+        },
+        listAudit: (id) => ports.ledger.listAudit(id),
+        readFreeze: (id) => ports.ledger.readFreeze(id),
+        writeFreeze: (id, freeze) => ports.ledger.writeFreeze(id, freeze),
+        acquireLock: async (id, lockOptions) => {
+          const lock = await ports.ledger.acquireLock(id, lockOptions);
+          held.add(lock);
+          return {
+            release: async () => {
+              held.delete(lock);
+              await lock.release();
+            },
+          };
+        },
+      };
+      return { ...ports, registry, ledger };
+    },
+    dispose: () => {
+      stopTicker();
+      process.removeListener("SIGINT", onInterrupt);
+    },
+  };
+}
+
+function elapsed(started: number): string {
+  const ms = Date.now() - started;
+  return ms < 1000 ? `${ms} ms` : `${(ms / 1000).toFixed(1)} s`;
+}
