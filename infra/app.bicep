@@ -81,6 +81,22 @@ resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' = {
       properties: { publicAccess: 'None' }
     }
   }
+
+  // Fan-out (SYNC_FANOUT=true): one message per registry, and the queue the host moves a message
+  // to after host.json's maxDequeueCount failed deliveries. Names fixed in src/fanout/message.ts.
+  // The trigger and the sender use AzureWebJobsStorage__queueServiceUri with the identity, which
+  // holds Storage Queue Data Contributor below (read, process, send, poison).
+  resource queueService 'queueServices' = {
+    name: 'default'
+
+    resource syncQueue 'queues' = {
+      name: 'allowlist-sync'
+    }
+
+    resource poisonQueue 'queues' = {
+      name: 'allowlist-sync-poison'
+    }
+  }
 }
 
 // Blob Data Owner (not Contributor): the Functions host manages blob leases and its own

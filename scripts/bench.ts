@@ -764,10 +764,54 @@ async function main(): Promise<void> {
       met: verdicts(partial),
       totalSeconds: round((performance.now() - started) / 1000),
     };
-    process.stdout.write(args.includes("--json") ? JSON.stringify(report, null, 2) + "\n" : table(report));
+    const fanout = benchFanout();
+    process.stdout.write(
+      args.includes("--json")
+        ? JSON.stringify({ ...report, fanout }, null, 2) + "\n"
+        : table(report) + fanoutTable(fanout),
+    );
   } finally {
     rmSync(scratch, { recursive: true, force: true });
   }
+}
+
+// ---- fan-out (issue 10): registries per minute at an emulated ARM latency, memory per run ----------
+
+interface FanoutFigures {
+  registries: number;
+  concurrency: number;
+  armLatencyMs: number;
+  seconds: number;
+  registriesPerMinute: number;
+  armCallsPerRegistry: number;
+  poisoned: number;
+  peakRssMiB: number;
+}
+
+/** In a child (its own peak RSS), concurrency 1 then 16, 200 registries, 50 ms per ARM call. */
+function benchFanout(): FanoutFigures[] {
+  const script = fileURLToPath(new URL("./bench-fanout.js", import.meta.url));
+  const ca = tlsPaths.ca;
+  return [
+    ["40", "1"],
+    ["200", "16"],
+  ].map(([registries = "", concurrency = ""]) => {
+    const child = spawnSync(process.execPath, [script, registries, concurrency, "50"], {
+      encoding: "utf8",
+      env: { ...process.env, NODE_EXTRA_CA_CERTS: ca },
+      maxBuffer: 16 * 1024 * 1024,
+    });
+    if (child.status !== 0) throw new Error(`bench-fanout failed: ${child.stderr.slice(-2000)}`);
+    return JSON.parse(child.stdout) as FanoutFigures;
+  });
+}
+
+function fanoutTable(figures: readonly FanoutFigures[]): string {
+  const lines = figures.map(
+    (f) =>
+      `  ${f.registries} registries, concurrency ${f.concurrency}, ${f.armLatencyMs} ms/ARM call: ${f.registriesPerMinute} registries/min (${f.seconds} s), ${f.armCallsPerRegistry} ARM calls/registry, ${f.peakRssMiB} MiB peak RSS, ${f.poisoned} poisoned`,
+  );
+  return `\nFan-out (queue on Azurite, real queue handler, emulated ARM latency):\n${lines.join("\n")}\n`;
 }
 
 await main();

@@ -20,6 +20,9 @@ import { createBlobDiscoveryMemory, createFileDiscoveryMemory, discoveryMemoryNa
 import { createResourceGraphSource, type ResourceGraphSourceOptions } from "../discovery/resource-graph.js";
 import type { DiscoveryMemory } from "../discovery/types.js";
 import { createThrottleGate, type ThrottleGate } from "../registry/throttle.js";
+import type { QueueClient } from "@azure/storage-queue";
+import { createFanoutQueue, queueClientFromSettings, type FanoutQueue } from "../fanout/queue.js";
+import { createFanoutStore, type FanoutStore } from "../fanout/tags-store.js";
 
 /** Settings plus the ports built from them: what every entry point (timer, HTTP, CLI) runs on. */
 export interface Runtime {
@@ -27,6 +30,8 @@ export interface Runtime {
   readonly ports: InvocationPorts;
   /** Shared by the registry and Resource Graph clients: one 429 pauses its subscription for all. */
   readonly throttleGate: ThrottleGate;
+  /** The queue and blobs of SYNC_FANOUT (blob ledger only: they live in the same storage account). */
+  readonly fanout: { readonly store: FanoutStore; readonly queue: FanoutQueue } | undefined;
 }
 
 export type LedgerChoice = { readonly kind: "blob" } | { readonly kind: "file"; readonly path: string };
@@ -34,6 +39,8 @@ export type LedgerChoice = { readonly kind: "blob" } | { readonly kind: "file"; 
 export interface RuntimeOptions {
   /** Blob ledger in AzureWebJobsStorage (Functions) or a local file (CLI). Default: blob. */
   readonly ledger?: LedgerChoice;
+  /** The fan-out queue (default `allowlist-sync`, what the trigger binds): tests sharing one Azurite use their own. */
+  readonly fanoutQueueName?: string;
   /** Default: DefaultAzureCredential (managed identity in Azure, `az login` on a laptop). */
   readonly credential?: TokenCredential;
   /**
@@ -64,6 +71,7 @@ export function createRuntime(env: SettingsSource, options: RuntimeOptions = {})
   const memoryName = tag === undefined ? undefined : discoveryMemoryName(tag, settings.discovery.scopes);
   let ledger: LedgerStore;
   let discoveryMemory: DiscoveryMemory | undefined;
+  let fanout: Runtime["fanout"];
   // The last-good service-tags copy lives next to the ledger: beside the ledger file, or in the ledger container.
   let stateStore: SourceStateStore;
   if (options.ledger?.kind === "file") {
@@ -80,6 +88,17 @@ export function createRuntime(env: SettingsSource, options: RuntimeOptions = {})
     });
     ledger = createBlobLedgerStore({ containerClient, ...options.tuning?.ledger });
     if (memoryName !== undefined) discoveryMemory = createBlobDiscoveryMemory(containerClient, memoryName);
+    fanout = {
+      store: createFanoutStore(containerClient),
+      queue: lazyQueue(() =>
+        queueClientFromSettings({
+          connectionString: settings.storage.connectionString,
+          queueServiceUri: settings.storage.queueServiceUri,
+          credential: ledgerCredential(settings, credential, options.credential),
+          queueName: options.fanoutQueueName,
+        }),
+      ),
+    };
     stateStore = createBlobStateStore(containerClient);
   }
   const registry = createArmRegistryGateway({
@@ -116,6 +135,7 @@ export function createRuntime(env: SettingsSource, options: RuntimeOptions = {})
   return {
     settings,
     throttleGate,
+    fanout,
     ports: {
       discovery: createResourceGraphSource({
         credential,
@@ -204,6 +224,17 @@ function discoveryApi(
  * The host's storage identity (`AzureWebJobsStorage__clientId`) when it names one, so the ledger
  * reads the same account with the same identity as the host; otherwise the app's credential.
  */
+/** The queue client is built at the first send, so a missing queue setting only matters with SYNC_FANOUT. */
+function lazyQueue(build: () => QueueClient): FanoutQueue {
+  let queue: FanoutQueue | undefined;
+  return {
+    send: (message) => {
+      queue ??= createFanoutQueue(build());
+      return queue.send(message);
+    },
+  };
+}
+
 function ledgerCredential(
   settings: Settings,
   appCredential: TokenCredential,

@@ -3,6 +3,8 @@ import { renderCanaryResult } from "../canary/result.js";
 import { describeError } from "../errors.js";
 import { resolveRunTargets, type RunTargets } from "../discovery/discover.js";
 import { runInvocation } from "../sync/invocation.js";
+import { scheduleRun } from "../fanout/scheduler.js";
+import { ConfigError } from "../errors.js";
 import type { Runtime } from "./runtime.js";
 
 /** Registries one in-process invocation syncs at a time (per subscription: SYNC_MAX_PER_SUBSCRIPTION). */
@@ -16,6 +18,10 @@ export const IN_PROCESS_CONCURRENCY = 4;
 export function createTimerHandler(runtime: Runtime) {
   return async (timer: Timer, context: InvocationContext): Promise<void> => {
     if (timer.isPastDue) context.warn("The sync timer is past due: the previous schedule was missed.");
+    if (runtime.settings.fanout) {
+      await schedule(runtime, context);
+      return;
+    }
     const failures: string[] = [];
     let runTargets: RunTargets | undefined;
     try {
@@ -60,4 +66,34 @@ export function createTimerHandler(runtime: Runtime) {
         `${failures.length} of ${total} registr${total === 1 ? "y" : "ies"} failed: ${failures.join(" | ")}`,
       );
   };
+}
+
+/** SYNC_FANOUT=true: the timer only schedules; the queue function syncs each registry. */
+async function schedule(runtime: Runtime, context: InvocationContext): Promise<void> {
+  const { fanout } = runtime;
+  if (fanout === undefined)
+    throw new ConfigError("SYNC_FANOUT=true needs the blob ledger in AzureWebJobsStorage for the service-tags blob.");
+  let run;
+  try {
+    run = await scheduleRun(
+      runtime.settings,
+      { ...runtime.ports, fanoutStore: fanout.store, queue: fanout.queue },
+      { trigger: "timer" },
+    );
+  } catch (error) {
+    // Discovery failed: the explicit registries were enqueued all the same.
+    context.error(`discovery: ${describeError(error)}`);
+    throw error;
+  }
+  for (const registry of run.targets?.untagged ?? [])
+    context.warn(`${registry} no longer carries the discovery tag: left as it is, not synced any more.`);
+  context.log(
+    `Run ${run.runId}: ${run.enqueued.length} registr${run.enqueued.length === 1 ? "y" : "ies"} enqueued with ${run.serviceTagsBlob ?? "no service-tags file"}.`,
+  );
+  const failures = run.failures.map((f) => `${f.target.ref.name}: ${f.ok ? "" : describeError(f.error)}`);
+  for (const line of failures) context.error(line);
+  if (failures.length > 0)
+    throw new Error(
+      `${failures.length} registr${failures.length === 1 ? "y" : "ies"} not enqueued: ${failures.join(" | ")}`,
+    );
 }

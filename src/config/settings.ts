@@ -628,6 +628,8 @@ const policyOverridesSchema = z.strictObject({
   writeWhenDefaultAllow: z.boolean().optional(),
 });
 type TargetOverrides = z.infer<typeof policyOverridesSchema>;
+/** The per-registry values without the ID: what a fan-out message carries for its registry. */
+export const TARGET_OVERRIDES_SCHEMA = policyOverridesSchema.omit({ id: true });
 
 const settingsSchema = z.object({
   TARGET_DISCOVERY_TAG: discoveryTag,

@@ -42,3 +42,34 @@ export async function forEachBounded<T>(
   });
   if (firstError !== undefined) throw firstError.error;
 }
+
+/** At most `perKey` tasks of one key at a time, process-wide (queue messages arrive one by one, not as a list). */
+export interface KeyedLimiter {
+  run<T>(key: string, task: () => Promise<T>): Promise<T>;
+}
+
+export function createKeyedLimiter(perKey: number): KeyedLimiter {
+  const limit = Math.max(1, Math.floor(perKey));
+  const active = new Map<string, number>();
+  const waiting = new Map<string, (() => void)[]>();
+  return {
+    async run(key, task) {
+      if ((active.get(key) ?? 0) >= limit) {
+        await new Promise<void>((resolve) => {
+          const queue = waiting.get(key) ?? [];
+          queue.push(resolve);
+          waiting.set(key, queue);
+        });
+      }
+      active.set(key, (active.get(key) ?? 0) + 1);
+      try {
+        return await task();
+      } finally {
+        active.set(key, (active.get(key) ?? 1) - 1);
+        const next = waiting.get(key)?.shift();
+        if (next !== undefined) next();
+        else if ((active.get(key) ?? 0) === 0) active.delete(key);
+      }
+    },
+  };
+}

@@ -11,7 +11,9 @@ import {
   grantAddedRecord,
   grantExpiredRecord,
   grantOverdueRecord,
+  fanoutScheduledRecord,
   guardTrippedRecord,
+  registryUntaggedRecord,
 } from "../../src/telemetry/records.js";
 import { EVENT_NAMES, METRIC_DIMENSIONS, METRIC_NAMES } from "../../src/telemetry/types.js";
 import {
@@ -93,6 +95,18 @@ const EMITTED_PROPERTIES = new Set<string>([
   ...Object.keys(grantAddedRecord({ ...GRANT_EVENT, createdAt: "" }).properties),
   ...Object.keys(grantExpiredRecord({ ...GRANT_EVENT, endedAt: "", revokedBy: "" }).properties),
   ...Object.keys(grantOverdueRecord({ ...GRANT_EVENT, overdueMinutes: 0 }).properties),
+  ...Object.keys(registryUntaggedRecord({ registry: "r", trigger: "" }).properties),
+  ...Object.keys(
+    fanoutScheduledRecord({
+      runId: "",
+      registries: 0,
+      skipped: 0,
+      discovered: 0,
+      serviceTagsBlob: "",
+      durationMs: 0,
+      trigger: "",
+    }).properties,
+  ),
   ...Object.keys(canaryCompletedRecord(CANARY_EVENT).properties),
   ...canaryMetricPoints(CANARY_EVENT).flatMap((point) => Object.keys(point.dimensions)),
   ...Object.values(METRIC_DIMENSIONS),

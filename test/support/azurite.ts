@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from "node:child_process";
-import { realpathSync } from "node:fs";
+import { mkdirSync, realpathSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { projectRoot } from "./paths.js";
@@ -11,8 +11,12 @@ export const AZURITE_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2U
 export interface Azurite {
   /** `http://127.0.0.1:<port>/devstoreaccount1` */
   readonly blobEndpoint: string;
+  /** `http://127.0.0.1:<port>/devstoreaccount1` when the queue service was asked for. */
+  readonly queueEndpoint: string | undefined;
+  /** Blob (and queue) endpoints with the development account's key. */
   readonly connectionString: string;
   readonly pid: number;
+  readonly queuePid: number | undefined;
   stop(): Promise<void>;
 }
 
@@ -21,6 +25,8 @@ export interface StartAzuriteOptions {
   readonly location?: string;
   /** How long to wait for Azurite to listen. Default 30 s. */
   readonly startTimeoutMs?: number;
+  /** Also start the queue service (its own process, its own port), e.g. for the fan-out tests. */
+  readonly queue?: boolean;
 }
 
 /**
@@ -29,23 +35,58 @@ export interface StartAzuriteOptions {
  * group, so `stop()` can end exactly it and nothing is left running.
  */
 export async function startAzurite(options: StartAzuriteOptions = {}): Promise<Azurite> {
-  const script = realpathSync(join(projectRoot(), "node_modules", ".bin", "azurite-blob"));
+  const blob = await startService("blob", options);
+  let queue: Service | undefined;
+  try {
+    queue = options.queue === true ? await startService("queue", options) : undefined;
+  } catch (error) {
+    await blob.stop();
+    throw error;
+  }
+  const blobEndpoint = `http://127.0.0.1:${blob.port}/${AZURITE_ACCOUNT}`;
+  const queueEndpoint = queue === undefined ? undefined : `http://127.0.0.1:${queue.port}/${AZURITE_ACCOUNT}`;
+  return {
+    blobEndpoint,
+    queueEndpoint,
+    connectionString: `DefaultEndpointsProtocol=http;AccountName=${AZURITE_ACCOUNT};AccountKey=${AZURITE_KEY};BlobEndpoint=${blobEndpoint};${queueEndpoint === undefined ? "" : `QueueEndpoint=${queueEndpoint};`}`,
+    pid: blob.pid,
+    queuePid: queue?.pid,
+    stop: async () => {
+      await Promise.all([blob.stop(), queue?.stop()]);
+    },
+  };
+}
+
+interface Service {
+  readonly port: number;
+  readonly pid: number;
+  stop(): Promise<void>;
+}
+
+async function startService(service: "blob" | "queue", options: StartAzuriteOptions): Promise<Service> {
+  const script = realpathSync(join(projectRoot(), "node_modules", ".bin", `azurite-${service}`));
+  // The blob data stays where it always was; the queue service gets a folder of its own inside it.
+  const location =
+    options.location === undefined
+      ? undefined
+      : service === "blob"
+        ? options.location
+        : join(options.location, service);
   const args = [
     script,
-    "--blobHost",
+    `--${service}Host`,
     "127.0.0.1",
-    "--blobPort",
+    `--${service}Port`,
     "0",
     "--silent",
     "--skipApiVersionCheck",
     // Azurite collects telemetry by default; tests must not talk to anything but loopback.
     "--disableTelemetry",
-    ...(options.location === undefined
-      ? ["--inMemoryPersistence", "--extentMemoryLimit", "256"]
-      : ["--location", options.location]),
+    ...(location === undefined ? ["--inMemoryPersistence", "--extentMemoryLimit", "256"] : ["--location", location]),
   ];
+  if (location !== undefined) mkdirSync(location, { recursive: true });
   const child = spawn(process.execPath, args, {
-    cwd: options.location ?? tmpdir(),
+    cwd: location ?? tmpdir(),
     detached: true,
     stdio: ["ignore", "pipe", "pipe"],
   });
@@ -58,13 +99,7 @@ export async function startAzurite(options: StartAzuriteOptions = {}): Promise<A
     await stopProcess(child, pid);
     throw error;
   }
-  const blobEndpoint = `http://127.0.0.1:${port}/${AZURITE_ACCOUNT}`;
-  return {
-    blobEndpoint,
-    connectionString: `DefaultEndpointsProtocol=http;AccountName=${AZURITE_ACCOUNT};AccountKey=${AZURITE_KEY};BlobEndpoint=${blobEndpoint};`,
-    pid,
-    stop: () => stopProcess(child, pid),
-  };
+  return { port, pid, stop: () => stopProcess(child, pid) };
 }
 
 function waitForPort(child: ChildProcess, timeoutMs: number): Promise<number> {

@@ -19,8 +19,9 @@ export default async function setup(): Promise<() => Promise<void>> {
     [join(root, "node_modules", "typescript", "bin", "tsc"), "-p", join(root, "tsconfig.json")],
     { cwd: root, stdio: "inherit" },
   );
-  const azurite = await startAzurite();
+  const azurite = await startAzurite({ queue: true });
   process.env.AZURITE_CONNECTION_STRING = azurite.connectionString;
   process.env.AZURITE_BLOB_ENDPOINT = azurite.blobEndpoint;
+  process.env.AZURITE_QUEUE_ENDPOINT = azurite.queueEndpoint;
   return () => azurite.stop();
 }

@@ -20,7 +20,11 @@ export interface Harness {
   addRegistry(spec: Partial<RegistrySpec> & { readonly name: string }): string;
   runtime(
     extra: Readonly<Record<string, string | undefined>>,
-    options?: { readonly ledger?: LedgerChoice; readonly tuning?: RuntimeOptions["tuning"] },
+    options?: {
+      readonly ledger?: LedgerChoice;
+      readonly tuning?: RuntimeOptions["tuning"];
+      readonly fanoutQueueName?: string;
+    },
   ): Runtime;
   close(): Promise<void>;
 }
@@ -85,7 +89,11 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
         ...spec,
       }),
     runtime: (extra, runtimeOptions = {}) =>
-      createRuntime(settings(extra), { ledger: runtimeOptions.ledger, tuning: runtimeOptions.tuning ?? FAST_TUNING }),
+      createRuntime(settings(extra), {
+        ledger: runtimeOptions.ledger,
+        tuning: runtimeOptions.tuning ?? FAST_TUNING,
+        fanoutQueueName: runtimeOptions.fanoutQueueName,
+      }),
     close: async () => {
       await Promise.all([arm.close(), tags.close(), identity.close()]);
     },
