@@ -377,7 +377,7 @@ export const APP_SETTINGS: readonly AppSettingInfo[] = [
     default: "https://api.ipify.org",
     example: "https://ifconfig.me/ip",
     description:
-      "HTTPS endpoint that 'grant --ip me' asks for this machine's public IPv4 address (plain text, or JSON with an 'ip' field).",
+      "HTTPS endpoint that 'grant' asks for this machine's public IPv4 address when the address given is 'me' (plain text, or JSON with an 'ip' field).",
     flag: "--my-ip-url",
     // Only the CLI's grant command reads it; the function app never makes grants.
     setByInfra: false,
