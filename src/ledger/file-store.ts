@@ -1,10 +1,11 @@
 import { randomBytes } from "node:crypto";
-import { appendFile, mkdir, open, readFile, rename, unlink } from "node:fs/promises";
+import { appendFile, mkdir, open, readFile, unlink } from "node:fs/promises";
 import { hostname } from "node:os";
 import { dirname, resolve } from "node:path";
 import { setTimeout as delay } from "node:timers/promises";
 import { z } from "zod";
 import { LedgerCorruptError, LedgerError, LockHeldError } from "../errors.js";
+import { writeFileAtomically } from "./atomic-file.js";
 import { sameRegistry } from "./keys.js";
 import {
   auditEntryToJson,
@@ -253,19 +254,9 @@ async function readText(path: string, operation: string): Promise<string | undef
 }
 
 async function writeAtomically(path: string, text: string): Promise<void> {
-  const temp = `${path}.${process.pid}.${randomBytes(4).toString("hex")}.tmp`;
   try {
-    await mkdir(dirname(path), { recursive: true });
-    const handle = await open(temp, "wx", 0o600);
-    try {
-      await handle.writeFile(text, "utf8");
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
-    await rename(temp, path);
+    await writeFileAtomically(path, text);
   } catch (error) {
-    await unlink(temp).catch(() => undefined);
     throw fileError("Writing the ledger file", path, error);
   }
 }

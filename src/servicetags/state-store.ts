@@ -1,7 +1,7 @@
-import { randomBytes } from "node:crypto";
-import { mkdir, open, readFile, rename, unlink } from "node:fs/promises";
-import { dirname, join } from "node:path";
+import { readFile } from "node:fs/promises";
+import { join } from "node:path";
 import type { ContainerClient } from "@azure/storage-blob";
+import { writeFileAtomically } from "../ledger/atomic-file.js";
 
 /**
  * Where the source chain keeps what it must remember across processes: the last-good copy of
@@ -30,23 +30,8 @@ export function createFileStateStore(directory: string): SourceStateStore {
         throw error;
       }
     },
-    async write(name, text) {
-      const path = pathOf(name);
-      const temp = `${path}.${process.pid}.${randomBytes(4).toString("hex")}.tmp`;
-      try {
-        await mkdir(dirname(path), { recursive: true });
-        const handle = await open(temp, "wx", 0o600);
-        try {
-          await handle.writeFile(text, "utf8");
-          await handle.sync();
-        } finally {
-          await handle.close();
-        }
-        await rename(temp, path);
-      } catch (error) {
-        await unlink(temp).catch(() => undefined);
-        throw error;
-      }
+    write(name, text) {
+      return writeFileAtomically(pathOf(name), text);
     },
   };
 }
