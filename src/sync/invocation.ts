@@ -17,6 +17,7 @@ import type { GrantEventBase, TelemetrySink } from "../telemetry/types.js";
 import type { Plan } from "./plan.js";
 import { createDeadline, type Deadline, type DeadlineStage } from "./deadline.js";
 import { forEachBounded } from "./bounded.js";
+import { checkRegionNames } from "./region-names.js";
 import { syncTarget, type RunResult, type SyncMode, type SyncPorts } from "./run.js";
 
 /** Fetches the current service-tags file (the source chain lives in `src/servicetags/source.ts`). */
@@ -71,7 +72,8 @@ export type TargetOutcome =
 /**
  * One invocation over several registries: the file is fetched once, each registry runs on its
  * own (one failing registry never stops the others), every outcome is reported to telemetry,
- * and telemetry is flushed before returning.
+ * and telemetry is flushed before returning. It throws only a `ConfigError`: SYNC_REGIONS or
+ * TARGET_REGISTRIES names a region that is none (see `region-names.ts`); then no registry ran.
  */
 export async function runInvocation(
   settings: Settings,
@@ -101,6 +103,18 @@ export async function runInvocation(
       }
       return outcomes;
     }
+    const regions = await checkRegionNames(targets, document.file, ports.ledger);
+    if (regions.configError !== undefined) {
+      // A setting names a region that is none (a typo): a configuration error, and no registry runs.
+      for (const target of targets)
+        reportOutcome(
+          ports.telemetry,
+          { target, ok: false, error: regions.configError, durationMs: 0 },
+          options.trigger,
+          dryRun,
+        );
+      throw regions.configError;
+    }
     const byIndex: TargetOutcome[] = [];
     await forEachBounded(
       targets,
@@ -110,7 +124,11 @@ export async function runInvocation(
         keyOf: (target) => target.ref.subscriptionId,
       },
       async (target, index) => {
-        const outcome = await syncOne(settings, target, document, ports, options, deadline);
+        const refused = regions.failed.get(index);
+        const outcome =
+          refused === undefined
+            ? await syncOne(settings, target, document, ports, options, deadline)
+            : { target, ok: false as const, error: refused, durationMs: 0 };
         if (!outcome.ok && !dryRun)
           await reportOverdueGrants(ports.ledger, ports.telemetry, target, options.trigger, ports.now);
         reportOutcome(ports.telemetry, outcome, options.trigger, dryRun, document.newestChangeNumberSeen);
