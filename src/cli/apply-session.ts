@@ -3,7 +3,8 @@ import type { RegistryGateway, RegistryRef } from "../registry/types.js";
 import type { Plan } from "../sync/plan.js";
 import { renderPlan } from "../sync/render.js";
 import type { CliIO } from "./command.js";
-import { coloursFor, envOf, message, PREFIX } from "./output.js";
+import { coloursFor, envOf, message, PREFIX, thousands } from "./output.js";
+import { registryName } from "./report.js";
 
 /**
  * What a person sees while a write runs: the plan before its PATCH, then progress on stderr while
@@ -21,6 +22,8 @@ export interface SessionOptions {
 /** How often a progress line is written when stderr is not a terminal (a terminal gets one updated line). */
 const LOG_EVERY_MS = 10_000;
 const TICK_MS = 1_000;
+/** A lock not had after this long gets a line on stderr (another run holds the registry). */
+const LOCK_NOTICE_MS = 1_000;
 /** 128 + SIGINT, what shells report for a Ctrl-C. */
 export const EXIT_INTERRUPTED = 130;
 
@@ -120,7 +123,22 @@ export function startApplySession(io: CliIO, options: SessionOptions): ApplySess
         readFreeze: (id) => ports.ledger.readFreeze(id),
         writeFreeze: (id, freeze) => ports.ledger.writeFreeze(id, freeze),
         acquireLock: async (id, lockOptions) => {
-          const lock = await ports.ledger.acquireLock(id, lockOptions);
+          // Said only when the wait is noticeable: the common case (no other run) stays silent.
+          const waiting = options.quiet
+            ? undefined
+            : setTimeout(() => {
+                message(
+                  io.stderr,
+                  `waiting for the lock of ${registryName(id)}: another run holds it (up to ${thousands(lockOptions.waitMs)} ms, SYNC_LOCK_WAIT_MS).`,
+                );
+              }, LOCK_NOTICE_MS);
+          waiting?.unref();
+          let lock: LockHandle;
+          try {
+            lock = await ports.ledger.acquireLock(id, lockOptions);
+          } finally {
+            clearTimeout(waiting);
+          }
           held.add(lock);
           return {
             release: async () => {

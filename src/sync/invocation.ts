@@ -168,24 +168,19 @@ export async function syncOne(
     deadline === undefined ? settings.lockWaitMs : Math.min(settings.lockWaitMs, deadline.remainingMs());
   try {
     deadline?.check("not-started", target.ref.name);
-    // A freeze is the operator's "leave it alone" (after a rollback or a manual fix): an apply only
-    // plans, so the skipped result still shows what it would have changed.
-    const freeze = options.mode === "plan" ? undefined : await ports.ledger.readFreeze(target.ref.id);
+    // A freeze is the operator's "leave it alone" (after a rollback or a manual fix): read under the
+    // registry's lock, so one made while this apply waited for the lock is honoured too.
     const result = await syncTarget(target, document, ports, {
-      mode: freeze === undefined ? options.mode : "plan",
+      mode: options.mode,
       force: options.force,
       actor: options.actor,
       lockWaitMs,
       signal: deadline?.signal,
       grant: options.grant,
+      honourFreeze: options.mode === "apply",
       beforeWrite: options.beforeWrite === undefined ? undefined : (plan) => options.beforeWrite?.(target, plan),
     });
-    return {
-      target,
-      ok: true,
-      result: freeze === undefined ? result : { ...result, outcome: "skipped", freeze },
-      durationMs: Date.now() - started,
-    };
+    return { target, ok: true, result, durationMs: Date.now() - started };
   } catch (caught) {
     if (deadline === undefined) return { target, ok: false, error: caught, durationMs: Date.now() - started };
     const lockCut = caught instanceof LockHeldError && lockWaitMs < settings.lockWaitMs;
