@@ -178,10 +178,14 @@ function buildTrie(leaves: PrefixArrays): Trie {
   const base = new Float64Array(nodes);
   const left = new Int32Array(nodes).fill(-1);
   const right = new Int32Array(nodes).fill(-1);
-  for (let index = 0; index < n; index += 1) {
-    depth[index] = leaves.lengths[index] as number;
-    base[index] = leaves.bases[index] as number;
-  }
+  depth.set(leaves.lengths.subarray(0, n));
+  base.set(leaves.bases.subarray(0, n));
+  const root = n === 1 ? 0 : linkBranches(n, depth, base, left, right);
+  return { leafCount: n, root, depth, base, left, right, order: postOrder(n, root, left, right) };
+}
+
+/** The Cartesian-tree stack pass: fills the branching nodes n … 2n − 2 and returns the root. */
+function linkBranches(n: number, depth: Uint8Array, base: Float64Array, left: Int32Array, right: Int32Array): number {
   const stack = new Int32Array(Math.max(n - 1, 1));
   let top = 0;
   for (let index = 0; index + 1 < n; index += 1) {
@@ -202,33 +206,37 @@ function buildTrie(leaves: PrefixArrays): Trie {
     stack[top] = node;
     top += 1;
   }
-  const root = n === 1 ? 0 : (stack[0] as number);
-  // Post-order (children before parents, each subtree finished before the next): big nodes come
-  // early, so the optimiser sees every path of `fillNode` before it compiles it (a depth-by-depth
-  // order ran thousands of tiny nodes first, and the compiled kernel was thrown away twice on the
-  // first big node), and a node's children were filled just before it.
+  return stack[0] as number;
+}
+
+/**
+ * Branching nodes in post-order (children before parents, each subtree finished before the next):
+ * a node's children were filled just before it, and big nodes come early, so the optimiser has
+ * seen every path of `fillNode` before it compiles it (a depth-by-depth order ran thousands of
+ * tiny nodes first, and the compiled kernel was thrown away twice on the first big node).
+ */
+function postOrder(n: number, root: number, left: Int32Array, right: Int32Array): Int32Array {
   const order = new Int32Array(Math.max(n - 1, 0));
+  if (n <= 1) return order;
+  const pending = new Int32Array(n);
+  const expanded = new Uint8Array(2 * n - 1);
   let position = 0;
-  if (n > 1) {
-    const pending = new Int32Array(n);
-    const expanded = new Uint8Array(nodes);
-    let size = 0;
-    pending[size++] = root;
-    while (size > 0) {
-      const node = pending[size - 1] as number;
-      if (expanded[node] === 1) {
-        size -= 1;
-        order[position++] = node;
-        continue;
-      }
-      expanded[node] = 1;
-      const r = right[node] as number;
-      const l = left[node] as number;
-      if (r >= n) pending[size++] = r;
-      if (l >= n) pending[size++] = l;
+  let size = 0;
+  pending[size++] = root;
+  while (size > 0) {
+    const node = pending[size - 1] as number;
+    if (expanded[node] === 1) {
+      size -= 1;
+      order[position++] = node;
+      continue;
     }
+    expanded[node] = 1;
+    const r = right[node] as number;
+    const l = left[node] as number;
+    if (r >= n) pending[size++] = r;
+    if (l >= n) pending[size++] = l;
   }
-  return { leafCount: n, root, depth, base, left, right, order };
+  return order;
 }
 
 /** Per node: target addresses under it, its budget cap and where its cells start in `cost`. */
@@ -241,7 +249,7 @@ interface Layout {
 }
 
 function layoutOf(trie: Trie, budget: number): Layout {
-  const { leafCount: n, depth, left, right, order } = trie;
+  const { leafCount: n, depth } = trie;
   const nodes = 2 * n - 1;
   const targets = new Float64Array(nodes);
   const leavesUnder = new Int32Array(nodes);
@@ -253,6 +261,20 @@ function layoutOf(trie: Trie, budget: number): Layout {
     cap[leaf] = 1;
     offset[leaf] = leaf;
   }
+  const total = layoutBranches(trie, budget, targets, leavesUnder, cap, offset);
+  return { targets, cap, offset, total };
+}
+
+/** Sums and caps of the branching nodes, children first; returns the number of cells. */
+function layoutBranches(
+  trie: Trie,
+  budget: number,
+  targets: Float64Array,
+  leavesUnder: Int32Array,
+  cap: Int32Array,
+  offset: Int32Array,
+): number {
+  const { leafCount: n, left, right, order } = trie;
   let total = n;
   // eslint-disable-next-line @typescript-eslint/prefer-for-of -- an index loop: the iterator protocol costs more per step until the loop is compiled
   for (let position = 0; position < order.length; position += 1) {
@@ -267,7 +289,7 @@ function layoutOf(trie: Trie, budget: number): Layout {
     offset[node] = total;
     total += c;
   }
-  return { targets, cap, offset, total };
+  return total;
 }
 
 function wholeCostOf(trie: Trie, layout: Layout, floor: number, node: number): number {
@@ -459,11 +481,40 @@ function fillNode(
     let best1 = wholeCost;
     let best2 = wholeCost;
     let best3 = wholeCost;
-    // Budget k + t may split at i = low(k + t) … high(k + t); the shared range is lowS … highS.
+    // Budget k + t may split at i = low(k + t) … high(k + t); together allLow … highTop.
+    const allLow = k - capB > 1 ? k - capB : 1;
+    const highTop = capA < k + 2 ? capA : k + 2;
+    // Pruning. Costs do not grow with the budget (at most k prefixes), so f(k − 1) bounds the
+    // four cells from above, and a split i costs at least A(i) + min B and at least min A + B(j)
+    // for the smallest j it may take. A falls as i grows and B(j) rises: the splits that cannot
+    // beat the bound are a prefix and a suffix of i, found by bisection. Skipping them leaves the
+    // minimum exact (one that equals the bound is the bound, taken below).
+    let from = allLow;
+    let to = highTop;
+    const upper = cost[o + k - 1] as number;
+    if (upper !== Infinity) {
+      const limitA = upper - (cost[ob + (capB < k + 2 ? capB : k + 2)] as number);
+      let hi = highTop + 1;
+      while (from < hi) {
+        const mid = (from + hi) >> 1;
+        if ((cost[oa + mid] as number) < limitA) hi = mid;
+        else from = mid + 1;
+      }
+      const limitB = upper - (cost[oa + highTop] as number);
+      let lo = from - 1;
+      while (lo < to) {
+        const mid = (lo + to + 1) >> 1;
+        const j = k + 3 - mid;
+        if ((cost[ob + (j < capB ? j : capB)] as number) < limitB) lo = mid;
+        else to = mid - 1;
+      }
+    }
+    // The shared range of all four budgets is lowS … highS.
     const lowS = k + 3 - capB > 1 ? k + 3 - capB : 1;
     const highS = capA < k - 1 ? capA : k - 1;
     // Below the shared range: budgets k … k + 2 only.
-    for (let i = k - capB > 1 ? k - capB : 1; i < lowS; i += 1) {
+    const belowEnd = lowS - 1 < to ? lowS - 1 : to;
+    for (let i = from; i <= belowEnd; i += 1) {
       const fromA = cost[oa + i] as number;
       if (i <= k - 1 && i >= k - capB) {
         const c = fromA + (cost[ob + k - i] as number);
@@ -478,29 +529,22 @@ function fillNode(
         if (c < best2) best2 = c;
       }
     }
-    const last = oa + highS;
-    let y = ob + k - lowS;
-    let b1 = cost[y + 1] as number;
-    let b2 = cost[y + 2] as number;
-    let b3 = cost[y + 3] as number;
-    for (let x = oa + lowS; x <= last; x += 1, y -= 1) {
-      const b0 = cost[y] as number;
-      const fromA = cost[x] as number;
-      const c0 = fromA + b0;
-      if (c0 < best0) best0 = c0;
-      const c1 = fromA + b1;
-      if (c1 < best1) best1 = c1;
-      const c2 = fromA + b2;
-      if (c2 < best2) best2 = c2;
-      const c3 = fromA + b3;
-      if (c3 < best3) best3 = c3;
-      b3 = b2;
-      b2 = b1;
-      b1 = b0;
+    const sharedStart = lowS > from ? lowS : from;
+    const sharedEnd = highS < to ? highS : to;
+    if (sharedStart <= sharedEnd) {
+      BEST[0] = best0;
+      BEST[1] = best1;
+      BEST[2] = best2;
+      BEST[3] = best3;
+      scanShared(cost, oa + sharedStart, oa + sharedEnd, ob + k - sharedStart);
+      best0 = BEST[0];
+      best1 = BEST[1];
+      best2 = BEST[2];
+      best3 = BEST[3];
     }
     // Above the shared range: budgets k + 1 … k + 3 only.
-    const highTop = capA < k + 2 ? capA : k + 2;
-    for (let i = highS + 1 > lowS ? highS + 1 : lowS; i <= highTop; i += 1) {
+    const aboveStart = highS + 1 > sharedStart ? highS + 1 : sharedStart;
+    for (let i = aboveStart; i <= to; i += 1) {
       const fromA = cost[oa + i] as number;
       if (i <= k && i >= k + 1 - capB) {
         const c = fromA + (cost[ob + k + 1 - i] as number);
@@ -515,6 +559,10 @@ function fillNode(
         if (c < best3) best3 = c;
       }
     }
+    if (upper < best0) best0 = upper;
+    if (best0 < best1) best1 = best0;
+    if (best1 < best2) best2 = best1;
+    if (best2 < best3) best3 = best2;
     cost[o + k] = best0;
     cost[o + k + 1] = best1;
     cost[o + k + 2] = best2;
@@ -530,6 +578,43 @@ function fillNode(
     }
     cost[o + k] = best;
   }
+}
+
+/** The four running minimums `scanShared` reads and writes (one thread: one scratch array). */
+const BEST = new Float64Array(4);
+
+/**
+ * The shared range of four budgets: a at x … last, b at y, y + 1, y + 2, y + 3 going down.
+ * Its own small function: it is compiled after a few calls and every long scan runs compiled;
+ * inside `fillNode` the first long scan ran uncompiled until the whole kernel was.
+ */
+function scanShared(cost: Float64Array, x: number, last: number, y: number): void {
+  let best0 = BEST[0] as number;
+  let best1 = BEST[1] as number;
+  let best2 = BEST[2] as number;
+  let best3 = BEST[3] as number;
+  let b1 = cost[y + 1] as number;
+  let b2 = cost[y + 2] as number;
+  let b3 = cost[y + 3] as number;
+  for (; x <= last; x += 1, y -= 1) {
+    const b0 = cost[y] as number;
+    const fromA = cost[x] as number;
+    const c0 = fromA + b0;
+    if (c0 < best0) best0 = c0;
+    const c1 = fromA + b1;
+    if (c1 < best1) best1 = c1;
+    const c2 = fromA + b2;
+    if (c2 < best2) best2 = c2;
+    const c3 = fromA + b3;
+    if (c3 < best3) best3 = c3;
+    b3 = b2;
+    b2 = b1;
+    b1 = b0;
+  }
+  BEST[0] = best0;
+  BEST[1] = best1;
+  BEST[2] = best2;
+  BEST[3] = best3;
 }
 
 /** `fillNode` with the tie-break on preferred prefixes: among equal costs, the most kept wins. */
