@@ -1,7 +1,7 @@
 import { randomBytes } from "node:crypto";
 import type { Settings } from "../config/settings.js";
 import { resolveRunTargets, type DiscoveryPorts, type RunTargets } from "../discovery/discover.js";
-import { forEachBounded } from "../sync/bounded.js";
+import { forEachBounded, interleaveByKey } from "../sync/bounded.js";
 import { reportOutcome, type ServiceTagsSource, type TargetOutcome } from "../sync/invocation.js";
 import { messageFor } from "./message.js";
 import type { FanoutQueue } from "./queue.js";
@@ -50,7 +50,10 @@ export async function scheduleRun(
     } catch (error) {
       discoveryError = { error };
     }
-    const toRun = targets?.targets ?? settings.targets;
+    // Sent round-robin over subscriptions: see interleaveByKey.
+    const toRun = interleaveByKey(targets?.targets ?? settings.targets, (target) =>
+      target.ref.subscriptionId.toLowerCase(),
+    );
     let blob: string;
     try {
       blob = await ports.fanoutStore.putServiceTags(await ports.serviceTags.fetch());

@@ -78,7 +78,11 @@ export async function handleSyncMessage(
       message.target,
       settings.targetDefaults,
     );
-    if (await ports.fanoutStore.isDone(message.runId, target.ref.id)) return { kind: "duplicate", message };
+    // A redelivery (dequeueCount > 1) may follow a delivery that finished but was not deleted; a first
+    // delivery cannot, so it saves the marker read (a message the scheduler sent twice is the one other
+    // duplicate: its second sync finds nothing left to change and writes nothing).
+    if (delivery.dequeueCount > 1 && (await ports.fanoutStore.isDone(message.runId, target.ref.id)))
+      return { kind: "duplicate", message };
     let outcome: TargetOutcome;
     try {
       const document = await ports.fanoutStore.getServiceTags(message.serviceTagsBlob);
