@@ -315,7 +315,8 @@ var apiSubscriptionId = !empty(serviceTagsApiSubscription) ? serviceTagsApiSubsc
 resource serviceTagsRole 'Microsoft.Authorization/roleDefinitions@2022-04-01' = {
   name: guid(subscription().id, environmentName, 'acr-allowlist-sync-service-tags-reader')
   properties: {
-    roleName: 'ACR allowlist sync - service tags reader (${environmentName})'
+    // Unique in the tenant, as the registry role's name (RoleDefinitionWithSameNameExists otherwise).
+    roleName: 'ACR allowlist sync - service tags reader (${environmentName}, ${subscription().subscriptionId})'
     description: 'Read the Service Tag Discovery API (Microsoft.Network/locations/serviceTags). Used by acr-allowlist-sync.'
     type: 'CustomRole'
     permissions: [
@@ -375,7 +376,8 @@ var canarySubscriptionScopes = union([subscription().id], map(canaryRunnerIds, i
 resource canaryRole 'Microsoft.Authorization/roleDefinitions@2022-04-01' = if (!empty(canaryRunnerIds)) {
   name: guid(subscription().id, environmentName, 'acr-allowlist-sync-canary-runner')
   properties: {
-    roleName: 'ACR allowlist sync - canary runner (${environmentName})'
+    // Unique in the tenant, as the registry role's name (RoleDefinitionWithSameNameExists otherwise).
+    roleName: 'ACR allowlist sync - canary runner (${environmentName}, ${subscription().subscriptionId})'
     description: 'Schedule an ACR Tasks quick run, read it and its log. Used by the acr-allowlist-sync canary, only on canary registries.'
     type: 'CustomRole'
     permissions: [

@@ -37,14 +37,21 @@ export function createTimerHandler(runtime: Runtime) {
       failures.push(`${skipped.target.ref.name}: ${describeError(skipped.error)}`);
       context.error(`${skipped.target.ref.name}: ${describeError(skipped.error)}`);
     }
-    const outcomes = await runInvocation(runtime.settings, runtime.ports, {
-      mode: "apply",
-      trigger: "timer",
-      actor: "timer",
-      targets: runTargets?.targets ?? runtime.settings.targets,
-      concurrency: IN_PROCESS_CONCURRENCY,
-      canaryAfterApply: true,
-    });
+    let outcomes;
+    try {
+      outcomes = await runInvocation(runtime.settings, runtime.ports, {
+        mode: "apply",
+        trigger: "timer",
+        actor: "timer",
+        targets: runTargets?.targets ?? runtime.settings.targets,
+        concurrency: IN_PROCESS_CONCURRENCY,
+        canaryAfterApply: true,
+      });
+    } catch (error) {
+      // A setting names a region that is none: no registry ran; the invocation fails naming the setting.
+      context.error(describeError(error));
+      throw error;
+    }
     for (const outcome of outcomes) {
       const name = outcome.target.ref.name;
       if (outcome.ok) {
@@ -81,8 +88,9 @@ async function schedule(runtime: Runtime, context: InvocationContext): Promise<v
       { trigger: "timer" },
     );
   } catch (error) {
-    // Discovery failed: the explicit registries were enqueued all the same.
-    context.error(`discovery: ${describeError(error)}`);
+    // A setting names a region that is none (nothing was enqueued), or discovery failed (the
+    // explicit registries were enqueued all the same).
+    context.error(error instanceof ConfigError ? describeError(error) : `discovery: ${describeError(error)}`);
     throw error;
   }
   for (const registry of run.targets?.untagged ?? [])

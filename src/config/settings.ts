@@ -458,6 +458,11 @@ export interface TargetConfig {
   readonly ref: RegistryRef;
   /** Explicit regions; undefined means "the registry's own location". */
   readonly regions: readonly string[] | undefined;
+  /**
+   * Where the explicit regions come from, for the message of an unknown one: `SYNC_REGIONS`,
+   * `TARGET_REGISTRIES`, or the registry's tag `acr-allowlist-sync.regions` (then only that registry fails).
+   */
+  readonly regionsFrom?: string | undefined;
   readonly includeReplicas: boolean;
   readonly pinnedRules: readonly string[];
   readonly policy: SyncPolicy;
@@ -818,6 +823,13 @@ export function loadSettings(source: SettingsSource): Settings {
   );
   for (const [index, target] of configured.entries())
     checkPinnedRules(target, entries[index]?.pinnedRules !== undefined);
+  // Discovered registries get the defaults: checked even when TARGET_REGISTRIES lists no registry.
+  if (discovering) {
+    for (const rule of targetDefaults.pinnedRules) {
+      const problem = pinnedRuleProblem(rule, targetDefaults.policy.minPrefixLength);
+      if (problem !== undefined) throw configErrorFor("SYNC_PINNED_RULES", problem, rule);
+    }
+  }
   const ids = new Set<string>();
   for (const target of configured) {
     const key = target.ref.id.toLowerCase();
@@ -889,31 +901,44 @@ function checkPinnedRules(target: TargetConfig, fromTargetEntry: boolean): void 
   const setting = fromTargetEntry ? "TARGET_REGISTRIES" : "SYNC_PINNED_RULES";
   const where = fromTargetEntry ? `pinnedRules of ${target.ref.name}: ` : "";
   for (const rule of target.pinnedRules) {
-    let length: number;
-    try {
-      length = parsePrefix(rule, { mode: "strict" }).prefix.length;
-    } catch (error) {
-      const reason = error instanceof Error ? error.message.replace(/\.$/, "") : String(error);
-      throw configErrorFor(setting, `${where}pinned rule '${rule}' is not a valid IPv4 rule (${reason})`, rule);
-    }
-    const floor = target.policy.minPrefixLength;
-    if (length < floor) {
-      throw configErrorFor(
-        setting,
-        `${where}pinned rule '${rule}' is /${length}, wider than SYNC_MIN_PREFIX_LENGTH /${floor}: it would admit ${(2 ** (32 - length)).toLocaleString("en-US")} addresses`,
-        rule,
-      );
-    }
+    const problem = pinnedRuleProblem(rule, target.policy.minPrefixLength);
+    if (problem !== undefined) throw configErrorFor(setting, `${where}${problem}`, rule);
   }
+}
+
+/**
+ * What is wrong with a pinned rule, or undefined: the one rule for SYNC_PINNED_RULES, a
+ * TARGET_REGISTRIES entry's `pinnedRules` and a discovered registry's `acr-allowlist-sync.pinned-rules` tag.
+ */
+export function pinnedRuleProblem(rule: string, minPrefixLength: number): string | undefined {
+  let length: number;
+  try {
+    length = parsePrefix(rule, { mode: "strict" }).prefix.length;
+  } catch (error) {
+    const reason = error instanceof Error ? error.message.replace(/\.$/, "") : String(error);
+    return `pinned rule '${rule}' is not a valid IPv4 rule (${reason})`;
+  }
+  if (length < minPrefixLength)
+    return `pinned rule '${rule}' is /${length}, wider than SYNC_MIN_PREFIX_LENGTH /${minPrefixLength}: it would admit ${(2 ** (32 - length)).toLocaleString("en-US")} addresses`;
+  return undefined;
 }
 
 /** Per-registry overrides on top of the defaults: the same rules for TARGET_REGISTRIES entries and for discovery tags. */
 export type TargetOverrideValues = Omit<TargetOverrides, "id">;
 
-export function targetFrom(ref: RegistryRef, overrides: TargetOverrideValues, defaults: TargetDefaults): TargetConfig {
+export function targetFrom(
+  ref: RegistryRef,
+  overrides: TargetOverrideValues,
+  defaults: TargetDefaults,
+  /** Where `overrides` come from: `TARGET_REGISTRIES`, or a registry tag (see `TargetConfig.regionsFrom`). */
+  overridesFrom = "TARGET_REGISTRIES",
+): TargetConfig {
+  const regionsFrom =
+    overrides.regions !== undefined ? overridesFrom : defaults.regions !== undefined ? "SYNC_REGIONS" : undefined;
   return {
     ref,
     regions: overrides.regions?.map((r) => r.toLowerCase()) ?? defaults.regions,
+    ...(regionsFrom === undefined ? {} : { regionsFrom }),
     includeReplicas: overrides.includeReplicas ?? defaults.includeReplicas,
     pinnedRules: overrides.pinnedRules ?? defaults.pinnedRules,
     policy: {

@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { TARGET_VALUE_SCHEMAS, type TargetOverrideValues } from "../config/settings.js";
+import { pinnedRuleProblem, TARGET_VALUE_SCHEMAS, type TargetOverrideValues } from "../config/settings.js";
 import { InvalidRegistryTagError } from "../errors.js";
 
 /**
@@ -37,10 +37,15 @@ const PARSERS: Readonly<Record<keyof typeof OVERRIDE_TAGS, (value: string) => z.
     ),
 };
 
-/** The overrides a registry's tags ask for; throws `InvalidRegistryTagError` naming the tag. */
+/**
+ * The overrides a registry's tags ask for; throws `InvalidRegistryTagError` naming the tag. Pinned
+ * rules are checked like SYNC_PINNED_RULES (valid, no host bits, not wider than `minPrefixLength`,
+ * the registry's SYNC_MIN_PREFIX_LENGTH): a tag must not open more than a setting could.
+ */
 export function overridesFromTags(
   registryId: string,
   tags: Readonly<Record<string, string>> | undefined,
+  minPrefixLength: number,
 ): TargetOverrideValues {
   const overrides: TargetOverrideValues = {};
   for (const [name, value] of Object.entries(tags ?? {})) {
@@ -66,6 +71,13 @@ export function overridesFromTags(
         value,
         `${issue?.message ?? "invalid"}; example: ${OVERRIDE_TAGS[field]}=${EXAMPLES[field]}`,
       );
+    }
+    if (field === "pinnedRules") {
+      for (const rule of parsed.data as string[]) {
+        const problem = pinnedRuleProblem(rule, minPrefixLength);
+        if (problem !== undefined)
+          throw invalidTag(registryId, name, value, `${problem}; example: ${OVERRIDE_TAGS[field]}=${EXAMPLES[field]}`);
+      }
     }
     Object.assign(overrides, { [field]: parsed.data });
   }

@@ -1,7 +1,7 @@
 import { targetFrom, type TargetConfig, type TargetDefaults } from "../config/settings.js";
 import { AllowlistSyncError, NetworkRulesNotSupportedError } from "../errors.js";
 import { parseRegistryId } from "../registry/resource-id.js";
-import { overridesFromTags } from "./tags.js";
+import { OVERRIDE_TAGS, overridesFromTags } from "./tags.js";
 import type { DiscoveredRegistry } from "./types.js";
 
 export interface SkippedRegistry {
@@ -55,7 +55,14 @@ export function resolveTargets(
       continue;
     }
     try {
-      targets.push(targetFrom(ref, overridesFromTags(ref.id, row.tags), defaults));
+      targets.push(
+        targetFrom(
+          ref,
+          overridesFromTags(ref.id, row.tags, defaults.policy.minPrefixLength),
+          defaults,
+          OVERRIDE_TAGS.regions,
+        ),
+      );
     } catch (error) {
       if (!(error instanceof AllowlistSyncError)) throw error;
       skipped.push({ registryId: ref.id, error });

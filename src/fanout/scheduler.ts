@@ -1,7 +1,10 @@
 import { randomBytes } from "node:crypto";
 import type { Settings } from "../config/settings.js";
 import { resolveRunTargets, type DiscoveryPorts, type RunTargets } from "../discovery/discover.js";
+import type { LedgerStore } from "../ledger/types.js";
+import type { ServiceTagsDocument } from "../servicetags/schema.js";
 import { forEachBounded, interleaveByKey } from "../sync/bounded.js";
+import { checkRegionNames } from "../sync/region-names.js";
 import { reportOutcome, type ServiceTagsSource, type TargetOutcome } from "../sync/invocation.js";
 import { messageFor } from "./message.js";
 import type { FanoutQueue } from "./queue.js";
@@ -11,6 +14,8 @@ export interface SchedulerPorts extends DiscoveryPorts {
   readonly serviceTags: ServiceTagsSource;
   readonly fanoutStore: FanoutStore;
   readonly queue: FanoutQueue;
+  /** Read only to tell a typo in a region from a region that was synced before (`region-names.ts`). */
+  readonly ledger: Pick<LedgerStore, "read">;
 }
 
 export interface ScheduledRun {
@@ -55,8 +60,10 @@ export async function scheduleRun(
       target.ref.subscriptionId.toLowerCase(),
     );
     let blob: string;
+    let document: ServiceTagsDocument;
     try {
-      blob = await ports.fanoutStore.putServiceTags(await ports.serviceTags.fetch());
+      document = await ports.serviceTags.fetch();
+      blob = await ports.fanoutStore.putServiceTags(document);
     } catch (error) {
       for (const target of toRun) {
         const outcome: TargetOutcome = { target, ok: false, error, durationMs: Date.now() - started };
@@ -65,11 +72,30 @@ export async function scheduleRun(
       }
       return { runId, serviceTagsBlob: undefined, enqueued: [], failures, targets };
     }
+    const regions = await checkRegionNames(toRun, document.file, ports.ledger);
+    if (regions.configError !== undefined) {
+      // A setting names a region that is none: the timer fails naming it, and nothing is enqueued.
+      for (const target of toRun)
+        reportOutcome(
+          ports.telemetry,
+          { target, ok: false, error: regions.configError, durationMs: 0 },
+          options.trigger,
+          false,
+        );
+      throw regions.configError;
+    }
     const enqueued: string[] = [];
     await forEachBounded(
       toRun,
       { concurrency: SEND_CONCURRENCY, perKey: SEND_CONCURRENCY, keyOf: () => "queue" },
-      async (target) => {
+      async (target, index) => {
+        const refused = regions.failed.get(index);
+        if (refused !== undefined) {
+          const outcome: TargetOutcome = { target, ok: false, error: refused, durationMs: 0 };
+          reportOutcome(ports.telemetry, outcome, options.trigger, false);
+          failures.push(outcome);
+          return;
+        }
         try {
           await ports.queue.send(messageFor(runId, target, blob, options.trigger));
           enqueued.push(target.ref.id);

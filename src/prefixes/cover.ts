@@ -178,10 +178,14 @@ function buildTrie(leaves: PrefixArrays): Trie {
   const base = new Float64Array(nodes);
   const left = new Int32Array(nodes).fill(-1);
   const right = new Int32Array(nodes).fill(-1);
-  for (let index = 0; index < n; index += 1) {
-    depth[index] = leaves.lengths[index] as number;
-    base[index] = leaves.bases[index] as number;
-  }
+  depth.set(leaves.lengths.subarray(0, n));
+  base.set(leaves.bases.subarray(0, n));
+  const root = n === 1 ? 0 : linkBranches(n, depth, base, left, right);
+  return { leafCount: n, root, depth, base, left, right, order: postOrder(n, root, left, right) };
+}
+
+/** The Cartesian-tree stack pass: fills the branching nodes n … 2n − 2 and returns the root. */
+function linkBranches(n: number, depth: Uint8Array, base: Float64Array, left: Int32Array, right: Int32Array): number {
   const stack = new Int32Array(Math.max(n - 1, 1));
   let top = 0;
   for (let index = 0; index + 1 < n; index += 1) {
@@ -202,90 +206,217 @@ function buildTrie(leaves: PrefixArrays): Trie {
     stack[top] = node;
     top += 1;
   }
-  const root = n === 1 ? 0 : (stack[0] as number);
-  // Children are strictly deeper than their parent: bucket branching nodes by depth, deepest first.
-  const buckets: number[][] = Array.from({ length: IPV4_BITS + 1 }, () => []);
-  for (let node = n; node < nodes; node += 1) (buckets[depth[node] as number] as number[]).push(node);
-  const order = new Int32Array(Math.max(n - 1, 0));
-  let position = 0;
-  for (let d = IPV4_BITS; d >= 0; d -= 1) for (const node of buckets[d] as number[]) order[position++] = node;
-  return { leafCount: n, root, depth, base, left, right, order };
+  return stack[0] as number;
 }
 
 /**
- * Runs the dynamic program and returns the chosen prefixes, sorted by base.
- * Per node v and budget k (1 … cap(v) = min(leaves under v, K)), three typed arrays hold the best
- * cost, the preferred prefixes it keeps, and the choice (−1 = v as one prefix, i = i prefixes to
- * the left child). Ties in cost go to more preferred prefixes, then to v as one prefix, then to
- * the smallest i: a fixed order, so the output depends only on the input sets.
+ * Branching nodes in post-order (children before parents, each subtree finished before the next):
+ * a node's children were filled just before it, and big nodes come early, so the optimiser has
+ * seen every path of `fillNode` before it compiles it (a depth-by-depth order ran thousands of
+ * tiny nodes first, and the compiled kernel was thrown away twice on the first big node).
  */
-function solve(leaves: PrefixArrays, budget: number, floor: number, preferred: ReadonlySet<number>): PrefixArrays {
-  const trie = buildTrie(leaves);
-  const { leafCount: n, depth, base, left, right, order } = trie;
+function postOrder(n: number, root: number, left: Int32Array, right: Int32Array): Int32Array {
+  const order = new Int32Array(Math.max(n - 1, 0));
+  if (n <= 1) return order;
+  const pending = new Int32Array(n);
+  const expanded = new Uint8Array(2 * n - 1);
+  let position = 0;
+  let size = 0;
+  pending[size++] = root;
+  while (size > 0) {
+    const node = pending[size - 1] as number;
+    if (expanded[node] === 1) {
+      size -= 1;
+      order[position++] = node;
+      continue;
+    }
+    expanded[node] = 1;
+    const r = right[node] as number;
+    const l = left[node] as number;
+    if (r >= n) pending[size++] = r;
+    if (l >= n) pending[size++] = l;
+  }
+  return order;
+}
+
+/** Per node: target addresses under it, its budget cap and where its cells start in `cost`. */
+interface Layout {
+  readonly targets: Float64Array;
+  readonly cap: Int32Array;
+  /** Budget k of node v is cell offset[v] + k − 1. */
+  readonly offset: Int32Array;
+  readonly total: number;
+}
+
+function layoutOf(trie: Trie, budget: number): Layout {
+  const { leafCount: n, depth } = trie;
   const nodes = 2 * n - 1;
   const targets = new Float64Array(nodes);
   const leavesUnder = new Int32Array(nodes);
   const cap = new Int32Array(nodes);
   const offset = new Int32Array(nodes);
-  let total = 0;
   for (let leaf = 0; leaf < n; leaf += 1) {
     targets[leaf] = SIZE_OF_LENGTH[depth[leaf] as number] as number;
     leavesUnder[leaf] = 1;
     cap[leaf] = 1;
-    offset[leaf] = total;
-    total += 1;
+    offset[leaf] = leaf;
   }
-  for (const node of order) {
+  const total = layoutBranches(trie, budget, targets, leavesUnder, cap, offset);
+  return { targets, cap, offset, total };
+}
+
+/** Sums and caps of the branching nodes, children first; returns the number of cells. */
+function layoutBranches(
+  trie: Trie,
+  budget: number,
+  targets: Float64Array,
+  leavesUnder: Int32Array,
+  cap: Int32Array,
+  offset: Int32Array,
+): number {
+  const { leafCount: n, left, right, order } = trie;
+  let total = n;
+  // eslint-disable-next-line @typescript-eslint/prefer-for-of -- an index loop: the iterator protocol costs more per step until the loop is compiled
+  for (let position = 0; position < order.length; position += 1) {
+    const node = order[position] as number;
     const a = left[node] as number;
     const b = right[node] as number;
     targets[node] = (targets[a] as number) + (targets[b] as number);
-    leavesUnder[node] = (leavesUnder[a] as number) + (leavesUnder[b] as number);
-    cap[node] = Math.min(leavesUnder[node], budget);
+    const under = (leavesUnder[a] as number) + (leavesUnder[b] as number);
+    leavesUnder[node] = under;
+    const c = under < budget ? under : budget;
+    cap[node] = c;
     offset[node] = total;
-    total += cap[node];
+    total += c;
   }
+  return total;
+}
 
-  const cost = new Float64Array(total);
-  const choice = new Int32Array(total);
-  // Without preferred prefixes every `kept` would be 0: that loop is skipped altogether.
-  const kept = preferred.size > 0 ? new Int32Array(total) : undefined;
-  for (let leaf = 0; leaf < n; leaf += 1) {
-    const o = offset[leaf] as number;
-    cost[o] = 0;
-    choice[o] = -1;
-    if (kept !== undefined) kept[o] = preferred.has(preferredKey(base[leaf] as number, depth[leaf] as number)) ? 1 : 0;
+function wholeCostOf(trie: Trie, layout: Layout, floor: number, node: number): number {
+  const d = trie.depth[node] as number;
+  return d >= floor ? (SIZE_OF_LENGTH[d] as number) - (layout.targets[node] as number) : Infinity;
+}
+
+/**
+ * Runs the dynamic program and returns the chosen prefixes, sorted by base.
+ * Per node v and budget k (1 … cap(v) = min(leaves under v, K)), typed arrays hold the best cost
+ * and, with preferred prefixes only, the preferred prefixes it keeps and the choice (−1 = v as one
+ * prefix, i = i prefixes to the left child). Ties in cost go to more preferred prefixes, then to v
+ * as one prefix, then to the smallest i: a fixed order, so the output depends only on the input sets.
+ *
+ * Each loop is its own small function: the optimiser compiles a running loop on the spot (OSR),
+ * and code after the loop that had not run yet would throw that compiled code away again.
+ */
+function solve(leaves: PrefixArrays, budget: number, floor: number, preferred: ReadonlySet<number>): PrefixArrays {
+  const trie = buildTrie(leaves);
+  const layout = layoutOf(trie, budget);
+  // Leaves cost 0: the array starts zeroed.
+  const cost = new Float64Array(layout.total);
+  if (preferred.size === 0) {
+    fillAll(trie, layout, floor, cost);
+    return traceback(trie, layout, budget, (node, k) => {
+      const a = trie.left[node] as number;
+      const b = trie.right[node] as number;
+      const { offset, cap } = layout;
+      return splitOf(
+        cost,
+        (offset[a] as number) - 1,
+        (offset[b] as number) - 1,
+        cap[a] as number,
+        cap[b] as number,
+        k,
+        cost[(offset[node] as number) + k - 1] as number,
+        wholeCostOf(trie, layout, floor, node),
+      );
+    });
   }
-  for (const node of order) {
+  const kept = new Int32Array(layout.total);
+  const choice = new Int32Array(layout.total);
+  fillAllPreferring(trie, layout, floor, preferred, cost, kept, choice);
+  return traceback(trie, layout, budget, (node, k) => choice[(layout.offset[node] as number) + k - 1] as number);
+}
+
+function fillAll(trie: Trie, layout: Layout, floor: number, cost: Float64Array): void {
+  const { left, right, depth, order } = trie;
+  const { targets, cap, offset } = layout;
+  // eslint-disable-next-line @typescript-eslint/prefer-for-of -- an index loop: the iterator protocol costs more per step until the loop is compiled
+  for (let position = 0; position < order.length; position += 1) {
+    const node = order[position] as number;
     const a = left[node] as number;
     const b = right[node] as number;
     const d = depth[node] as number;
     const wholeCost = d >= floor ? (SIZE_OF_LENGTH[d] as number) - (targets[node] as number) : Infinity;
     // Offsets shifted by one, so that budget i of a node is at its offset + i.
-    const oa = (offset[a] as number) - 1;
-    const ob = (offset[b] as number) - 1;
-    const o = (offset[node] as number) - 1;
-    if (kept === undefined) {
-      fillNode(cost, choice, oa, ob, o, cap[a] as number, cap[b] as number, cap[node] as number, wholeCost);
-    } else {
-      const wholeKept = wholeCost !== Infinity && preferred.has(preferredKey(base[node] as number, d)) ? 1 : 0;
-      fillNodePreferring(cost, kept, choice, oa, ob, o, cap[a] as number, cap[b] as number, cap[node] as number, {
-        cost: wholeCost,
-        kept: wholeKept,
-      });
-    }
+    fillNode(
+      cost,
+      (offset[a] as number) - 1,
+      (offset[b] as number) - 1,
+      (offset[node] as number) - 1,
+      cap[a] as number,
+      cap[b] as number,
+      cap[node] as number,
+      wholeCost,
+    );
   }
+}
 
+function fillAllPreferring(
+  trie: Trie,
+  layout: Layout,
+  floor: number,
+  preferred: ReadonlySet<number>,
+  cost: Float64Array,
+  kept: Int32Array,
+  choice: Int32Array,
+): void {
+  const { leafCount: n, left, right, depth, base, order } = trie;
+  const { cap, offset } = layout;
+  for (let leaf = 0; leaf < n; leaf += 1) {
+    const o = offset[leaf] as number;
+    choice[o] = -1;
+    kept[o] = preferred.has(preferredKey(base[leaf] as number, depth[leaf] as number)) ? 1 : 0;
+  }
+  // eslint-disable-next-line @typescript-eslint/prefer-for-of -- an index loop: the iterator protocol costs more per step until the loop is compiled
+  for (let position = 0; position < order.length; position += 1) {
+    const node = order[position] as number;
+    const a = left[node] as number;
+    const b = right[node] as number;
+    const wholeCost = wholeCostOf(trie, layout, floor, node);
+    const wholeKept =
+      wholeCost !== Infinity && preferred.has(preferredKey(base[node] as number, depth[node] as number)) ? 1 : 0;
+    fillNodePreferring(
+      cost,
+      kept,
+      choice,
+      (offset[a] as number) - 1,
+      (offset[b] as number) - 1,
+      (offset[node] as number) - 1,
+      cap[a] as number,
+      cap[b] as number,
+      cap[node] as number,
+      { cost: wholeCost, kept: wholeKept },
+    );
+  }
+}
+
+/** The chosen prefixes, sorted by base: from the root, follow `splitAt(node, k)` (−1 = v whole). */
+function traceback(
+  trie: Trie,
+  layout: Layout,
+  budget: number,
+  splitAt: (node: number, k: number) => number,
+): PrefixArrays {
+  const { leafCount: n, base, depth, left, right } = trie;
   const outBases = new Uint32Array(budget);
   const outLengths = new Uint8Array(budget);
   let written = 0;
-  const rootBudget = cap[trie.root] as number;
   // Explicit stack (right pushed before left) so the output comes out sorted by base.
   const stackNode: number[] = [trie.root];
-  const stackBudget: number[] = [rootBudget];
+  const stackBudget: number[] = [layout.cap[trie.root] as number];
   while (stackNode.length > 0) {
     const node = stackNode.pop() as number;
     const k = stackBudget.pop() as number;
-    const pick = choice[(offset[node] as number) + k - 1] as number;
+    const pick = node < n ? -1 : splitAt(node, k);
     if (pick === -1) {
       outBases[written] = base[node] as number;
       outLengths[written] = depth[node] as number;
@@ -299,18 +430,42 @@ function solve(leaves: PrefixArrays, budget: number, floor: number, preferred: R
 }
 
 /**
+ * The split `fillNode` chose for budget k of a node whose best cost is `best`: v as one prefix
+ * (−1) when that costs `best`, else the smallest i that does. Costs are integers below 2^53, so
+ * the sums are exact and equality finds the same split as the DP's strict `<` in ascending i.
+ * The traceback follows at most 2K splits, so finding them again costs at most 2K² steps, against
+ * the N·K cells that no longer store a choice.
+ */
+function splitOf(
+  cost: Float64Array,
+  oa: number,
+  ob: number,
+  capA: number,
+  capB: number,
+  k: number,
+  best: number,
+  wholeCost: number,
+): number {
+  if (wholeCost === best) return -1;
+  const low = k - capB > 1 ? k - capB : 1;
+  const high = capA < k - 1 ? capA : k - 1;
+  for (let i = low; i <= high; i += 1) {
+    if ((cost[oa + i] as number) + (cost[ob + k - i] as number) === best) return i;
+  }
+  throw new Error(`cover traceback: no split of budget ${k} costs ${best}`);
+}
+
+/**
  * One node of the DP without preferred prefixes: for k = 1 … capNode, the cheapest of v as one
- * prefix (cost `wholeCost`) and every split i + (k − i) between the children a and b. Ties go to
- * v as one prefix, then to the smallest i (strict `<`, i ascending), exactly as in
- * `fillNodePreferring` with nothing preferred.
+ * prefix (cost `wholeCost`) and every split i + (k − i) between the children a and b. Only the
+ * cost is kept; `splitOf` finds the split again for the nodes the traceback visits.
  *
  * The hottest loop of the program, so it is its own function (the optimiser compiles it alone,
- * every value a local) and computes budgets k and k + 1 together: both read a at i, and b at
- * k − i is b at (k + 1) − (i + 1), so each step loads two numbers for two cells instead of four.
+ * every value a local) and computes budgets k … k + 3 together: all read a at i, and b at
+ * k − i is b at (k + 1) − (i + 1), so each step loads two numbers for four cells instead of eight.
  */
 function fillNode(
   cost: Float64Array,
-  choice: Int32Array,
   oa: number,
   ob: number,
   o: number,
@@ -320,127 +475,146 @@ function fillNode(
   wholeCost: number,
 ): void {
   cost[o + 1] = wholeCost;
-  choice[o + 1] = -1;
   let k = 2;
   for (; k + 3 <= capNode; k += 4) {
     let best0 = wholeCost;
     let best1 = wholeCost;
     let best2 = wholeCost;
     let best3 = wholeCost;
-    let pick0 = -1;
-    let pick1 = -1;
-    let pick2 = -1;
-    let pick3 = -1;
-    // Budget k + t may split at i = low(k + t) … high(k + t); the shared range is lowS … highS.
+    // Budget k + t may split at i = low(k + t) … high(k + t); together allLow … highTop.
+    const allLow = k - capB > 1 ? k - capB : 1;
+    const highTop = capA < k + 2 ? capA : k + 2;
+    // Pruning. Costs do not grow with the budget (at most k prefixes), so f(k − 1) bounds the
+    // four cells from above, and a split i costs at least A(i) + min B and at least min A + B(j)
+    // for the smallest j it may take. A falls as i grows and B(j) rises: the splits that cannot
+    // beat the bound are a prefix and a suffix of i, found by bisection. Skipping them leaves the
+    // minimum exact (one that equals the bound is the bound, taken below).
+    let from = allLow;
+    let to = highTop;
+    const upper = cost[o + k - 1] as number;
+    if (upper !== Infinity) {
+      const limitA = upper - (cost[ob + (capB < k + 2 ? capB : k + 2)] as number);
+      let hi = highTop + 1;
+      while (from < hi) {
+        const mid = (from + hi) >> 1;
+        if ((cost[oa + mid] as number) < limitA) hi = mid;
+        else from = mid + 1;
+      }
+      const limitB = upper - (cost[oa + highTop] as number);
+      let lo = from - 1;
+      while (lo < to) {
+        const mid = (lo + to + 1) >> 1;
+        const j = k + 3 - mid;
+        if ((cost[ob + (j < capB ? j : capB)] as number) < limitB) lo = mid;
+        else to = mid - 1;
+      }
+    }
+    // The shared range of all four budgets is lowS … highS.
     const lowS = k + 3 - capB > 1 ? k + 3 - capB : 1;
     const highS = capA < k - 1 ? capA : k - 1;
-    // Below the shared range, in ascending i for each budget (the tie-break needs that order).
-    for (let i = k - capB > 1 ? k - capB : 1; i < lowS; i += 1) {
+    // Below the shared range: budgets k … k + 2 only.
+    const belowEnd = lowS - 1 < to ? lowS - 1 : to;
+    for (let i = from; i <= belowEnd; i += 1) {
       const fromA = cost[oa + i] as number;
       if (i <= k - 1 && i >= k - capB) {
         const c = fromA + (cost[ob + k - i] as number);
-        if (c < best0) {
-          best0 = c;
-          pick0 = oa + i;
-        }
+        if (c < best0) best0 = c;
       }
       if (i <= k && i >= k + 1 - capB) {
         const c = fromA + (cost[ob + k + 1 - i] as number);
-        if (c < best1) {
-          best1 = c;
-          pick1 = oa + i;
-        }
+        if (c < best1) best1 = c;
       }
       if (i <= k + 1 && i >= k + 2 - capB) {
         const c = fromA + (cost[ob + k + 2 - i] as number);
-        if (c < best2) {
-          best2 = c;
-          pick2 = oa + i;
-        }
+        if (c < best2) best2 = c;
       }
     }
-    const last = oa + highS;
-    let y = ob + k - lowS;
-    let b1 = cost[y + 1] as number;
-    let b2 = cost[y + 2] as number;
-    let b3 = cost[y + 3] as number;
-    for (let x = oa + lowS; x <= last; x += 1, y -= 1) {
-      const b0 = cost[y] as number;
-      const fromA = cost[x] as number;
-      const c0 = fromA + b0;
-      if (c0 < best0) {
-        best0 = c0;
-        pick0 = x;
-      }
-      const c1 = fromA + b1;
-      if (c1 < best1) {
-        best1 = c1;
-        pick1 = x;
-      }
-      const c2 = fromA + b2;
-      if (c2 < best2) {
-        best2 = c2;
-        pick2 = x;
-      }
-      const c3 = fromA + b3;
-      if (c3 < best3) {
-        best3 = c3;
-        pick3 = x;
-      }
-      b3 = b2;
-      b2 = b1;
-      b1 = b0;
+    const sharedStart = lowS > from ? lowS : from;
+    const sharedEnd = highS < to ? highS : to;
+    if (sharedStart <= sharedEnd) {
+      BEST[0] = best0;
+      BEST[1] = best1;
+      BEST[2] = best2;
+      BEST[3] = best3;
+      scanShared(cost, oa + sharedStart, oa + sharedEnd, ob + k - sharedStart);
+      best0 = BEST[0];
+      best1 = BEST[1];
+      best2 = BEST[2];
+      best3 = BEST[3];
     }
-    // Above the shared range.
-    const highTop = capA < k + 2 ? capA : k + 2;
-    for (let i = highS + 1 > lowS ? highS + 1 : lowS; i <= highTop; i += 1) {
+    // Above the shared range: budgets k + 1 … k + 3 only.
+    const aboveStart = highS + 1 > sharedStart ? highS + 1 : sharedStart;
+    for (let i = aboveStart; i <= to; i += 1) {
       const fromA = cost[oa + i] as number;
       if (i <= k && i >= k + 1 - capB) {
         const c = fromA + (cost[ob + k + 1 - i] as number);
-        if (c < best1) {
-          best1 = c;
-          pick1 = oa + i;
-        }
+        if (c < best1) best1 = c;
       }
       if (i <= k + 1 && i >= k + 2 - capB) {
         const c = fromA + (cost[ob + k + 2 - i] as number);
-        if (c < best2) {
-          best2 = c;
-          pick2 = oa + i;
-        }
+        if (c < best2) best2 = c;
       }
       if (i <= k + 2 && i >= k + 3 - capB) {
         const c = fromA + (cost[ob + k + 3 - i] as number);
-        if (c < best3) {
-          best3 = c;
-          pick3 = oa + i;
-        }
+        if (c < best3) best3 = c;
       }
     }
+    if (upper < best0) best0 = upper;
+    if (best0 < best1) best1 = best0;
+    if (best1 < best2) best2 = best1;
+    if (best2 < best3) best3 = best2;
     cost[o + k] = best0;
-    choice[o + k] = pick0 < 0 ? -1 : pick0 - oa;
     cost[o + k + 1] = best1;
-    choice[o + k + 1] = pick1 < 0 ? -1 : pick1 - oa;
     cost[o + k + 2] = best2;
-    choice[o + k + 2] = pick2 < 0 ? -1 : pick2 - oa;
     cost[o + k + 3] = best3;
-    choice[o + k + 3] = pick3 < 0 ? -1 : pick3 - oa;
   }
   for (; k <= capNode; k += 1) {
     let best = wholeCost;
-    let pick = -1;
     const low = k - capB > 1 ? k - capB : 1;
     const high = capA < k - 1 ? capA : k - 1;
     for (let i = low; i <= high; i += 1) {
       const c = (cost[oa + i] as number) + (cost[ob + k - i] as number);
-      if (c < best) {
-        best = c;
-        pick = i;
-      }
+      if (c < best) best = c;
     }
     cost[o + k] = best;
-    choice[o + k] = pick;
   }
+}
+
+/** The four running minimums `scanShared` reads and writes (one thread: one scratch array). */
+const BEST = new Float64Array(4);
+
+/**
+ * The shared range of four budgets: a at x … last, b at y, y + 1, y + 2, y + 3 going down.
+ * Its own small function: it is compiled after a few calls and every long scan runs compiled;
+ * inside `fillNode` the first long scan ran uncompiled until the whole kernel was.
+ */
+function scanShared(cost: Float64Array, x: number, last: number, y: number): void {
+  let best0 = BEST[0] as number;
+  let best1 = BEST[1] as number;
+  let best2 = BEST[2] as number;
+  let best3 = BEST[3] as number;
+  let b1 = cost[y + 1] as number;
+  let b2 = cost[y + 2] as number;
+  let b3 = cost[y + 3] as number;
+  for (; x <= last; x += 1, y -= 1) {
+    const b0 = cost[y] as number;
+    const fromA = cost[x] as number;
+    const c0 = fromA + b0;
+    if (c0 < best0) best0 = c0;
+    const c1 = fromA + b1;
+    if (c1 < best1) best1 = c1;
+    const c2 = fromA + b2;
+    if (c2 < best2) best2 = c2;
+    const c3 = fromA + b3;
+    if (c3 < best3) best3 = c3;
+    b3 = b2;
+    b2 = b1;
+    b1 = b0;
+  }
+  BEST[0] = best0;
+  BEST[1] = best1;
+  BEST[2] = best2;
+  BEST[3] = best3;
 }
 
 /** `fillNode` with the tie-break on preferred prefixes: among equal costs, the most kept wins. */

@@ -17,6 +17,7 @@ import type { GrantEventBase, TelemetrySink } from "../telemetry/types.js";
 import type { Plan } from "./plan.js";
 import { createDeadline, type Deadline, type DeadlineStage } from "./deadline.js";
 import { forEachBounded } from "./bounded.js";
+import { checkRegionNames } from "./region-names.js";
 import { syncTarget, type RunResult, type SyncMode, type SyncPorts } from "./run.js";
 
 /** Fetches the current service-tags file (the source chain lives in `src/servicetags/source.ts`). */
@@ -71,7 +72,8 @@ export type TargetOutcome =
 /**
  * One invocation over several registries: the file is fetched once, each registry runs on its
  * own (one failing registry never stops the others), every outcome is reported to telemetry,
- * and telemetry is flushed before returning.
+ * and telemetry is flushed before returning. It throws only a `ConfigError`: SYNC_REGIONS or
+ * TARGET_REGISTRIES names a region that is none (see `region-names.ts`); then no registry ran.
  */
 export async function runInvocation(
   settings: Settings,
@@ -101,6 +103,18 @@ export async function runInvocation(
       }
       return outcomes;
     }
+    const regions = await checkRegionNames(targets, document.file, ports.ledger);
+    if (regions.configError !== undefined) {
+      // A setting names a region that is none (a typo): a configuration error, and no registry runs.
+      for (const target of targets)
+        reportOutcome(
+          ports.telemetry,
+          { target, ok: false, error: regions.configError, durationMs: 0 },
+          options.trigger,
+          dryRun,
+        );
+      throw regions.configError;
+    }
     const byIndex: TargetOutcome[] = [];
     await forEachBounded(
       targets,
@@ -110,7 +124,11 @@ export async function runInvocation(
         keyOf: (target) => target.ref.subscriptionId,
       },
       async (target, index) => {
-        const outcome = await syncOne(settings, target, document, ports, options, deadline);
+        const refused = regions.failed.get(index);
+        const outcome =
+          refused === undefined
+            ? await syncOne(settings, target, document, ports, options, deadline)
+            : { target, ok: false as const, error: refused, durationMs: 0 };
         if (!outcome.ok && !dryRun)
           await reportOverdueGrants(ports.ledger, ports.telemetry, target, options.trigger, ports.now);
         reportOutcome(ports.telemetry, outcome, options.trigger, dryRun, document.newestChangeNumberSeen);
@@ -150,24 +168,19 @@ export async function syncOne(
     deadline === undefined ? settings.lockWaitMs : Math.min(settings.lockWaitMs, deadline.remainingMs());
   try {
     deadline?.check("not-started", target.ref.name);
-    // A freeze is the operator's "leave it alone" (after a rollback or a manual fix): an apply only
-    // plans, so the skipped result still shows what it would have changed.
-    const freeze = options.mode === "plan" ? undefined : await ports.ledger.readFreeze(target.ref.id);
+    // A freeze is the operator's "leave it alone" (after a rollback or a manual fix): read under the
+    // registry's lock, so one made while this apply waited for the lock is honoured too.
     const result = await syncTarget(target, document, ports, {
-      mode: freeze === undefined ? options.mode : "plan",
+      mode: options.mode,
       force: options.force,
       actor: options.actor,
       lockWaitMs,
       signal: deadline?.signal,
       grant: options.grant,
+      honourFreeze: options.mode === "apply",
       beforeWrite: options.beforeWrite === undefined ? undefined : (plan) => options.beforeWrite?.(target, plan),
     });
-    return {
-      target,
-      ok: true,
-      result: freeze === undefined ? result : { ...result, outcome: "skipped", freeze },
-      durationMs: Date.now() - started,
-    };
+    return { target, ok: true, result, durationMs: Date.now() - started };
   } catch (caught) {
     if (deadline === undefined) return { target, ok: false, error: caught, durationMs: Date.now() - started };
     const lockCut = caught instanceof LockHeldError && lockWaitMs < settings.lockWaitMs;

@@ -45,6 +45,11 @@ export interface RunOptions {
   readonly beforeWrite?: ((plan: Plan) => void) | undefined;
   /** The invocation's deadline: aborts ARM calls, and no PATCH starts once it has fired. */
   readonly signal?: AbortSignal;
+  /**
+   * Apply mode: read the registry's freeze once the lock is held, so a freeze made while this run
+   * waited for the lock still stops it. A frozen registry is planned, not written (outcome `skipped`).
+   */
+  readonly honourFreeze?: boolean;
 }
 
 /** `skipped`: the registry is frozen; the plan is what an apply would have done. */
@@ -201,6 +206,13 @@ async function execute(
   // Every write (ledger, PATCH, audit) first checks that the lease is still ours.
   const held = (): void => lock.assertHeld?.();
   try {
+    const freeze = options.honourFreeze === true ? await ports.ledger.readFreeze(ref.id) : undefined;
+    if (freeze !== undefined) {
+      // The operator's "leave it alone": the plan still shows what an apply would have changed.
+      const [snapshot, ledger] = await Promise.all([ports.registry.read(ref, readOptions), ports.ledger.read(ref.id)]);
+      const { plan, grant } = planFrom(snapshot, ledger);
+      return { plan, outcome: "skipped", auditId: undefined, attempts: 1, grant, freeze };
+    }
     // The ledger first: a corrupt one stops the run before any ARM call.
     let ledger = await ports.ledger.read(ref.id);
     let snapshot = await ports.registry.read(ref, readOptions);

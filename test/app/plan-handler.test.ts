@@ -212,6 +212,15 @@ describe("GET /api/plan", () => {
     expect(body.message).toMatch(/atlantisnorth/i);
   });
 
+  it("answers 500 naming SYNC_REGIONS for a region that is a typo, not the 422 of the tag-missing guard", async () => {
+    const typo = harness.runtime({ ...env, SYNC_REGIONS: "eastuss" });
+    const body = expectSafeError(await get(`?registry=${encodeURIComponent(idA)}`, typo), 500, "InvalidConfiguration");
+    expect(body.category).toBe("config");
+    expect(body.message).toMatch(
+      /^Setting SYNC_REGIONS \(--regions\) is invalid: region 'eastuss' \(did you mean eastus/,
+    );
+  });
+
   it("produces the same plan as the CLI's 'plan --json' for the same settings and ledger", async () => {
     const missing = await driftOnA();
     const httpPlan = json(await get(`?registry=${idA}`));

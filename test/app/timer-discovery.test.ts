@@ -74,6 +74,30 @@ describe("the in-process timer with discovery", () => {
     expect(telemetry.completed.map((c) => c.registry).sort()).toEqual([europe, good].sort());
   });
 
+  it("skips a registry whose pinned-rules tag is wider than SYNC_MIN_PREFIX_LENGTH, naming the tag", async () => {
+    const value = randomBytes(4).toString("hex");
+    const tags = { "acr-allowlist-sync": value };
+    const good = harness.addRegistry({
+      name: `pin${value}`,
+      tags: { ...tags, "acr-allowlist-sync.pinned-rules": "203.0.113.10" },
+    });
+    const open = harness.addRegistry({
+      name: `open${value}`,
+      tags: { ...tags, "acr-allowlist-sync.pinned-rules": "0.0.0.0/0" },
+    });
+    const { runtime, telemetry } = discoveringRuntime(value, { SYNC_MIN_PREFIX_LENGTH: "12" });
+    const logs: string[] = [];
+
+    await expect(createTimerHandler(runtime)(timer, context(logs))).rejects.toThrow(
+      new RegExp(
+        `^1 of 2 registries failed: open${value}: Tag acr-allowlist-sync.pinned-rules='0.0.0.0/0' .*wider than SYNC_MIN_PREFIX_LENGTH /12`,
+      ),
+    );
+    expect(harness.arm.registry(good).ipRules).toContain("203.0.113.10/32");
+    expect(harness.arm.registry(open).ipRules).toEqual([]);
+    expect(telemetry.failed.map((f) => [f.registry, f.errorType])).toEqual([[open, "InvalidRegistryTag"]]);
+  });
+
   it("lets TARGET_REGISTRIES win over a registry's tags", async () => {
     const value = randomBytes(4).toString("hex");
     const id = harness.addRegistry({

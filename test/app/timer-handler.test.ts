@@ -125,4 +125,25 @@ describe("the sync timer", () => {
     expect(logs.filter((line) => line.includes(": unchanged,"))).toHaveLength(2);
     expect(logs).toContainEqual(expect.stringMatching(/^warning: .*past due/));
   });
+
+  it("fails naming SYNC_REGIONS when it holds a typo, before any registry is written", async () => {
+    const ids = [
+      harness.addRegistry({ name: name("typo"), ipRules: PEOPLE }),
+      harness.addRegistry({ name: name("typo"), ipRules: [] }),
+    ];
+    const runtime = harness.runtime({
+      TARGET_REGISTRIES: ids.join(","),
+      SYNC_REGIONS: "japaneast,japanwset",
+      AzureWebJobsStorage: process.env.AZURITE_CONNECTION_STRING,
+      LEDGER_CONTAINER: `timer-${randomBytes(6).toString("hex")}`,
+    });
+    const writes = harness.arm.writes;
+    const { context: ctx, logs } = context();
+    await expect(createTimerHandler(runtime)(timer(), ctx)).rejects.toThrow(
+      /^Setting SYNC_REGIONS \(--regions\) is invalid: region 'japanwset' \(did you mean japanwest/,
+    );
+    expect(harness.arm.writes).toBe(writes);
+    expect(logs).toContainEqual(expect.stringMatching(/^error: Setting SYNC_REGIONS .*japanwset/));
+    expect(logs.filter((line) => /GuardTripped|tag-missing/.test(line))).toEqual([]);
+  });
 });

@@ -161,4 +161,45 @@ describe("Ctrl-C during an apply", () => {
     expect(stderr).toMatch(/^acr-allowlist-sync: the lock is released\.$/m);
     expect(existsSync(`${state}.lock`)).toBe(false);
   });
+
+  it("with --concurrency 2 names every registry whose update is in flight, says each may still complete, and releases the locks", async () => {
+    const first = target(slow);
+    const second = target(slow);
+    const names = [first.id, second.id].map((id) => id.split("/").pop() ?? id);
+    const child = spawn(process.execPath, [BUILT_CLI, "apply", "--concurrency", "2", "--state", first.state], {
+      env: { PATH: process.env.PATH ?? "", ...env(slow, { TARGET_REGISTRIES: `${first.id},${second.id}` }) },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let stderr = "";
+    const exited = new Promise<number | null>((resolve) =>
+      child.on("exit", (code) => {
+        resolve(code);
+      }),
+    );
+    // Both PATCHes are sent: the progress line lists both registries.
+    const both = new RegExp(
+      `^acr-allowlist-sync: waiting for ARM to apply 2 updates: out[0-9a-f]+ \\(\\d+s elapsed\\), out[0-9a-f]+ \\(\\d+s elapsed\\)$`,
+      "m",
+    );
+    await new Promise<void>((resolve) => {
+      child.stderr.on("data", (chunk: Buffer) => {
+        stderr += chunk.toString("utf8");
+        if (both.test(stderr)) resolve();
+      });
+    });
+    const progressLine = both.exec(stderr)?.[0] ?? "";
+    for (const name of names) expect(progressLine).toContain(name);
+    expect(existsSync(`${first.state}.lock`)).toBe(true);
+    child.kill("SIGINT");
+    expect(await exited).toBe(130);
+    for (const name of names)
+      expect(stderr).toMatch(
+        new RegExp(
+          `^acr-allowlist-sync: interrupted while ARM was applying the update to ${name}: the update was sent and may still complete\\.`,
+          "m",
+        ),
+      );
+    expect(stderr).toMatch(/^acr-allowlist-sync: the 2 locks are released\.$/m);
+    expect(existsSync(`${first.state}.lock`)).toBe(false);
+  });
 });

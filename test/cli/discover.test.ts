@@ -84,6 +84,55 @@ describe("acr-allowlist-sync --discover", () => {
     expect(harness.arm.registry(bad).ipRules).toEqual([]);
   });
 
+  it("checks pinned rules and regions from tags like the settings: a bad one fails only its registry, naming the tag", async () => {
+    const value = randomBytes(4).toString("hex");
+    const tags = { "acr-allowlist-sync": value };
+    const pinned = (rules: string): Record<string, string> => ({ ...tags, "acr-allowlist-sync.pinned-rules": rules });
+    const good = harness.addRegistry({ name: `pingood${value}`, tags: pinned("203.0.113.10, 198.51.100.0/24") });
+    const bad = [
+      ["wide", pinned("0.0.0.0/0"), /pinned-rules='0\.0\.0\.0\/0'.*\/0, wider than SYNC_MIN_PREFIX_LENGTH \/16/],
+      [
+        "eight",
+        pinned("203.0.113.10 10.0.0.0/8"),
+        /pinned rule '10\.0\.0\.0\/8' is \/8, wider than SYNC_MIN_PREFIX_LENGTH \/16/,
+      ],
+      ["host", pinned("203.0.113.10/24"), /pinned rule '203\.0\.113\.10\/24' is not a valid IPv4 rule/],
+      ["invalid", pinned("300.1.1.1"), /pinned rule '300\.1\.1\.1' is not a valid IPv4 rule/],
+      [
+        "region",
+        { ...tags, "acr-allowlist-sync.regions": "westeurop" },
+        /^Tag acr-allowlist-sync\.regions on registry .* region 'westeurop' \(did you mean westeurope/,
+      ],
+    ] as const;
+    const badIds = bad.map(([name, registryTags]) =>
+      harness.addRegistry({ name: `pin${name}${value}`, tags: registryTags }),
+    );
+    const writes = harness.arm.writes;
+
+    const apply = await cli([
+      "apply",
+      "--discover",
+      "--discovery-tag",
+      `acr-allowlist-sync=${value}`,
+      "--state",
+      join(scratch, `${value}.json`),
+      "--json",
+    ]);
+    expect(apply.code).toBe(1);
+    const results = JSON.parse(apply.stdout) as { error: unknown; results: Result[] };
+    expect(results.error).toBeNull();
+    const byId = new Map(results.results.map((r) => [r.registry, r]));
+    expect(byId.get(good)?.outcome).toBe("applied");
+    expect(harness.arm.registry(good).ipRules).toEqual(expect.arrayContaining(["203.0.113.10/32", "198.51.100.0/24"]));
+    bad.forEach(([, , message], index) => {
+      const id = badIds[index] ?? "";
+      expect(byId.get(id)).toMatchObject({ ok: false, outcome: "failed", error: { code: "InvalidRegistryTag" } });
+      expect(byId.get(id)?.error?.message).toMatch(message);
+      expect(harness.arm.registry(id).ipRules).toEqual([]);
+    });
+    expect(harness.arm.writes).toBe(writes + 1);
+  });
+
   it("refuses --discovery-tag without --discover, and --discover without a tag, with exit 2", async () => {
     const withoutDiscover = await cli(["plan", "--discovery-tag", "a=b", "--json"]);
     expect(withoutDiscover.code).toBe(2);

@@ -72,6 +72,19 @@ describe("no silent broadening (point 4)", () => {
     expect(oneLine(outcome.stderr)).toMatch(/TARGET_REGISTRIES.*pinnedRules of mistakes.*0\.0\.0\.0\/1/);
   });
 
+  it("names SYNC_PINNED_RULES when only discovered registries would get it (no TARGET_REGISTRIES)", async () => {
+    const outcome = await cli([
+      "plan",
+      "--discover",
+      "--discovery-tag",
+      "team=platform",
+      "--pinned-rules",
+      "0.0.0.0/0",
+    ]);
+    expect(outcome.code).toBe(2);
+    expect(oneLine(outcome.stderr)).toMatch(/SYNC_PINNED_RULES.*0\.0\.0\.0\/0.*wider than SYNC_MIN_PREFIX_LENGTH/);
+  });
+
   it("exits 2 naming --state for an empty --state, with the envelope under --json", async () => {
     const outcome = await cli(["apply", "--registry", REGISTRY, "--state", "", "--json"]);
     expect(outcome.code).toBe(2);

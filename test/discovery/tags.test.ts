@@ -21,7 +21,7 @@ const row = (name: string, tags: Record<string, string> = {}, sku = "Premium"): 
 
 function tagError(tags: Record<string, string>): InvalidRegistryTagError {
   try {
-    overridesFromTags(id("reg01"), tags);
+    overridesFromTags(id("reg01"), tags, 16);
   } catch (error) {
     if (error instanceof InvalidRegistryTagError) return error;
     throw error;
@@ -32,14 +32,18 @@ function tagError(tags: Record<string, string>): InvalidRegistryTagError {
 describe("per-registry override tags", () => {
   it("reads regions, headroom, include-replicas and pinned rules, tag names in any case", () => {
     expect(
-      overridesFromTags(id("reg01"), {
-        "ACR-Allowlist-Sync.Regions": "EastUS, westus",
-        "acr-allowlist-sync.headroom": "10",
-        "acr-allowlist-sync.include-replicas": "Yes",
-        "acr-allowlist-sync.pinned-rules": "203.0.113.10 198.51.100.0/24",
-        "acr-allowlist-sync": "enabled",
-        owner: "platform-team",
-      }),
+      overridesFromTags(
+        id("reg01"),
+        {
+          "ACR-Allowlist-Sync.Regions": "EastUS, westus",
+          "acr-allowlist-sync.headroom": "10",
+          "acr-allowlist-sync.include-replicas": "Yes",
+          "acr-allowlist-sync.pinned-rules": "203.0.113.10 198.51.100.0/24",
+          "acr-allowlist-sync": "enabled",
+          owner: "platform-team",
+        },
+        16,
+      ),
     ).toEqual({
       regions: ["EastUS", "westus"],
       headroom: 10,
@@ -58,6 +62,15 @@ describe("per-registry override tags", () => {
     [{ "acr-allowlist-sync.regions": " , " }, /regions=' , '/],
     [{ "acr-allowlist-sync.include-replicas": "maybe" }, /include-replicas='maybe'/],
     [{ "acr-allowlist-sync.pinned-rules": "2001:db8::/32" }, /pinned-rules='2001:db8::\/32'.*IPv4/],
+    [
+      { "acr-allowlist-sync.pinned-rules": "0.0.0.0/0" },
+      /pinned-rules='0\.0\.0\.0\/0'.*wider than SYNC_MIN_PREFIX_LENGTH \/16/,
+    ],
+    [
+      { "acr-allowlist-sync.pinned-rules": "203.0.113.10/24" },
+      /pinned-rules='203\.0\.113\.10\/24'.*not a valid IPv4 rule/,
+    ],
+    [{ "acr-allowlist-sync.pinned-rules": "300.1.1.1" }, /pinned-rules='300\.1\.1\.1'.*not a valid IPv4 rule/],
     [{ "acr-allowlist-sync.headrom": "5" }, /headrom='5'.*not a known tag/],
   ])("refuses %j with a message naming the tag, its value and an example", (tags, message) => {
     const error = tagError(tags);

@@ -85,6 +85,34 @@ function drain(s: Setup, concurrency = 4) {
 }
 
 describe("fan-out on Storage queues", () => {
+  it("enqueues nothing and fails naming SYNC_REGIONS when it names a region that is none; a bad regions tag skips only its registry", async () => {
+    const value = randomBytes(4).toString("hex");
+    const explicit = harness.addRegistry({ name: `ftypo${value}` });
+    const typo = await setup({ TARGET_REGISTRIES: explicit, SYNC_REGIONS: "japaneast,japneast" });
+    await expect(createTimerHandler(typo.runtime)(timer, context())).rejects.toThrow(
+      /^Setting SYNC_REGIONS \(--regions\) is invalid: region 'japneast' \(did you mean japaneast/,
+    );
+    expect((await typo.queue.peekMessages({ numberOfMessages: 32 })).peekedMessageItems).toEqual([]);
+    expect(typo.telemetry.failed.map((f) => [f.registry, f.errorType])).toEqual([[explicit, "InvalidConfiguration"]]);
+
+    const good = harness.addRegistry({ name: `fgood${value}`, tags: { "acr-allowlist-sync": value } });
+    const bad = harness.addRegistry({
+      name: `fbad${value}`,
+      tags: { "acr-allowlist-sync": value, "acr-allowlist-sync.regions": "japneast" },
+    });
+    const tagged = await setup({ TARGET_DISCOVERY_TAG: `acr-allowlist-sync=${value}` });
+    await expect(createTimerHandler(tagged.runtime)(timer, context())).rejects.toThrow(
+      new RegExp(
+        `^1 registry not enqueued: fbad${value}: Tag acr-allowlist-sync\\.regions on registry .*'japneast' \\(did you mean japaneast`,
+      ),
+    );
+    const bodies = (await tagged.queue.peekMessages({ numberOfMessages: 32 })).peekedMessageItems.map(
+      (m) => (JSON.parse(Buffer.from(m.messageText, "base64").toString("utf8")) as { registryId: string }).registryId,
+    );
+    expect(bodies).toEqual([good]);
+    expect(tagged.telemetry.failed.map((f) => [f.registry, f.errorType])).toEqual([[bad, "InvalidRegistryTag"]]);
+  });
+
   it("schedules one base64 message per registry with the file in blob storage under its hash, and the queue function syncs each", async () => {
     const value = randomBytes(4).toString("hex");
     const explicit = harness.addRegistry({ name: `fex${value}` });

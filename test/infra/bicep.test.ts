@@ -358,6 +358,20 @@ describe("registry permissions", () => {
     expect(stringLiteral(at(role?.body, "properties", "type"))).toBe("CustomRole");
   });
 
+  it("names every custom role uniquely in the tenant: the environment and the subscription in each roleName", () => {
+    // Role names are unique per tenant: one environment name in two subscriptions would otherwise
+    // fail the second deployment with RoleDefinitionWithSameNameExists.
+    const roles = files
+      .flatMap((infra) => resources(infra.root))
+      .filter((r) => r.type.startsWith("Microsoft.Authorization/roleDefinitions@") && !r.existing);
+    expect(roles.length).toBeGreaterThanOrEqual(3);
+    for (const custom of roles) {
+      const roleName = at(custom.body, "properties", "roleName")?.text ?? "";
+      expect(roleName, custom.symbol).toContain("${environmentName}");
+      expect(roleName, custom.symbol).toContain("${subscription().subscriptionId}");
+    }
+  });
+
   it("assigns the role on each target registry, in the registry's own resource group", () => {
     const access = modules(main.root).find((m) => m.path === "registry-access.bicep");
     expect(access?.loop).toBe(true);

@@ -10,6 +10,7 @@ import {
   countBits,
   exhaustiveCover,
   randomPrefixes,
+  referenceOptima,
   referenceOptimum,
   seededRandom,
   shapeProblems,
@@ -382,6 +383,36 @@ describe("optimalCover properties", () => {
 });
 
 describe("optimalCover at scale", () => {
+  it("matches the reference optimum at every budget, where the kernel prunes splits and groups four budgets", () => {
+    // The pruning bounds and the four-budget groups meet every edge (caps below 5, ranges shorter
+    // than a group, infinite costs under a floor, ties at the bound) across budgets 1 … 60:
+    // uniform and clustered inputs, and dense ones (/29 … /32 inside one /20 … /25, many equal costs).
+    const inside = (targets: readonly Prefix[], bits: number): Prefix[] =>
+      targets.map(({ base, length }) => {
+        const size = sizeOf(length);
+        return { base: Math.floor((0x0a000000 + (base % 2 ** bits)) / size) * size, length };
+      });
+    const instances: { targets: Prefix[]; minLength: number }[] = [
+      { targets: randomPrefixes(700, 11, 14, 32), minLength: 0 },
+      { targets: randomPrefixes(700, 11, 14, 32), minLength: 8 },
+      { targets: inside(randomPrefixes(700, 12, 22, 32), 24), minLength: 0 },
+    ];
+    for (let seed = 0; seed < 200; seed += 1) {
+      const targets = randomPrefixes(20 + ((seed * 53) % 200), 100 + seed, 29, 32);
+      instances.push({ targets: inside(targets, 7 + (seed % 6)), minLength: 0 });
+    }
+    const maxBudget = 60;
+    for (const { targets, minLength } of instances) {
+      const merged = mergePrefixes(targets);
+      const optima = referenceOptima(merged, maxBudget, minLength);
+      for (let budget = Math.max(1, minimumBudget(merged, minLength)); budget <= maxBudget; budget += 1) {
+        const cover = optimalCover(targets, { maxPrefixes: budget, minPrefixLength: minLength });
+        expectValidCover(cover, targets, budget, minLength);
+        expect(cover.extraAddresses).toBe(optima[budget]);
+      }
+    }
+  });
+
   it("covers 20,000 random prefixes with 300 rules and matches the reference optimum", () => {
     const targets = randomPrefixes(20_000, 7, 20, 32);
     const cover = optimalCover(targets, { maxPrefixes: 300 });

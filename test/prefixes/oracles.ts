@@ -159,6 +159,11 @@ export function supersetOptimum(
  * with plain arrays and recursion. best[k] = least extra addresses with at most k rules.
  */
 export function referenceOptimum(mergedTargets: readonly Prefix[], maxPrefixes: number, minLength: number): number {
+  return referenceOptima(mergedTargets, maxPrefixes, minLength)[maxPrefixes] as number;
+}
+
+/** `referenceOptimum` for every budget 0 … maxPrefixes at once (index = budget). */
+export function referenceOptima(mergedTargets: readonly Prefix[], maxPrefixes: number, minLength: number): number[] {
   const leaves: Prefix[] = [];
   for (const prefix of mergedTargets) {
     if (prefix.length >= minLength) {
@@ -195,7 +200,7 @@ export function referenceOptimum(mergedTargets: readonly Prefix[], maxPrefixes: 
     return best;
   };
   const result = solveNode(0, 0, 0, leaves.length);
-  return result[Math.min(maxPrefixes, result.length - 1)] as number;
+  return Array.from({ length: maxPrefixes + 1 }, (_, k) => result[Math.min(k, result.length - 1)] as number);
 }
 
 export function randomPrefixes(count: number, seed: number, minLength: number, maxLength: number): Prefix[] {
