@@ -358,17 +358,21 @@ describe("registry permissions", () => {
     expect(stringLiteral(at(role?.body, "properties", "type"))).toBe("CustomRole");
   });
 
-  it("names every custom role uniquely in the tenant: the environment and the subscription in each roleName", () => {
+  it("names every custom role uniquely in the tenant: the environment and the subscription (at a management group, the group) in each roleName", () => {
     // Role names are unique per tenant: one environment name in two subscriptions would otherwise
     // fail the second deployment with RoleDefinitionWithSameNameExists.
-    const roles = files
-      .flatMap((infra) => resources(infra.root))
-      .filter((r) => r.type.startsWith("Microsoft.Authorization/roleDefinitions@") && !r.existing);
-    expect(roles.length).toBeGreaterThanOrEqual(3);
+    const roles = files.flatMap((infra) =>
+      resources(infra.root)
+        .filter((r) => r.type.startsWith("Microsoft.Authorization/roleDefinitions@") && !r.existing)
+        .map((r) => ({ ...r, managementGroup: /^targetScope = 'managementGroup'$/m.test(infra.root.text) })),
+    );
+    expect(roles.length).toBeGreaterThanOrEqual(4);
     for (const custom of roles) {
       const roleName = at(custom.body, "properties", "roleName")?.text ?? "";
       expect(roleName, custom.symbol).toContain("${environmentName}");
-      expect(roleName, custom.symbol).toContain("${subscription().subscriptionId}");
+      expect(roleName, custom.symbol).toContain(
+        custom.managementGroup ? "${managementGroup().name}" : "${subscription().subscriptionId}",
+      );
     }
   });
 
