@@ -38,9 +38,11 @@ resource actionGroup 'Microsoft.Insights/actionGroups@2023-01-01' = {
 
 // Failures are reported per registry; a run that failed before it knew its registry (a
 // configuration error) is reported as "(none)" so the alert dimension is never empty.
+// Poisoned is left to its own alert below: the last delivery's failure, with the real cause, is an
+// AllowlistSyncFailed of its own and fires this one already.
 var failedQuery = '''
 customEvents
-| where name == "AllowlistSyncFailed"
+| where name == "AllowlistSyncFailed" and tostring(customDimensions.errorType) != "Poisoned"
 | extend registry = iff(isempty(tostring(customDimensions.registry)), "(none)", tostring(customDimensions.registry))
 | project timestamp, registry, errorType = tostring(customDimensions.errorType), message = tostring(customDimensions.message)
 '''
@@ -305,6 +307,52 @@ resource grantOverdueAlert 'Microsoft.Insights/scheduledQueryRules@2023-12-01' =
       allOf: [
         {
           query: grantOverdueQuery
+          timeAggregation: 'Count'
+          operator: 'GreaterThan'
+          threshold: 0
+          dimensions: [
+            { name: 'registry', operator: 'Include', values: ['*'] }
+          ]
+          failingPeriods: { numberOfEvaluationPeriods: 1, minFailingPeriodsToAlert: 1 }
+        }
+      ]
+    }
+    autoMitigate: true
+    actions: actions
+  }
+}
+
+// Fan-out (SYNC_FANOUT=true): the host gave up on a registry's message after maxDequeueCount (5)
+// failed deliveries and moved it to the poison queue, where the poison function reports it
+// (AllowlistSyncFailed, errorType Poisoned) and consumes it. The registry is not retried until the
+// next scheduled run. The cause is the failure alert of the same registry (the last delivery's
+// errorType and message, reported just before); this one says that the retries are spent. A message
+// that was not even readable is reported with registry "(unreadable message)".
+var poisonedQuery = '''
+customEvents
+| where name == "AllowlistSyncFailed" and tostring(customDimensions.errorType) == "Poisoned"
+| project timestamp, registry = tostring(customDimensions.registry), message = tostring(customDimensions.message)
+'''
+
+resource poisonedAlert 'Microsoft.Insights/scheduledQueryRules@2023-12-01' = {
+  name: 'alert-acrsync-poisoned-${resourceToken}'
+  location: location
+  tags: tags
+  kind: 'LogAlert'
+  properties: {
+    displayName: 'ACR allowlist sync message poisoned'
+    description: 'A registry failed on every delivery of its queue message and the message went to the poison queue (AllowlistSyncFailed, errorType Poisoned). The registry keeps its previous rules and is tried again at the next scheduled run. The cause is in the sync failed alert of the same registry (errorType and message of the last delivery).'
+    // As urgent as a failure: a poisoned registry stays unsynced for a whole schedule period.
+    severity: 1
+    enabled: true
+    scopes: [appInsightsId]
+    // Same cadence as the failure alert: the two arrive together for one poisoned registry.
+    evaluationFrequency: 'PT5M'
+    windowSize: 'PT15M'
+    criteria: {
+      allOf: [
+        {
+          query: poisonedQuery
           timeAggregation: 'Count'
           operator: 'GreaterThan'
           threshold: 0

@@ -19,7 +19,7 @@ param targetRegistries string = ''
 
 @description('Discovery tag key=value (e.g. acr-allowlist-sync=enabled). Empty: discovery off. When set, the app identity gets Reader and the custom registry role on each subscription of targetDiscoveryScopes.')
 param targetDiscoveryTag string = ''
-@description('Comma-separated /subscriptions/<id> (roles assigned by this template) or /providers/Microsoft.Management/managementGroups/<id> (assign Reader and the role there yourself, see README). Empty with a tag: this subscription.')
+@description('Comma-separated /subscriptions/<id> (roles assigned by this template) or /providers/Microsoft.Management/managementGroups/<id> (roles assigned by a deployment of infra/management-group-access.bicep per group, see README). Empty with a tag: this subscription.')
 param targetDiscoveryScopes string = ''
 @description('true: the timer enqueues one message per registry and a queue-triggered function syncs each. Empty: on when discovery is on, off otherwise.')
 @allowed(['', 'true', 'false'])
@@ -127,6 +127,15 @@ var discoverySubscriptionIds = discoveryOn
   ? (empty(discoveryScopeList)
       ? [subscription().subscriptionId]
       : map(filter(discoveryScopeList, s => startsWith(toLower(s), '/subscriptions/')), s => split(s, '/')[2]))
+  : []
+
+// `/providers/Microsoft.Management/managementGroups/<id>` scopes: index 4 is the group's ID. Their
+// roles cannot be assigned from this subscription-scope deployment: infra/management-group-access.bicep.
+var discoveryManagementGroups = discoveryOn
+  ? map(
+      filter(discoveryScopeList, s => startsWith(toLower(s), '/providers/microsoft.management/managementgroups/')),
+      s => split(s, '/')[4]
+    )
   : []
 
 // environment().name is AzureCloud, AzureChinaCloud or AzureUSGovernment: the file of the same cloud.
@@ -337,7 +346,8 @@ module serviceTagsAccess 'servicetags-access.bicep' = {
 }
 
 // Discovery: Reader (for Resource Graph) and the registry role on each discovery subscription.
-// Management-group scopes are outside what a subscription deployment can grant: see README.
+// Management-group scopes are outside what a subscription deployment can grant: deploy
+// infra/management-group-access.bicep once per group (DISCOVERY_MANAGEMENT_GROUPS below; README).
 module discoveryAccess 'discovery-access.bicep' = [
   for (subscriptionId, i) in discoverySubscriptionIds: {
     name: 'discovery-access-${i}-${take(uniqueString(subscriptionId), 6)}'
@@ -406,3 +416,6 @@ output AZURE_CLIENT_ID string = app.outputs.identityClientId
 output APPLICATIONINSIGHTS_CONNECTION_STRING string = app.outputs.appInsightsConnectionString
 output REGISTRY_ROLE_DEFINITION_ID string = subscriptionResourceId('Microsoft.Authorization/roleDefinitions', registryRoleGuid)
 output WORKBOOK_ID string = workbook.outputs.workbookId
+// For `az deployment mg create ... infra/management-group-access.bicep` (README "Discovery").
+output APP_IDENTITY_PRINCIPAL_ID string = app.outputs.identityPrincipalId
+output DISCOVERY_MANAGEMENT_GROUPS string = join(discoveryManagementGroups, ',')

@@ -1,4 +1,5 @@
 import type { InvocationContext } from "@azure/functions";
+import { renderCanaryResult } from "../canary/result.js";
 import { ConfigError, describeError } from "../errors.js";
 import { handlePoisonMessage, handleSyncMessage } from "../fanout/worker.js";
 import type { Runtime } from "./runtime.js";
@@ -46,8 +47,14 @@ export function createQueueHandler(runtime: Runtime) {
         return;
       case "done": {
         const { outcome } = result;
-        if (outcome.ok) context.log(`${outcome.target.ref.name}: ${outcome.result.outcome}`);
-        else context.warn(`${outcome.target.ref.name}: ${describeError(outcome.error)}`);
+        if (!outcome.ok) {
+          context.warn(`${outcome.target.ref.name}: ${describeError(outcome.error)}`);
+          return;
+        }
+        context.log(`${outcome.target.ref.name}: ${outcome.result.outcome}`);
+        // As on the timer: a refused canary is reported (event, alert); the sync itself succeeded.
+        if (outcome.canary?.ok === true) context.log(renderCanaryResult(outcome.canary));
+        else if (outcome.canary !== undefined) context.warn(renderCanaryResult(outcome.canary));
         return;
       }
       case "retry": {

@@ -23,6 +23,8 @@ export const fanoutMessageSchema = z.strictObject({
   serviceTagsBlob: z.string().regex(SERVICE_TAGS_BLOB, "expected servicetags/<sha256>.json"),
   trigger: z.string().regex(/^[a-z-]{1,20}$/, "expected a trigger name"),
   target: TARGET_OVERRIDES_SCHEMA,
+  /** CANARY_REGISTRIES / CANARY_ON_TARGETS as the scheduler resolved them: the worker runs the after-change canary. */
+  canary: z.enum(["dedicated", "target"]).optional(),
 });
 export type FanoutMessage = z.infer<typeof fanoutMessageSchema>;
 
@@ -45,7 +47,15 @@ export function messageFor(
     maxRemovalShare: policy.maxRemovalShare,
     writeWhenDefaultAllow: policy.writeWhenDefaultAllow,
   };
-  return { schemaVersion: 1, runId, registryId: target.ref.id, serviceTagsBlob, trigger, target: values };
+  return {
+    schemaVersion: 1,
+    runId,
+    registryId: target.ref.id,
+    serviceTagsBlob,
+    trigger,
+    target: values,
+    ...(target.canary === undefined ? {} : { canary: target.canary }),
+  };
 }
 
 export function encodeMessage(message: FanoutMessage): string {

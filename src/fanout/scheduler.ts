@@ -3,7 +3,7 @@ import type { Settings } from "../config/settings.js";
 import { resolveRunTargets, type DiscoveryPorts, type RunTargets } from "../discovery/discover.js";
 import type { LedgerStore } from "../ledger/types.js";
 import type { ServiceTagsDocument } from "../servicetags/schema.js";
-import { forEachBounded } from "../sync/bounded.js";
+import { forEachBounded, interleaveByKey } from "../sync/bounded.js";
 import { checkRegionsOrThrow, reportOutcome, type ServiceTagsSource, type TargetOutcome } from "../sync/invocation.js";
 import { messageFor } from "./message.js";
 import type { FanoutQueue } from "./queue.js";
@@ -54,7 +54,10 @@ export async function scheduleRun(
     } catch (error) {
       discoveryError = { error };
     }
-    const toRun = targets?.targets ?? settings.targets;
+    // Sent round-robin over subscriptions: see interleaveByKey.
+    const toRun = interleaveByKey(targets?.targets ?? settings.targets, (target) =>
+      target.ref.subscriptionId.toLowerCase(),
+    );
     let blob: string;
     let document: ServiceTagsDocument;
     try {

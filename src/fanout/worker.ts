@@ -1,7 +1,16 @@
-import { targetFrom, type Settings } from "../config/settings.js";
+import { targetFrom, type Settings, type TargetConfig } from "../config/settings.js";
 import { AllowlistSyncError, MessagePoisonedError, describeError } from "../errors.js";
 import { parseRegistryId } from "../registry/resource-id.js";
-import { reportOutcome, syncOne, type TargetOutcome } from "../sync/invocation.js";
+import type { CanaryServices } from "../canary/invoke.js";
+import type { ServiceTagsDocument } from "../servicetags/schema.js";
+import { createDeadline } from "../sync/deadline.js";
+import {
+  canariesAfterApply,
+  reportOutcome,
+  reportOverdueGrants,
+  syncOne,
+  type TargetOutcome,
+} from "../sync/invocation.js";
 import type { SyncPorts } from "../sync/run.js";
 import type { KeyedLimiter } from "../sync/bounded.js";
 import type { TelemetrySink } from "../telemetry/types.js";
@@ -13,6 +22,8 @@ export interface WorkerPorts extends SyncPorts {
   readonly telemetry: TelemetrySink;
   /** SYNC_MAX_PER_SUBSCRIPTION across the messages this process handles at the same time. */
   readonly subscriptionLimiter?: KeyedLimiter;
+  /** ACR Tasks and the last results: the after-change canary of canary registries (absent: none runs). */
+  readonly canary?: CanaryServices;
 }
 
 export type WorkerResult =
@@ -36,11 +47,13 @@ const PERMANENT_CODES = new Set([
 export function isRetryable(error: unknown): boolean {
   if (!(error instanceof AllowlistSyncError)) return true;
   if (PERMANENT_CODES.has(error.code)) return false;
+  // `deadline`: this delivery ran out of SYNC_DEADLINE_MS (a slow ARM, a long lock wait); the next may not.
   return (
     error.category === "registry" ||
     error.category === "ledger" ||
     error.category === "conflict" ||
-    error.category === "source"
+    error.category === "source" ||
+    error.category === "deadline"
   );
 }
 
@@ -58,6 +71,9 @@ export async function handleSyncMessage(
   input: unknown,
   delivery: { readonly dequeueCount: number },
 ): Promise<WorkerResult> {
+  // Each delivery is an invocation of its own with the host's functionTimeout: the same budget as
+  // the timer's (SYNC_DEADLINE_MS), the wait for the subscription's slot included.
+  const deadline = createDeadline(settings.deadlineMs, "SYNC_DEADLINE_MS");
   try {
     let message: FanoutMessage;
     try {
@@ -73,30 +89,49 @@ export async function handleSyncMessage(
       });
       return { kind: "dropped", error };
     }
-    const target = targetFrom(
-      parseRegistryId(message.registryId, "registryId"),
-      message.target,
-      settings.targetDefaults,
-    );
-    if (await ports.fanoutStore.isDone(message.runId, target.ref.id)) return { kind: "duplicate", message };
+    const target: TargetConfig = {
+      ...targetFrom(parseRegistryId(message.registryId, "registryId"), message.target, settings.targetDefaults),
+      ...(message.canary === undefined ? {} : { canary: message.canary }),
+    };
+    // A redelivery (dequeueCount > 1) may follow a delivery that finished but was not deleted; a first
+    // delivery cannot, so it saves the marker read (a message the scheduler sent twice is the one other
+    // duplicate: its second sync finds nothing left to change and writes nothing).
+    if (delivery.dequeueCount > 1 && (await ports.fanoutStore.isDone(message.runId, target.ref.id)))
+      return { kind: "duplicate", message };
     let outcome: TargetOutcome;
+    let document: ServiceTagsDocument | undefined;
     try {
-      const document = await ports.fanoutStore.getServiceTags(message.serviceTagsBlob);
-      const sync = () => syncOne(settings, target, document, ports, { mode: "apply", actor: `queue:${message.runId}` });
+      const file = await ports.fanoutStore.getServiceTags(message.serviceTagsBlob);
+      document = file;
+      const sync = () =>
+        syncOne(settings, target, file, ports, { mode: "apply", actor: `queue:${message.runId}` }, deadline);
       outcome = await (ports.subscriptionLimiter?.run(target.ref.subscriptionId, sync) ?? sync());
     } catch (error) {
       outcome = { target, ok: false, error, durationMs: 0 };
     }
+    const report = async (): Promise<void> => {
+      // As the timer does: a failed run leaves expired grants on the registry, so they are overdue.
+      if (!outcome.ok) await reportOverdueGrants(ports.ledger, ports.telemetry, target, message.trigger, ports.now);
+      reportOutcome(ports.telemetry, outcome, message.trigger, false, document?.newestChangeNumberSeen);
+    };
     if (!outcome.ok && isRetryable(outcome.error)) {
       const finalAttempt = delivery.dequeueCount >= MAX_DEQUEUE_COUNT;
-      if (finalAttempt) reportOutcome(ports.telemetry, outcome, message.trigger, false);
+      if (finalAttempt) await report();
       return { kind: "retry", outcome, finalAttempt };
     }
-    reportOutcome(ports.telemetry, outcome, message.trigger, false);
+    await report();
     // Guard trips and permanent failures are results too: the registry is done for this run.
     await ports.fanoutStore.markDone(message.runId, target.ref.id);
+    // As the timer does after an applied change: the canary, once the new rules have had time to take
+    // effect (a redelivery after this point finds the marker and does not sync or run it again).
+    if (outcome.ok && document !== undefined && ports.canary !== undefined) {
+      const outcomes = [outcome];
+      await canariesAfterApply(settings, { ...ports, canary: ports.canary }, outcomes, document);
+      outcome = outcomes[0] ?? outcome;
+    }
     return { kind: "done", outcome };
   } finally {
+    deadline.dispose();
     await ports.telemetry.flush();
   }
 }

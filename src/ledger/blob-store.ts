@@ -248,34 +248,46 @@ export function createBlobLedgerStore(options: BlobLedgerStoreOptions): LedgerSt
       await ensureContainer();
       const blob = lockBlob(registryId);
       const blobClient = container.getBlockBlobClient(blob);
-      try {
-        await blobClient.upload("", 0, { conditions: { ifNoneMatch: "*" } });
-      } catch (error) {
-        // 409/412: the lock blob exists (and may be leased by another run): that is the normal case.
-        if (statusOf(error) !== 409 && statusOf(error) !== 412)
-          throw storageError("Creating the lock blob", containerName, blob, error);
-      }
       const lease = blobClient.getBlobLeaseClient();
       const deadline = Date.now() + Math.max(0, waitMs);
+      // The holder's name (metadata) is only a courtesy for the messages of waiting runs.
+      const holder = (): Record<string, string> => ({ owner, acquiredat: new Date().toISOString() });
+      // Set by the lease that created the lock blob: its metadata names this run already.
+      let named = false;
+      let creations = 0;
+      // The lock blob exists after a registry's first run: the lease is tried first (one request
+      // in the steady state), and the blob is created only when the lease finds none.
       for (;;) {
         try {
           await lease.acquireLease(leaseSeconds);
           break;
         } catch (error) {
-          if (statusOf(error) !== 409)
-            throw storageError("Taking the lease on the lock blob", containerName, blob, error);
+          const status = statusOf(error);
+          // A blob deleted again right after each creation: give up rather than loop.
+          if (status === 404 && (creations += 1) <= 3) {
+            try {
+              await blobClient.upload("", 0, { metadata: holder(), conditions: { ifNoneMatch: "*" } });
+              named = true;
+            } catch (createError) {
+              // 409/412: another run created it meanwhile; take the lease as usual.
+              if (statusOf(createError) !== 409 && statusOf(createError) !== 412)
+                throw storageError("Creating the lock blob", containerName, blob, createError);
+            }
+            continue;
+          }
+          named = false;
+          if (status !== 409) throw storageError("Taking the lease on the lock blob", containerName, blob, error);
           const remaining = deadline - Date.now();
           if (remaining <= 0) throw await lockHeld(registryId, blob, waitMs);
           await delay(Math.min(pollMs, remaining));
         }
       }
-      try {
-        await blobClient.setMetadata(
-          { owner, acquiredat: new Date().toISOString() },
-          { conditions: { leaseId: lease.leaseId } },
-        );
-      } catch {
-        // The holder's name is only a courtesy for the messages of waiting runs.
+      if (!named) {
+        try {
+          await blobClient.setMetadata(holder(), { conditions: { leaseId: lease.leaseId } });
+        } catch {
+          // Best effort, as above.
+        }
       }
       return holdLease(lease, renewEveryMs, leaseSeconds, { containerName, blob });
     },

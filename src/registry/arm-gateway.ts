@@ -12,7 +12,13 @@ import {
   toSnapshot,
   usageListSchema,
 } from "./arm-schema.js";
-import type { RegistryGateway, RegistryRef, RegistrySnapshot, ReplaceIpRulesRequest } from "./types.js";
+import type {
+  RegistryGateway,
+  RegistryReadOptions,
+  RegistryRef,
+  RegistrySnapshot,
+  ReplaceIpRulesRequest,
+} from "./types.js";
 
 export interface ArmRegistryGatewayOptions extends ArmClientOptions {
   /** Deadline of one long-running update, PATCH and polling included. */
@@ -70,11 +76,40 @@ export function createArmRegistryGateway(options: ArmRegistryGatewayOptions): Re
     }
   }
 
+  /** What a full read adds to the registry document: the rule limit, legacy VNet rules and replicas. */
+  async function readLimits(
+    ref: RegistryRef,
+    client: ContainerRegistryManagementClient,
+    sku: string,
+    readOptions: RegistryReadOptions,
+  ): Promise<
+    Pick<RegistrySnapshot, "ruleLimit" | "ruleLimitSource" | "replicaLocations" | "legacyVirtualNetworkRules">
+  > {
+    const abortSignal = readOptions.signal;
+    const signals = { callerSignal: abortSignal };
+    const usages = await call(ref, "listUsages", signals, () =>
+      client.registries.listUsages(ref.resourceGroup, ref.name, { abortSignal }),
+    );
+    const usageList = parseArm(usageListSchema, usages, ref, "listUsages");
+    const limit = ruleLimitFrom(usageList, ref);
+    const legacyVirtualNetworkRules = legacyVirtualNetworkRulesFrom(usageList, ref);
+    // Geo-replication is a Premium feature; other SKUs have none to list. Replicas are read only
+    // when asked for, so the least-privilege role needs replications/read only then.
+    const replicas =
+      sku === "Premium" && readOptions.includeReplicas === true
+        ? await call(ref, "listReplications", signals, async () => {
+            const locations: string[] = [];
+            for await (const replica of client.replications.list(ref.resourceGroup, ref.name, { abortSignal })) {
+              locations.push(parseArm(replicationSchema, replica, ref, "listReplications").location);
+            }
+            return locations;
+          })
+        : [];
+    return { ...limit, replicaLocations: replicas, legacyVirtualNetworkRules };
+  }
+
   return {
-    async read(
-      ref: RegistryRef,
-      readOptions: { signal?: AbortSignal; includeReplicas?: boolean } = {},
-    ): Promise<RegistrySnapshot> {
+    async read(ref: RegistryRef, readOptions: RegistryReadOptions = {}): Promise<RegistrySnapshot> {
       const client = clientFor(ref);
       const abortSignal = readOptions.signal;
       const signals = { callerSignal: abortSignal };
@@ -90,25 +125,11 @@ export function createArmRegistryGateway(options: ArmRegistryGatewayOptions): Re
         }),
       );
       const document = parseArm(registryDocumentSchema, registry, ref, "get");
-      const usages = await call(ref, "listUsages", signals, () =>
-        client.registries.listUsages(ref.resourceGroup, ref.name, { abortSignal }),
-      );
-      const usageList = parseArm(usageListSchema, usages, ref, "listUsages");
-      const limit = ruleLimitFrom(usageList, ref);
-      const legacyVirtualNetworkRules = legacyVirtualNetworkRulesFrom(usageList, ref);
-      // Geo-replication is a Premium feature; other SKUs have none to list. Replicas are read only
-      // when asked for, so the least-privilege role needs replications/read only then.
-      const replicas =
-        document.sku.name === "Premium" && readOptions.includeReplicas === true
-          ? await call(ref, "listReplications", signals, async () => {
-              const locations: string[] = [];
-              for await (const replica of client.replications.list(ref.resourceGroup, ref.name, { abortSignal })) {
-                locations.push(parseArm(replicationSchema, replica, ref, "listReplications").location);
-              }
-              return locations;
-            })
-          : [];
-      const snapshot = { ...toSnapshot(ref, document, limit, replicas, legacyVirtualNetworkRules), armTime };
+      const limits = readOptions.limitsFrom ?? (await readLimits(ref, client, document.sku.name, readOptions));
+      const snapshot = {
+        ...toSnapshot(ref, document, limits, limits.replicaLocations, limits.legacyVirtualNetworkRules),
+        armTime,
+      };
       return apiVersionState.fallback === undefined
         ? snapshot
         : { ...snapshot, apiVersionFallback: apiVersionState.fallback };

@@ -60,16 +60,47 @@ export function createKeyedLimiter(perKey: number): KeyedLimiter {
           queue.push(resolve);
           waiting.set(key, queue);
         });
-      }
-      active.set(key, (active.get(key) ?? 0) + 1);
+      } else active.set(key, (active.get(key) ?? 0) + 1);
       try {
         return await task();
       } finally {
-        active.set(key, (active.get(key) ?? 1) - 1);
+        // The slot passes straight to the next waiter (its count stays taken), so a task arriving
+        // between this release and the waiter's resumption cannot slip in above the cap.
         const next = waiting.get(key)?.shift();
         if (next !== undefined) next();
-        else if ((active.get(key) ?? 0) === 0) active.delete(key);
+        else {
+          const left = (active.get(key) ?? 1) - 1;
+          if (left <= 0) {
+            active.delete(key);
+            waiting.delete(key);
+          } else active.set(key, left);
+        }
       }
     },
   };
+}
+
+/**
+ * `items` reordered round-robin over their keys (first of each key, then second of each, …),
+ * each key's items in their original order. A queue consumer takes messages in roughly the
+ * order they were sent: sent grouped by subscription, one instance's batch would be a single
+ * subscription's registries, and all but SYNC_MAX_PER_SUBSCRIPTION of them would wait for the
+ * per-subscription cap while the other subscriptions' buckets sat unused.
+ */
+export function interleaveByKey<T>(items: readonly T[], keyOf: (item: T) => string): T[] {
+  const groups = new Map<string, T[]>();
+  for (const item of items) {
+    const key = keyOf(item);
+    const group = groups.get(key);
+    if (group === undefined) groups.set(key, [item]);
+    else group.push(item);
+  }
+  const lists = [...groups.values()];
+  const out: T[] = [];
+  for (let round = 0; out.length < items.length; round += 1)
+    for (const list of lists) {
+      const item = list[round];
+      if (item !== undefined) out.push(item);
+    }
+  return out;
 }

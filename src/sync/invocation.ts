@@ -9,7 +9,7 @@ import {
 import type { Settings, TargetConfig } from "../config/settings.js";
 import type { ServiceTagsDocument } from "../servicetags/schema.js";
 import type { DiscoveryMemory, DiscoverySource } from "../discovery/types.js";
-import { runCanaries, type CanaryServices } from "../canary/invoke.js";
+import { runCanaries, type CanaryInvocationPorts, type CanaryServices } from "../canary/invoke.js";
 import type { CanaryResult } from "../canary/result.js";
 import type { GrantChange } from "../grants/change.js";
 import type { Grant, LedgerStore } from "../ledger/types.js";
@@ -199,10 +199,14 @@ export async function syncOne(
   }
 }
 
-/** After ARM reported success: the changed canary registries, once the new rules have had time to take effect. */
-async function canariesAfterApply(
+/**
+ * After ARM reported success: the changed canary registries, once the new rules have had time to
+ * take effect. Each outcome that ran one gets its result. The timer runs it after all its
+ * registries; a queue message after its one registry (`src/fanout/worker.ts`).
+ */
+export async function canariesAfterApply(
   settings: Settings,
-  ports: InvocationPorts & { readonly canary: CanaryServices },
+  ports: CanaryInvocationPorts,
   outcomes: TargetOutcome[],
   document: ServiceTagsDocument,
 ): Promise<void> {
@@ -338,7 +342,7 @@ function grantFields(grant: Grant): Omit<GrantEventBase, "registry" | "trigger">
  * past its expiry (by this machine's clock), so the overdue-grant alert sees it even while every
  * run fails. Best effort: a ledger that cannot be read is already the failure being reported.
  */
-async function reportOverdueGrants(
+export async function reportOverdueGrants(
   ledger: LedgerStore,
   telemetry: TelemetrySink,
   target: TargetConfig,

@@ -213,9 +213,16 @@ async function execute(
       const { plan, grant } = planFrom(snapshot, ledger);
       return { plan, outcome: "skipped", auditId: undefined, attempts: 1, grant, freeze };
     }
+    // The ledger first: a corrupt one stops the run before any ARM call.
     let ledger = await ports.ledger.read(ref.id);
     let snapshot = await ports.registry.read(ref, readOptions);
     const firstSnapshot = snapshot;
+    // The re-reads around the write only need the rules: the limit, the legacy VNet rules and the
+    // replicas of the full read a moment ago stand (one GET instead of GET + listUsages [+ replicas]).
+    const rulesReadOptions = (): typeof readOptions & { limitsFrom: RegistrySnapshot } => ({
+      ...readOptions,
+      limitsFrom: snapshot,
+    });
     let wrote = false;
     const auditEntryFor = (plan: Plan, before: RegistrySnapshot, after: RegistrySnapshot): AuditEntry => ({
       schemaVersion: 1,
@@ -260,24 +267,28 @@ async function execute(
       } else {
         // Claim the additions before writing, so a crash before the ledger update cannot turn them into people's rules.
         held();
-        ledger = await writeLedger(
-          ports.ledger,
-          ref,
-          {
-            ownedRules: ledger?.ownedRules ?? plan.ownedBefore,
-            pendingRules: plan.adds.map((add) => add.rule),
-            appliedTagChangeNumbers: ledger?.appliedTagChangeNumbers ?? {},
-            lastAuditId: ledger?.lastAuditId,
-            // The stored grants, unchanged: a new grant is recorded only once its rule is on the registry.
-            grants: ledger?.grants ?? [],
-            clockHighWater: highWaterAfter(ledger, plan, clock),
-          },
-          now,
-        );
         // ARM has no ETag and a PATCH replaces the whole list: a rule someone added since our read would be
         // dropped without a trace (the read-back matches our plan), and a defaultAction they changed would be
         // reverted. Read again right before writing and re-plan if anything moved; one round trip of risk remains.
-        const current = await ports.registry.read(ref, readOptions);
+        // The claim and the re-read do not depend on each other: both are done before the PATCH starts.
+        let current: RegistrySnapshot;
+        [ledger, current] = await Promise.all([
+          writeLedger(
+            ports.ledger,
+            ref,
+            {
+              ownedRules: ledger?.ownedRules ?? plan.ownedBefore,
+              pendingRules: plan.adds.map((add) => add.rule),
+              appliedTagChangeNumbers: ledger?.appliedTagChangeNumbers ?? {},
+              lastAuditId: ledger?.lastAuditId,
+              // The stored grants, unchanged: a new grant is recorded only once its rule is on the registry.
+              grants: ledger?.grants ?? [],
+              clockHighWater: highWaterAfter(ledger, plan, clock),
+            },
+            now,
+          ),
+          ports.registry.read(ref, rulesReadOptions()),
+        ]);
         if (!sameRules(current.ipRules, snapshot.ipRules) || current.defaultAction !== snapshot.defaultAction) {
           if (attempt >= 2) throw notConverged(ref, plan, current);
           snapshot = current;
@@ -293,7 +304,7 @@ async function execute(
         );
         wrote = true;
       }
-      const after = await ports.registry.read(ref, readOptions);
+      const after = await ports.registry.read(ref, rulesReadOptions());
       if (sameRules(after.ipRules, plan.ipRulesAfter)) {
         const entry = auditEntryFor(plan, firstSnapshot, after);
         // The audit entry is append-only (never overwrites anything): record what was done even then.

@@ -17,16 +17,13 @@ export function desiredFromServiceTags(
   snapshot: RegistrySnapshot,
   target: TargetConfig,
 ): Extract<DesiredSource, { kind: "service-tags" }> {
-  const acrTags = document.file.values.filter((value) => ACR_TAG.test(value.name));
   const regions = unique(
     [...(target.regions ?? [snapshot.location]), ...(target.includeReplicas ? snapshot.replicaLocations : [])].map(
       (region) => region.toLowerCase(),
     ),
   );
   const { tags } = selectTags(document.file, { regions });
-  const adoptablePrefixes = acrTags.flatMap((tag) =>
-    tag.properties.addressPrefixes.filter((text) => !isIPv6Text(text)),
-  );
+  const adoptablePrefixes = adoptablePrefixesOf(document.file);
   return {
     kind: "service-tags",
     origin: document.origin,
@@ -35,6 +32,22 @@ export function desiredFromServiceTags(
     adoptablePrefixes,
     sourceWarnings: sourceWarnings(document, new Set(tags.map((tag) => tag.name))),
   };
+}
+
+// The same file serves every registry of a run (a thousand, with fan-out, per worker process): the
+// scan of every ACR prefix, IPv6 validation included, is done once per file, not once per registry.
+const adoptableByFile = new WeakMap<ServiceTagsDocument["file"], readonly string[]>();
+
+/** IPv4 prefixes of every `AzureContainerRegistry*` tag in the file (the file is never mutated). */
+function adoptablePrefixesOf(file: ServiceTagsDocument["file"]): readonly string[] {
+  let prefixes = adoptableByFile.get(file);
+  if (prefixes === undefined) {
+    prefixes = file.values
+      .filter((value) => ACR_TAG.test(value.name))
+      .flatMap((tag) => tag.properties.addressPrefixes.filter((text) => !isIPv6Text(text)));
+    adoptableByFile.set(file, prefixes);
+  }
+  return prefixes;
 }
 
 /** The chain's warnings, and a `source-lag` for each selected tag on which the file and the API disagree. */

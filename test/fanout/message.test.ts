@@ -25,6 +25,17 @@ describe("fan-out messages", () => {
     });
   });
 
+  it("carry the canary mode of a canary registry only, so the worker runs the after-change canary", () => {
+    const withCanary = loadSettings({ TARGET_REGISTRIES: ID, CANARY_REGISTRIES: ID });
+    const [canary] = withCanary.targets;
+    if (canary === undefined) throw new Error("no target");
+    const canaryMessage = messageFor("run-1", canary, BLOB, "timer");
+    expect(canaryMessage.canary).toBe("dedicated");
+    expect(decodeMessage(encodeMessage(canaryMessage)).canary).toBe("dedicated");
+    expect("canary" in message).toBe(false);
+    expect(() => decodeMessage({ ...message, canary: "always" })).toThrow(FanoutMessageError);
+  });
+
   it("are sent as base64 and read back from base64, JSON text or the host's parsed object", () => {
     const encoded = encodeMessage(message);
     expect(encoded).toMatch(/^[A-Za-z0-9+/]+=*$/);

@@ -2,6 +2,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { APP_SETTINGS } from "../../src/config/settings.js";
+import { MessagePoisonedError } from "../../src/errors.js";
 import {
   canaryCompletedRecord,
   canaryMetricPoints,
@@ -357,17 +358,21 @@ describe("registry permissions", () => {
     expect(stringLiteral(at(role?.body, "properties", "type"))).toBe("CustomRole");
   });
 
-  it("names every custom role uniquely in the tenant: the environment and the subscription in each roleName", () => {
+  it("names every custom role uniquely in the tenant: the environment and the subscription (at a management group, the group) in each roleName", () => {
     // Role names are unique per tenant: one environment name in two subscriptions would otherwise
     // fail the second deployment with RoleDefinitionWithSameNameExists.
-    const roles = files
-      .flatMap((infra) => resources(infra.root))
-      .filter((r) => r.type.startsWith("Microsoft.Authorization/roleDefinitions@") && !r.existing);
-    expect(roles.length).toBeGreaterThanOrEqual(3);
+    const roles = files.flatMap((infra) =>
+      resources(infra.root)
+        .filter((r) => r.type.startsWith("Microsoft.Authorization/roleDefinitions@") && !r.existing)
+        .map((r) => ({ ...r, managementGroup: /^targetScope = 'managementGroup'$/m.test(infra.root.text) })),
+    );
+    expect(roles.length).toBeGreaterThanOrEqual(4);
     for (const custom of roles) {
       const roleName = at(custom.body, "properties", "roleName")?.text ?? "";
       expect(roleName, custom.symbol).toContain("${environmentName}");
-      expect(roleName, custom.symbol).toContain("${subscription().subscriptionId}");
+      expect(roleName, custom.symbol).toContain(
+        custom.managementGroup ? "${managementGroup().name}" : "${subscription().subscriptionId}",
+      );
     }
   });
 
@@ -426,7 +431,7 @@ describe("alerts", () => {
     return { symbol: r.symbol, queries, actions: at(r.body, "properties", "actions")?.text };
   });
 
-  it("has a rule for failures, guard trips, the heartbeat, the rule limit, a refused canary, the data's freshness and overdue grants", () => {
+  it("has a rule for failures, poisoned messages, guard trips, the heartbeat, the rule limit, a refused canary, the data's freshness and overdue grants", () => {
     const used = new Set(rules.flatMap((r) => r.queries.flatMap((q) => contractNames(q).names)));
     expect([...used].sort()).toEqual(
       [
@@ -440,7 +445,24 @@ describe("alerts", () => {
         EVENT_NAMES.canaryCompleted,
       ].sort(),
     );
-    expect(rules).toHaveLength(7);
+    expect(rules).toHaveLength(8);
+  });
+
+  it("alerts on a poisoned fan-out message on its own, per registry, and keeps it out of the failure alert", () => {
+    const poisoned = rules.find((r) => r.symbol === "poisonedAlert");
+    expect(poisoned?.queries[0]).toContain(
+      `name == "${EVENT_NAMES.failed}" and tostring(customDimensions.errorType) == "Poisoned"`,
+    );
+    const failed = rules.find((r) => r.symbol === "syncFailedAlert");
+    expect(failed?.queries[0]).toContain(
+      `name == "${EVENT_NAMES.failed}" and tostring(customDimensions.errorType) != "Poisoned"`,
+    );
+    // The code's errorType for it, so the alert cannot drift from what the poison function sends.
+    expect(new MessagePoisonedError("x").code).toBe("Poisoned");
+    const rule = resourcesOfType("Microsoft.Insights/scheduledQueryRules").find((r) => r.symbol === "poisonedAlert");
+    const dimensions = arrayItems(at(arrayItems(at(rule?.body, "properties", "criteria", "allOf"))[0], "dimensions"));
+    expect(dimensions.map((d) => stringLiteral(at(d, "name")))).toEqual(["registry"]);
+    expect(at(rule?.body, "properties", "severity")?.text).toBe("1");
   });
 
   it("alerts on a grant still open more than a day after its expiry, until a run removes it", () => {

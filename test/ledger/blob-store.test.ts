@@ -121,6 +121,25 @@ describe("blob store specifics", () => {
     await held.release();
   });
 
+  it("names the current holder when the lock blob is left from an earlier run's lock", async () => {
+    const client = tracked();
+    const earlier = await createBlobLedgerStore({ containerClient: client, owner: "yesterday's timer" }).acquireLock(
+      REGISTRY,
+      { waitMs: 0 },
+    );
+    await earlier.release();
+    const held = await createBlobLedgerStore({ containerClient: client, owner: "queue on worker-2" }).acquireLock(
+      REGISTRY,
+      { waitMs: 0 },
+    );
+    const error = await createBlobLedgerStore({ containerClient: client, pollMs: 50 })
+      .acquireLock(REGISTRY, { waitMs: 100 })
+      .catch((e: unknown) => e);
+    expect((error as LockHeldError).message).toContain("queue on worker-2");
+    await held.release();
+    expect((await blobNames(client)).filter((name) => name.startsWith("locks/"))).toHaveLength(1);
+  });
+
   it("keeps the locks of two registries apart", async () => {
     const client = tracked();
     const store = createBlobLedgerStore({ containerClient: client });

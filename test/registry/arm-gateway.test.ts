@@ -159,6 +159,29 @@ describe("reading a registry", () => {
     expect(requestsFor(ref).map((r) => r.op)).toEqual(["get", "usages"]);
   });
 
+  it("re-reads with one GET when given an earlier snapshot, keeping its limit, legacy VNet rules and replicas", async () => {
+    const ref = addRegistry({
+      ruleLimit: 200,
+      legacyVirtualNetworkRules: 2,
+      replicaLocations: ["japaneast", "japanwest"],
+    });
+    const full = await gateway.read(ref, { includeReplicas: true });
+    emulator.setIpRules(ref.id, ["198.51.100.7"]);
+    const before = requestsFor(ref).length;
+    const again = await gateway.read(ref, { includeReplicas: true, limitsFrom: full });
+    expect(
+      requestsFor(ref)
+        .slice(before)
+        .map((r) => r.op),
+    ).toEqual(["get"]);
+    expect(again).toEqual({ ...full, ipRules: ["198.51.100.7"], armTime: expect.any(String) });
+    expect([again.ruleLimit, again.legacyVirtualNetworkRules, again.replicaLocations]).toEqual([
+      200,
+      2,
+      ["japaneast", "japanwest"],
+    ]);
+  });
+
   it("follows nextLink through every page of replications", async () => {
     emulator.configure({ replicationsPageSize: 1 });
     const ref = addRegistry({ replicaLocations: ["eastus", "westus", "northeurope"] });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { forEachBounded } from "../../src/sync/bounded.js";
+import { createKeyedLimiter, forEachBounded, interleaveByKey } from "../../src/sync/bounded.js";
 
 /** The scheduler under the CLI's --concurrency and the in-process timer: limits hold, every item runs once. */
 
@@ -55,5 +55,61 @@ describe("forEachBounded", () => {
     await expect(
       forEachBounded([], { concurrency: 2, perKey: 1, keyOf: String }, () => Promise.resolve()),
     ).resolves.toBeUndefined();
+  });
+});
+
+describe("interleaveByKey", () => {
+  it("deals the items round-robin over their keys, each key's items in their order", () => {
+    const items = ["a1", "a2", "a3", "b1", "c1", "c2"];
+    expect(interleaveByKey(items, (item) => item.slice(0, 1))).toEqual(["a1", "b1", "c1", "a2", "c2", "a3"]);
+  });
+
+  it("keeps every item exactly once", () => {
+    const items = Array.from({ length: 1000 }, (_, i) => `s${Math.floor(i / 50)}:${i}`);
+    const out = interleaveByKey(items, (item) => item.split(":")[0] ?? "");
+    expect(out.slice().sort()).toEqual(items.slice().sort());
+    // The first 20 are one of each of the 20 subscriptions.
+    expect(new Set(out.slice(0, 20).map((item) => item.split(":")[0])).size).toBe(20);
+  });
+});
+
+describe("createKeyedLimiter", () => {
+  it("never runs more than perKey tasks of one key, also when a task arrives as a slot is handed to a waiter", async () => {
+    const limiter = createKeyedLimiter(2);
+    let active = 0;
+    let peak = 0;
+    const extra: Promise<void>[] = [];
+    const task = (arriveAfter: boolean) => (): Promise<void> => {
+      active += 1;
+      peak = Math.max(peak, active);
+      const done = new Promise<void>((resolve) => setImmediate(resolve)).then(() => {
+        active -= 1;
+      });
+      // Reacts to the same promise right after the limiter does: between its release and the waiter's turn.
+      if (arriveAfter)
+        queueMicrotask(() => {
+          void done.then(() => extra.push(limiter.run("sub", task(false))));
+        });
+      return done;
+    };
+    const runs = [limiter.run("sub", task(true)), limiter.run("sub", task(false)), limiter.run("sub", task(false))];
+    await Promise.all(runs);
+    await Promise.all(extra);
+    expect(extra).toHaveLength(1);
+    expect(peak).toBe(2);
+  });
+
+  it("lets other keys run while one key is full", async () => {
+    const limiter = createKeyedLimiter(1);
+    const order: string[] = [];
+    let release: () => void = () => undefined;
+    const blocked = limiter.run("a", () => new Promise<void>((resolve) => (release = resolve)));
+    await limiter.run("b", () => {
+      order.push("b");
+      return Promise.resolve();
+    });
+    release();
+    await blocked;
+    expect(order).toEqual(["b"]);
   });
 });

@@ -1,0 +1,183 @@
+import { InvocationContext, type Timer } from "@azure/functions";
+import { QueueServiceClient, type QueueClient } from "@azure/storage-queue";
+import { randomBytes } from "node:crypto";
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { createPoisonHandler, createQueueHandler } from "../../src/app/queue-handler.js";
+import type { Runtime } from "../../src/app/runtime.js";
+import { createTimerHandler } from "../../src/app/timer-handler.js";
+import { MAX_DEQUEUE_COUNT } from "../../src/fanout/message.js";
+import type { Telemetry } from "../../src/telemetry/types.js";
+import { startHarness, type Harness } from "../support/harness.js";
+import { startIngestionEndpoint, type IngestionEndpoint } from "../support/ingestion-endpoint.js";
+import { drainQueues } from "../support/queue-host.js";
+import { readServiceTagsFixture } from "../support/servicetags-server.js";
+
+/**
+ * The queue path does what the in-process timer does around one registry: the invocation
+ * deadline (SYNC_DEADLINE_MS) bounds each delivery, and the after-change canary runs on a canary
+ * registry whose sync applied a change. Real Azurite queues, the real timer (scheduler), queue
+ * and poison handlers, the real telemetry exporter to a loopback ingestion endpoint.
+ */
+
+let harness: Harness;
+let ingestion: IngestionEndpoint;
+const runtimes: Runtime[] = [];
+
+function japanEast(): string[] {
+  const file = JSON.parse(readServiceTagsFixture("ServiceTags_Public_20251020.acr.json").toString("utf8")) as {
+    values: { name: string; properties: { addressPrefixes: string[] } }[];
+  };
+  return (
+    file.values.find((value) => value.name === "AzureContainerRegistry.JapanEast")?.properties.addressPrefixes ?? []
+  ).filter((prefix) => !prefix.includes(":"));
+}
+
+function connectionString(): string {
+  const value = process.env.AZURITE_CONNECTION_STRING;
+  if (!value?.includes("QueueEndpoint=")) throw new Error("the global setup starts Azurite's queue service");
+  return value;
+}
+
+beforeAll(async () => {
+  harness = await startHarness({ arm: { tasks: { queuedMs: 5, runningMs: 10 } } });
+  harness.arm.tasks.setAgentPool("japaneast", japanEast());
+  ingestion = await startIngestionEndpoint();
+});
+afterAll(async () => {
+  for (const runtime of runtimes) await (runtime.ports.telemetry as Telemetry).shutdown();
+  await ingestion.close();
+  await harness.close();
+});
+beforeEach(() => {
+  harness.arm.clearFaults();
+});
+
+const timer: Timer = {
+  isPastDue: false,
+  schedule: { adjustForDST: false },
+  scheduleStatus: { last: "", next: "", lastUpdated: "" },
+};
+
+function context(): InvocationContext {
+  return new InvocationContext({
+    functionName: "allowlistSync",
+    invocationId: randomBytes(8).toString("hex"),
+    logHandler: () => undefined,
+  });
+}
+
+interface Setup {
+  readonly runtime: Runtime;
+  readonly queue: QueueClient;
+  readonly poison: QueueClient;
+}
+
+async function setup(settings: Record<string, string>): Promise<Setup> {
+  const suffix = randomBytes(5).toString("hex");
+  const queueName = `fdc-${suffix}`;
+  const runtime = harness.runtime(
+    {
+      AzureWebJobsStorage: connectionString(),
+      LEDGER_CONTAINER: `fdc-${suffix}`,
+      SYNC_FANOUT: "true",
+      APPLICATIONINSIGHTS_CONNECTION_STRING: ingestion.connectionString,
+      ...settings,
+    },
+    { fanoutQueueName: queueName },
+  );
+  runtimes.push(runtime);
+  const service = QueueServiceClient.fromConnectionString(connectionString());
+  const queue = service.getQueueClient(queueName);
+  const poison = service.getQueueClient(`${queueName}-poison`);
+  await queue.createIfNotExists();
+  await poison.createIfNotExists();
+  return { runtime, queue, poison };
+}
+
+/** Schedules a run with the real timer and lets the host stand-in deliver every message to the real handlers. */
+async function scheduleAndDrain(s: Setup, logs: string[] = []) {
+  await createTimerHandler(s.runtime)(timer, context());
+  return drainQueues(
+    {
+      queue: s.queue,
+      poison: s.poison,
+      handler: createQueueHandler(s.runtime),
+      poisonHandler: createPoisonHandler(s.runtime),
+      maxDequeueCount: MAX_DEQUEUE_COUNT,
+      concurrency: 4,
+      visibilityTimeoutSeconds: 0,
+    },
+    logs,
+  );
+}
+
+function eventsOf(name: string, registry: string) {
+  return ingestion.events(name).filter((event) => event.properties.registry === registry);
+}
+
+describe("the queue path's deadline and canary, as on the timer", () => {
+  it("runs the after-change canary from the queue on the canary registry only, and not again when nothing changed", async () => {
+    const suffix = randomBytes(3).toString("hex");
+    const spec = { ipRules: ["203.0.113.10"], networkRuleBypassAllowedForTasks: false };
+    const prod = harness.addRegistry({ name: `qprod${suffix}`, ...spec });
+    const canary = harness.addRegistry({ name: `qcanary${suffix}`, ...spec });
+    const s = await setup({ TARGET_REGISTRIES: prod, CANARY_REGISTRIES: canary });
+    const logs: string[] = [];
+
+    const stats = await scheduleAndDrain(s, logs);
+
+    expect(stats).toMatchObject({ succeeded: 2, failedDeliveries: 0, poisoned: 0 });
+    expect(harness.arm.registry(canary).ipRules).toHaveLength(12);
+    expect(harness.arm.tasks.runs(prod)).toEqual([]);
+    expect(harness.arm.tasks.runs(canary).map((run) => [run.runId, run.admitted])).toEqual([["ca1", true]]);
+    const stored = await s.runtime.ports.canary?.results.read(canary);
+    expect(stored).toMatchObject({ registryId: canary, runId: "ca1", verdict: "admitted", trigger: "after-apply" });
+    expect(logs).toContain(
+      `information: Canary qcanary${suffix} (japaneast), run ca1 at ${stored?.at ?? "?"}: admitted.\nThe ACR Tasks agent got into qcanary${suffix} (run ca1 Succeeded).\nAdvice: Nothing to do.\n`,
+    );
+    // Each message's invocation flushed its telemetry before returning.
+    expect(eventsOf("AllowlistCanaryCompleted", canary).map((event) => event.properties)).toEqual([
+      expect.objectContaining({ ok: "true", verdict: "admitted", runId: "ca1", trigger: "after-apply" }),
+    ]);
+    expect(eventsOf("AllowlistCanaryCompleted", prod)).toEqual([]);
+
+    // The next run finds nothing to change: no canary.
+    await scheduleAndDrain(s);
+    expect(harness.arm.tasks.runs(canary)).toHaveLength(1);
+    expect(eventsOf("AllowlistSyncCompleted", canary)).toHaveLength(2);
+  });
+
+  it("stops a delivery at SYNC_DEADLINE_MS on a slow ARM and retries it; the next delivery converges with no failure reported", async () => {
+    const id = harness.addRegistry({ name: `qslow${randomBytes(4).toString("hex")}`, ipRules: ["203.0.113.10"] });
+    const s = await setup({ TARGET_REGISTRIES: id, SYNC_DEADLINE_MS: "1000" });
+    // The first registry read answers after 6 s, far past the 1 s budget; the next one at once.
+    harness.arm.injectFault({ op: "get", registryId: id, fault: { kind: "delay", ms: 6_000 } });
+    const logs: string[] = [];
+
+    const stats = await scheduleAndDrain(s, logs);
+
+    expect(stats).toMatchObject({ succeeded: 1, failedDeliveries: 1, poisoned: 0, maxDequeueCountSeen: 2 });
+    const first = logs.find((line) => line.includes("(delivery 1)"));
+    expect(first).toMatch(/^warning: .*1000 ms budget \(SYNC_DEADLINE_MS\) ran out during the registry's sync/);
+    expect(harness.arm.registry(id).ipRules).toHaveLength(12);
+    expect(eventsOf("AllowlistSyncFailed", id)).toEqual([]);
+    expect(eventsOf("AllowlistSyncCompleted", id)).toHaveLength(1);
+    // The deadline aborted the slow read: the emulator saw its client give up.
+    expect(harness.arm.requests.filter((r) => r.registryId === id && r.status === "hang")).toHaveLength(1);
+  });
+
+  it("reports DeadlineExceeded once, then Poisoned, when every delivery runs out of its budget", async () => {
+    const id = harness.addRegistry({ name: `qstuck${randomBytes(4).toString("hex")}`, ipRules: ["203.0.113.10"] });
+    const s = await setup({ TARGET_REGISTRIES: id, SYNC_DEADLINE_MS: "1000" });
+    harness.arm.injectFault({ op: "get", registryId: id, times: Infinity, fault: { kind: "delay", ms: 6_000 } });
+
+    const stats = await scheduleAndDrain(s);
+
+    expect(stats).toMatchObject({ poisoned: 1, failedDeliveries: MAX_DEQUEUE_COUNT });
+    expect(eventsOf("AllowlistSyncFailed", id).map((event) => event.properties.errorType)).toEqual([
+      "DeadlineExceeded",
+      "Poisoned",
+    ]);
+    expect(harness.arm.registry(id).ipRules).toEqual(["203.0.113.10"]);
+  });
+});
