@@ -6,6 +6,8 @@ import { createFileLedgerStore } from "../ledger/file-store.js";
 import type { LedgerStore } from "../ledger/types.js";
 import { createTasksGateway } from "../canary/tasks-client.js";
 import { createBlobCanaryStore, createFileCanaryStore } from "../ledger/canary-store.js";
+import { createBlobLastRunStore, createFileLastRunStore } from "../ledger/last-run-store.js";
+import type { LastRunStore } from "../sync/last-run.js";
 import { createArmRegistryGateway, type ArmRegistryGatewayOptions } from "../registry/arm-gateway.js";
 import { createCachedSource } from "../servicetags/cache.js";
 import { createSourceChain } from "../servicetags/chain.js";
@@ -70,12 +72,14 @@ export function createRuntime(env: SettingsSource, options: RuntimeOptions = {})
   const tag = settings.discovery.tag;
   const memoryName = tag === undefined ? undefined : discoveryMemoryName(tag, settings.discovery.scopes);
   let ledger: LedgerStore;
+  let runs: LastRunStore;
   let discoveryMemory: DiscoveryMemory | undefined;
   let fanout: Runtime["fanout"];
   // The last-good service-tags copy lives next to the ledger: beside the ledger file, or in the ledger container.
   let stateStore: SourceStateStore;
   if (options.ledger?.kind === "file") {
     ledger = createFileLedgerStore({ path: options.ledger.path });
+    runs = createFileLastRunStore(options.ledger.path);
     if (memoryName !== undefined)
       discoveryMemory = createFileDiscoveryMemory(join(dirname(options.ledger.path), memoryName));
     stateStore = createFileStateStore(dirname(resolvePath(options.ledger.path)));
@@ -87,6 +91,7 @@ export function createRuntime(env: SettingsSource, options: RuntimeOptions = {})
       containerName: settings.ledgerContainer,
     });
     ledger = createBlobLedgerStore({ containerClient, ...options.tuning?.ledger });
+    runs = createBlobLastRunStore(containerClient);
     if (memoryName !== undefined) discoveryMemory = createBlobDiscoveryMemory(containerClient, memoryName);
     fanout = {
       store: createFanoutStore(containerClient),
@@ -170,6 +175,7 @@ export function createRuntime(env: SettingsSource, options: RuntimeOptions = {})
         pollIntervalMs: options.tuning?.canaryPollIntervalMs ?? settings.canary.pollIntervalMs,
       },
       ledger,
+      runs,
       serviceTags: createCachedSource(chain, { ttlMs: settings.serviceTags.cacheSeconds * 1000 }),
       telemetry: createTelemetry({
         connectionString: settings.appInsightsConnectionString,

@@ -2,6 +2,7 @@ import type { Runtime } from "../app/runtime.js";
 import type { TargetConfig } from "../config/settings.js";
 import type { AuditEntry, FreezeState, LedgerState } from "../ledger/types.js";
 import { formatPrefix, parsePrefix } from "../prefixes/ipv4.js";
+import type { LastRun } from "../sync/last-run.js";
 import type { CliIO, Subcommand } from "./command.js";
 import { envelope, exitCodeOf, failed, succeeded, type EnvelopeResult } from "./envelope.js";
 import { count } from "./output.js";
@@ -20,7 +21,7 @@ const STATUS: RegistryCommandSpec = {
   name: "status",
   synopsis: "status [--registry <resource ID>] [--state <file|blob>] [--json]",
   description:
-    "For each registry: the rules this service owns, people's rules, the last ledger update and audit entry, whether it is frozen, and drift (owned rules someone removed). Reads only.",
+    "For each registry: the rules this service owns, people's rules, the last run (any apply, unchanged ones too), the last ledger update and audit entry, whether it is frozen, and drift (owned rules someone removed). Reads only.",
   flags: [
     ...settingFlags(["TARGET_REGISTRIES", "SERVICE_TAGS_CLOUD", "ARM_ENDPOINT", "SYNC_INCLUDE_REPLICAS"]),
     STATE_FLAG,
@@ -42,10 +43,18 @@ export interface RegistryStatus {
   readonly drift: readonly string[];
   /** False when no ledger exists: the next run adopts rules inside the current ACR tags. */
   readonly managed: boolean;
+  /** The last apply-mode run (timer, queue, CLI), whatever it did; null when none is recorded. */
+  readonly lastRun: LastRunView | null;
   readonly ledgerUpdatedAt: string | null;
   readonly lastAudit: Pick<AuditEntry, "id" | "at" | "operation" | "actor"> | null;
   readonly frozen: FreezeState | null;
 }
+
+/** A last run as `--json` shows it: every field present, `null` when it does not apply. */
+export type LastRunView = Omit<LastRun, "auditId" | "error"> & {
+  readonly auditId: string | null;
+  readonly error: NonNullable<LastRun["error"]> | null;
+};
 
 function canonical(rule: string): string | undefined {
   try {
@@ -60,6 +69,7 @@ export function statusOf(
   ledger: LedgerState | undefined,
   audit: readonly AuditEntry[],
   freeze: FreezeState | undefined,
+  lastRun: LastRun | undefined,
   facts: { name: string; defaultAction: string; ruleLimit: number },
 ): RegistryStatus {
   const owned = new Set([...(ledger?.ownedRules ?? []), ...(ledger?.pendingRules ?? [])]);
@@ -72,6 +82,8 @@ export function statusOf(
     peopleRules: ipRules.filter((rule) => !owned.has(canonical(rule) ?? "")),
     drift: (ledger?.ownedRules ?? []).filter((rule) => !present.has(rule)),
     managed: ledger !== undefined,
+    lastRun:
+      lastRun === undefined ? null : { ...lastRun, auditId: lastRun.auditId ?? null, error: lastRun.error ?? null },
     ledgerUpdatedAt: ledger?.updatedAt ?? null,
     lastAudit: last === undefined ? null : { id: last.id, at: last.at, operation: last.operation, actor: last.actor },
     frozen: freeze ?? null,
@@ -81,13 +93,14 @@ export function statusOf(
 async function statusResult(runtime: Runtime, target: TargetConfig): Promise<EnvelopeResult> {
   const { ledger } = runtime.ports;
   try {
-    const [snapshot, state, audit, freeze] = await Promise.all([
+    const [snapshot, state, audit, freeze, lastRun] = await Promise.all([
       runtime.ports.registry.read(target.ref, { includeReplicas: target.includeReplicas }),
       ledger.read(target.ref.id),
       ledger.listAudit(target.ref.id),
       ledger.readFreeze(target.ref.id),
+      runtime.ports.runs?.read(target.ref.id),
     ]);
-    const status = statusOf(snapshot.ipRules, state, audit, freeze, {
+    const status = statusOf(snapshot.ipRules, state, audit, freeze, lastRun, {
       name: target.ref.name,
       defaultAction: snapshot.defaultAction,
       ruleLimit: snapshot.ruleLimit,
@@ -106,11 +119,18 @@ function text(result: EnvelopeResult): string | undefined {
     `  Owned by this service: ${count(status.ownedRules.length, "rule")}${status.managed ? "" : " (no ledger yet: the next run adopts rules inside the current ACR tags)"}`,
     `  People's rules: ${count(status.peopleRules.length, "rule")}${status.peopleRules.length > 0 ? ` (${status.peopleRules.join(", ")})` : ""}`,
     `  Drift: ${status.drift.length === 0 ? "none" : `${count(status.drift.length, "owned rule")} removed by someone else (${status.drift.join(", ")}); the next apply re-adds them`}`,
+    `  Last run: ${status.lastRun === null ? "none recorded" : lastRunText(status.lastRun)}`,
     `  Ledger updated: ${status.ledgerUpdatedAt ?? "never"}`,
     `  Last audit entry: ${status.lastAudit === null ? "none" : `${status.lastAudit.id} (${status.lastAudit.operation} by ${status.lastAudit.actor})`}`,
     `  Frozen: ${status.frozen === null ? "no" : `yes, by ${status.frozen.by} at ${status.frozen.at}: ${status.frozen.reason}`}`,
   ];
   return lines.join("\n") + "\n";
+}
+
+function lastRunText(run: LastRunView): string {
+  const how = `${run.outcome} at ${run.at} by ${run.actor} (${(run.durationMs / 1000).toFixed(1)} s)`;
+  if (run.error !== null) return `${how}: ${run.error.code}: ${run.error.message}`;
+  return run.auditId === null ? how : `${how}, audit entry ${run.auditId}`;
 }
 
 async function status(args: readonly string[], io: CliIO): Promise<number> {

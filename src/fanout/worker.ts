@@ -1,3 +1,4 @@
+import { recordLastRun, type LastRunStore } from "../sync/last-run.js";
 import { targetFrom, type Settings, type TargetConfig } from "../config/settings.js";
 import { AllowlistSyncError, MessagePoisonedError, describeError } from "../errors.js";
 import { parseRegistryId } from "../registry/resource-id.js";
@@ -24,6 +25,8 @@ export interface WorkerPorts extends SyncPorts {
   readonly subscriptionLimiter?: KeyedLimiter;
   /** ACR Tasks and the last results: the after-change canary of canary registries (absent: none runs). */
   readonly canary?: CanaryServices;
+  /** Where the registry's last run is recorded (absent: not recorded). */
+  readonly runs?: LastRunStore | undefined;
 }
 
 export type WorkerResult =
@@ -112,6 +115,7 @@ export async function handleSyncMessage(
     const report = async (): Promise<void> => {
       // As the timer does: a failed run leaves expired grants on the registry, so they are overdue.
       if (!outcome.ok) await reportOverdueGrants(ports.ledger, ports.telemetry, target, message.trigger, ports.now);
+      await recordLastRun(ports.runs, outcome, { trigger: "queue", actor: `queue:${message.runId}`, now: ports.now });
       reportOutcome(ports.telemetry, outcome, message.trigger, false, document?.newestChangeNumberSeen);
     };
     if (!outcome.ok && isRetryable(outcome.error)) {

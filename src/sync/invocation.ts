@@ -17,6 +17,7 @@ import type { GrantEventBase, TelemetrySink } from "../telemetry/types.js";
 import type { Plan } from "./plan.js";
 import { createDeadline, type Deadline, type DeadlineStage } from "./deadline.js";
 import { forEachBounded } from "./bounded.js";
+import { recordLastRun, type LastRunStore } from "./last-run.js";
 import { checkRegionNames } from "./region-names.js";
 import { syncTarget, type RunResult, type SyncMode, type SyncPorts } from "./run.js";
 
@@ -33,6 +34,8 @@ export interface InvocationPorts extends SyncPorts {
   readonly discoveryMemory?: DiscoveryMemory | undefined;
   /** ACR Tasks and the last results, for the canary (absent: no canary runs). */
   readonly canary?: CanaryServices;
+  /** Where each registry's last apply-mode run is recorded (absent: not recorded). */
+  readonly runs?: LastRunStore | undefined;
 }
 
 export interface InvocationOptions {
@@ -97,7 +100,10 @@ export async function runInvocation(
       for (const target of targets) {
         const outcome: TargetOutcome = { target, ok: false, error, durationMs: Date.now() - started };
         // No file, no run: expired grants stay on the registry, so they are overdue like after any failure.
-        if (!dryRun) await reportOverdueGrants(ports.ledger, ports.telemetry, target, options.trigger, ports.now);
+        if (!dryRun) {
+          await reportOverdueGrants(ports.ledger, ports.telemetry, target, options.trigger, ports.now);
+          await recordLastRun(ports.runs, outcome, { ...options, now: ports.now });
+        }
         reportOutcome(ports.telemetry, outcome, options.trigger, dryRun);
         outcomes.push(outcome);
       }
@@ -120,6 +126,7 @@ export async function runInvocation(
             : { target, ok: false as const, error: refused, durationMs: 0 };
         if (!outcome.ok && !dryRun)
           await reportOverdueGrants(ports.ledger, ports.telemetry, target, options.trigger, ports.now);
+        if (!dryRun) await recordLastRun(ports.runs, outcome, { ...options, now: ports.now });
         reportOutcome(ports.telemetry, outcome, options.trigger, dryRun, document.newestChangeNumberSeen);
         byIndex[index] = outcome;
       },

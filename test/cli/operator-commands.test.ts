@@ -136,6 +136,9 @@ describe("freeze and unfreeze", () => {
     expect(skipped).toHaveLength(1);
     expect(skipped[0]?.properties).toMatchObject({ reason: "manual fix", trigger: "timer" });
     expect(ingestion.events("AllowlistSyncCompleted").some((event) => event.properties.registry === id)).toBe(false);
+    // The timer's run is recorded with the ledger, so the CLI's status shows it.
+    const shown = only(await cli(["status", "--registry", id, "--state", "blob", "--json"], storage));
+    expect(shown.status).toMatchObject({ lastRun: { outcome: "skipped", trigger: "timer" } });
   });
 });
 
@@ -167,6 +170,49 @@ describe("status", () => {
     expect((await statusOf(id, state)).drift).toEqual([removed]);
     const text = await cli(["status", "--registry", id, "--state", state]);
     expect(text.stdout).toContain(`Drift: 1 owned rule removed by someone else (${removed})`);
+  });
+
+  it("shows the last run whatever it did: applied, unchanged (which writes no ledger), skipped, failed; a plan is not a run", async () => {
+    const id = registry();
+    const state = stateFile();
+    expect((await statusOf(id, state)).lastRun).toBeNull();
+
+    const applied = only(await cli(["apply", "--registry", id, "--state", state, "--json"]));
+    const first = (await statusOf(id, state)).lastRun;
+    expect(first).toMatchObject({ registryId: id, outcome: "applied", trigger: "cli", auditId: applied.auditId });
+    expect(first?.actor).toMatch(/^cli:/);
+    const ledgerUpdated = (await statusOf(id, state)).ledgerUpdatedAt;
+
+    expect(only(await cli(["apply", "--registry", id, "--state", state, "--json"])).outcome).toBe("unchanged");
+    const unchanged = await statusOf(id, state);
+    expect(unchanged.lastRun).toMatchObject({ outcome: "unchanged", auditId: null, error: null });
+    expect(Date.parse(unchanged.lastRun?.at ?? "")).toBeGreaterThanOrEqual(Date.parse(first?.at ?? ""));
+    expect(unchanged.ledgerUpdatedAt).toBe(ledgerUpdated);
+
+    const planned = await cli(["plan", "--registry", id, "--state", state, "--json"]);
+    expect(planned.code).toBe(0);
+    expect((await statusOf(id, state)).lastRun).toEqual(unchanged.lastRun);
+
+    expect((await cli(["freeze", "--registry", id, "--state", state, "--reason", "change window"])).code).toBe(0);
+    expect(only(await cli(["apply", "--registry", id, "--state", state, "--json"])).outcome).toBe("skipped");
+    expect((await statusOf(id, state)).lastRun?.outcome).toBe("skipped");
+    expect((await cli(["unfreeze", "--registry", id, "--state", state])).code).toBe(0);
+
+    harness.arm.injectFault({
+      op: "get",
+      registryId: id,
+      times: Infinity,
+      fault: { kind: "status", status: 403, code: "AuthorizationFailed", message: "no read" },
+    });
+    try {
+      expect(only(await cli(["apply", "--registry", id, "--state", state, "--json"])).outcome).toBe("failed");
+    } finally {
+      harness.arm.clearFaults();
+    }
+    const failed = await statusOf(id, state);
+    expect(failed.lastRun).toMatchObject({ outcome: "failed", error: { code: "RegistryAccessDenied" } });
+    const text = await cli(["status", "--registry", id, "--state", state]);
+    expect(text.stdout).toMatch(/Last run: failed at \S+ by cli:\S+ \(\d+\.\d s\): RegistryAccessDenied: /);
   });
 });
 

@@ -150,6 +150,13 @@ describe("fan-out on Storage queues", () => {
     for (const id of [explicit, ...tagged]) expect(harness.arm.registry(id).ipRules).toHaveLength(JAPAN_EAST_IPV4);
     expect(s.telemetry.completed.map((c) => c.registry).sort()).toEqual([explicit, ...tagged].sort());
     expect(s.telemetry.failed).toEqual([]);
+    // Each queue delivery records the registry's last run beside the ledger, as the timer's path does.
+    for (const id of [explicit, ...tagged])
+      expect(await s.runtime.ports.runs?.read(id)).toMatchObject({
+        outcome: "applied",
+        trigger: "queue",
+        actor: `queue:${bodies[0]?.runId ?? ""}`,
+      });
   });
 
   it("retries a delivery that failed, without reporting a failure when a later delivery succeeds", async () => {
@@ -190,6 +197,11 @@ describe("fan-out on Storage queues", () => {
       [broken, "Poisoned"],
     ]);
     expect(s.telemetry.failed[1]?.message).toMatch(/failed on all 5 deliveries.*poison queue/);
+    // Retries are not runs that ended: only the last delivery's failure is recorded.
+    expect(await s.runtime.ports.runs?.read(broken)).toMatchObject({
+      outcome: "failed",
+      error: { code: "RegistryRequestFailed" },
+    });
   });
 
   it("writes once when the same message is delivered twice", async () => {
