@@ -20,6 +20,9 @@ export interface FanoutStore {
   markDone(runId: string, registryId: string): Promise<void>;
 }
 
+/** Where the run markers live; infra/app.bicep's lifecycle rule deletes them after 2 days. */
+export const RUN_MARKER_PREFIX = "runs/";
+
 const statusOf = (error: unknown): unknown => (error as { statusCode?: unknown }).statusCode;
 
 function hashOf(fileJson: string): string {
@@ -37,7 +40,8 @@ export function createFanoutStore(container: ContainerClient): FanoutStore {
   };
   // Workers handle many messages of the same run: parse each file once per process.
   const cache = new Map<string, Promise<ServiceTagsDocument>>();
-  const markerName = (runId: string, registryId: string): string => `runs/${runId}/${registryKey(registryId)}.done`;
+  const markerName = (runId: string, registryId: string): string =>
+    `${RUN_MARKER_PREFIX}${runId}/${registryKey(registryId)}.done`;
 
   const load = async (blobName: string): Promise<ServiceTagsDocument> => {
     let text: string;
