@@ -83,9 +83,10 @@ resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' = {
   }
 
   // Fan-out run markers (`runs/<runId>/<registry>.done` in the ledger container, one per registry and
-  // run, src/fanout/tags-store.ts) only matter while a run's messages can still be redelivered, a few
-  // minutes: this rule deletes them after 2 days instead of letting a thousand a day pile up (with
-  // the 7-day soft delete above). Nothing else lives under runs/.
+  // run, and `runs/<runId>/source.json`, one per run; src/fanout/tags-store.ts) only matter while a
+  // run's messages can still be redelivered, a few minutes: this rule deletes them after 2 days
+  // instead of letting a thousand a day pile up (with the 7-day soft delete above). Nothing else
+  // lives under runs/.
   resource lifecycle 'managementPolicies' = {
     name: 'default'
     properties: {

@@ -7,6 +7,7 @@ import type { Runtime } from "../../src/app/runtime.js";
 import { createTimerHandler } from "../../src/app/timer-handler.js";
 import { MAX_DEQUEUE_COUNT } from "../../src/fanout/message.js";
 import { runInvocation } from "../../src/sync/invocation.js";
+import type { Plan } from "../../src/sync/plan.js";
 import { createGrantId } from "../../src/sync/run.js";
 import type { Telemetry } from "../../src/telemetry/types.js";
 import { startHarness, type Harness } from "../support/harness.js";
@@ -223,5 +224,29 @@ describe("the queue path's deadline and canary, as on the timer", () => {
       ["192.0.2.9/32", "timer"],
     ]);
     expect(Number(overdue[0]?.properties.overdueMinutes)).toBeGreaterThanOrEqual(59);
+  });
+
+  it("plans from the document the timer's chain handed out, with the run's lags", async () => {
+    // A Discovery API behind the weekly file: the chain's cross-check finds lags (the file's higher numbers win).
+    harness.arm.serviceTagsApi.publish(readServiceTagsFixture("ServiceTags_Public_20240401.acr.json"));
+    const id = harness.addRegistry({ name: `qlag${randomBytes(4).toString("hex")}`, ipRules: ["203.0.113.10"] });
+    const s = await setup({ TARGET_REGISTRIES: id });
+    const inProcess = await s.runtime.ports.serviceTags.fetch();
+    expect(inProcess.lags?.some((lag) => lag.name === "AzureContainerRegistry.JapanEast")).toBe(true);
+
+    await scheduleAndDrain(s);
+
+    const [entry] = await s.runtime.ports.ledger.listAudit(id);
+    // The audit entry keeps the plan the worker made, as JSON.
+    const plan = entry?.plan as Plan | undefined;
+    const lag = plan?.warnings.find((warning) => warning.code === "source-lag");
+    expect(lag?.details).toEqual({
+      tag: "AzureContainerRegistry.JapanEast",
+      fileChangeNumber: 8,
+      apiChangeNumber: 7,
+      used: "file",
+    });
+    const [completed] = eventsOf("AllowlistSyncCompleted", id);
+    expect(completed?.properties.newestChangeNumber).toBe(String(inProcess.newestChangeNumberSeen));
   });
 });
