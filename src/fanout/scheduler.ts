@@ -4,8 +4,7 @@ import { resolveRunTargets, type DiscoveryPorts, type RunTargets } from "../disc
 import type { LedgerStore } from "../ledger/types.js";
 import type { ServiceTagsDocument } from "../servicetags/schema.js";
 import { forEachBounded, interleaveByKey } from "../sync/bounded.js";
-import { checkRegionNames } from "../sync/region-names.js";
-import { reportOutcome, type ServiceTagsSource, type TargetOutcome } from "../sync/invocation.js";
+import { checkRegionsOrThrow, reportOutcome, type ServiceTagsSource, type TargetOutcome } from "../sync/invocation.js";
 import { messageFor } from "./message.js";
 import type { FanoutQueue } from "./queue.js";
 import type { FanoutStore } from "./tags-store.js";
@@ -79,24 +78,14 @@ export async function scheduleRun(
       }
       return { runId, serviceTagsBlob: undefined, enqueued: [], failures, targets };
     }
-    const regions = await checkRegionNames(toRun, document.file, ports.ledger);
-    if (regions.configError !== undefined) {
-      // A setting names a region that is none: the timer fails naming it, and nothing is enqueued.
-      for (const target of toRun)
-        reportOutcome(
-          ports.telemetry,
-          { target, ok: false, error: regions.configError, durationMs: 0 },
-          options.trigger,
-          false,
-        );
-      throw regions.configError;
-    }
+    // A setting naming a region that is none throws here: the timer fails naming it, nothing is enqueued.
+    const refusedByRegion = await checkRegionsOrThrow(toRun, document, ports, options.trigger, false);
     const enqueued: string[] = [];
     await forEachBounded(
       toRun,
       { concurrency: SEND_CONCURRENCY, perKey: SEND_CONCURRENCY, keyOf: () => "queue" },
       async (target, index) => {
-        const refused = regions.failed.get(index);
+        const refused = refusedByRegion.get(index);
         if (refused !== undefined) {
           const outcome: TargetOutcome = { target, ok: false, error: refused, durationMs: 0 };
           reportOutcome(ports.telemetry, outcome, options.trigger, false);

@@ -103,18 +103,7 @@ export async function runInvocation(
       }
       return outcomes;
     }
-    const regions = await checkRegionNames(targets, document.file, ports.ledger);
-    if (regions.configError !== undefined) {
-      // A setting names a region that is none (a typo): a configuration error, and no registry runs.
-      for (const target of targets)
-        reportOutcome(
-          ports.telemetry,
-          { target, ok: false, error: regions.configError, durationMs: 0 },
-          options.trigger,
-          dryRun,
-        );
-      throw regions.configError;
-    }
+    const refusedByRegion = await checkRegionsOrThrow(targets, document, ports, options.trigger, dryRun);
     const byIndex: TargetOutcome[] = [];
     await forEachBounded(
       targets,
@@ -124,7 +113,7 @@ export async function runInvocation(
         keyOf: (target) => target.ref.subscriptionId,
       },
       async (target, index) => {
-        const refused = regions.failed.get(index);
+        const refused = refusedByRegion.get(index);
         const outcome =
           refused === undefined
             ? await syncOne(settings, target, document, ports, options, deadline)
@@ -144,6 +133,25 @@ export async function runInvocation(
     deadline.dispose();
     await ports.telemetry.flush();
   }
+}
+
+/**
+ * The configured regions against the file, before any registry runs (see `region-names.ts`). A
+ * setting that names a region that is none is reported for every target and thrown (no registry
+ * runs); returns the targets that fail on their own (a bad regions tag), by index.
+ */
+export async function checkRegionsOrThrow(
+  targets: readonly TargetConfig[],
+  document: ServiceTagsDocument,
+  ports: { readonly ledger: Pick<LedgerStore, "read">; readonly telemetry: TelemetrySink },
+  trigger: string,
+  dryRun: boolean,
+): Promise<ReadonlyMap<number, unknown>> {
+  const { configError, failed } = await checkRegionNames(targets, document.file, ports.ledger);
+  if (configError === undefined) return failed;
+  for (const target of targets)
+    reportOutcome(ports.telemetry, { target, ok: false, error: configError, durationMs: 0 }, trigger, dryRun);
+  throw configError;
 }
 
 /** A failure caused by the spent budget (an aborted download or ARM call) reported as what it is. */
