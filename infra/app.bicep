@@ -82,6 +82,37 @@ resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' = {
     }
   }
 
+  // Fan-out run markers (`runs/<runId>/<registry>.done` in the ledger container, one per registry and
+  // run, and `runs/<runId>/source.json`, one per run; src/fanout/tags-store.ts) only matter while a
+  // run's messages can still be redelivered, a few minutes: this rule deletes them after 2 days
+  // instead of letting a thousand a day pile up (with the 7-day soft delete above). Nothing else
+  // lives under runs/.
+  resource lifecycle 'managementPolicies' = {
+    name: 'default'
+    properties: {
+      policy: {
+        rules: [
+          {
+            name: 'fanout-run-markers'
+            enabled: true
+            type: 'Lifecycle'
+            definition: {
+              filters: {
+                blobTypes: ['blockBlob']
+                prefixMatch: ['${ledgerContainer}/runs/']
+              }
+              actions: {
+                baseBlob: {
+                  delete: { daysAfterModificationGreaterThan: 2 }
+                }
+              }
+            }
+          }
+        ]
+      }
+    }
+  }
+
   // Fan-out (SYNC_FANOUT=true): one message per registry, and the queue the host moves a message
   // to after host.json's maxDequeueCount failed deliveries. Names fixed in src/fanout/message.ts.
   // The trigger and the sender use AzureWebJobsStorage__queueServiceUri with the identity, which

@@ -63,6 +63,13 @@ export async function scheduleRun(
     try {
       document = await ports.serviceTags.fetch();
       blob = await ports.fanoutStore.putServiceTags(document);
+      // What the chain said about the file this time (lags, a stale copy): every worker's plan says it too.
+      await ports.fanoutStore.putRunSource(runId, {
+        lags: document.lags,
+        crossCheck: document.crossCheck,
+        warnings: document.warnings,
+        newestChangeNumberSeen: document.newestChangeNumberSeen,
+      });
     } catch (error) {
       for (const target of toRun) {
         const outcome: TargetOutcome = { target, ok: false, error, durationMs: Date.now() - started };

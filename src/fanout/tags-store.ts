@@ -1,4 +1,5 @@
 import { createHash } from "node:crypto";
+import { z } from "zod";
 import type { ContainerClient } from "@azure/storage-blob";
 import { FanoutMessageError, FanoutStorageError } from "../errors.js";
 import { registryKey } from "../ledger/keys.js";
@@ -11,14 +12,40 @@ import type { ServiceTagsDocument, ServiceTagsOrigin } from "../servicetags/sche
  * and never overwritten) and `runs/<runId>/<registry key>.done` (a registry of a run is done, so a
  * duplicate delivery of its message is skipped).
  */
+/** What the source chain said about the file of one run, beside the file itself (stored per run: it changes from run to run). */
+export type RunSource = Pick<ServiceTagsDocument, "lags" | "crossCheck" | "warnings" | "newestChangeNumberSeen">;
+
+const runSourceSchema = z.strictObject({
+  lags: z
+    .array(
+      z.strictObject({
+        name: z.string(),
+        fileChangeNumber: z.number().int(),
+        apiChangeNumber: z.number().int(),
+        used: z.enum(["file", "discovery-api"]),
+      }),
+    )
+    .optional(),
+  crossCheck: z.strictObject({ status: z.enum(["checked", "unavailable"]), detail: z.string() }).optional(),
+  warnings: z.array(z.strictObject({ code: z.literal("stale-copy"), message: z.string() })).optional(),
+  newestChangeNumberSeen: z.number().int().optional(),
+});
+
 export interface FanoutStore {
   /** Stores the file under its content hash; returns the blob name. Idempotent. */
   putServiceTags(document: ServiceTagsDocument): Promise<string>;
   /** Reads, checks the hash and re-validates the file (the blob could have been edited). */
   getServiceTags(blobName: string): Promise<ServiceTagsDocument>;
+  /** Stores the run's `RunSource` (`runs/<runId>/source.json`, removed with the run markers). */
+  putRunSource(runId: string, source: RunSource): Promise<void>;
+  /** The run's `RunSource`; empty for a run scheduled without one. Read once per process and run. */
+  getRunSource(runId: string): Promise<RunSource>;
   isDone(runId: string, registryId: string): Promise<boolean>;
   markDone(runId: string, registryId: string): Promise<void>;
 }
+
+/** Where the run markers live; infra/app.bicep's lifecycle rule deletes them after 2 days. */
+export const RUN_MARKER_PREFIX = "runs/";
 
 const statusOf = (error: unknown): unknown => (error as { statusCode?: unknown }).statusCode;
 
@@ -37,7 +64,10 @@ export function createFanoutStore(container: ContainerClient): FanoutStore {
   };
   // Workers handle many messages of the same run: parse each file once per process.
   const cache = new Map<string, Promise<ServiceTagsDocument>>();
-  const markerName = (runId: string, registryId: string): string => `runs/${runId}/${registryKey(registryId)}.done`;
+  const runSources = new Map<string, Promise<RunSource>>();
+  const runSourceName = (runId: string): string => `${RUN_MARKER_PREFIX}${runId}/source.json`;
+  const markerName = (runId: string, registryId: string): string =>
+    `${RUN_MARKER_PREFIX}${runId}/${registryKey(registryId)}.done`;
 
   const load = async (blobName: string): Promise<ServiceTagsDocument> => {
     let text: string;
@@ -69,6 +99,37 @@ export function createFanoutStore(container: ContainerClient): FanoutStore {
     return { file, origin: stored.origin };
   };
 
+  const loadRunSource = async (runId: string): Promise<RunSource> => {
+    const name = runSourceName(runId);
+    let text: string;
+    try {
+      text = (await container.getBlobClient(name).downloadToBuffer()).toString("utf8");
+    } catch (error) {
+      // A run scheduled before run sources were stored: the file alone, as then.
+      if (statusOf(error) === 404) return {};
+      throw storageError(`Reading ${name}`, container.containerName, error);
+    }
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(text);
+    } catch {
+      parsed = undefined;
+    }
+    const result = runSourceSchema.safeParse(parsed);
+    if (!result.success)
+      throw new FanoutMessageError(`The run's source blob ${name} is not what the scheduler writes.`, {
+        details: { blob: name },
+        remedy: "Someone changed the blob; the next scheduled run stores it again.",
+      });
+    const { lags, crossCheck, warnings, newestChangeNumberSeen } = result.data;
+    return {
+      ...(lags === undefined ? {} : { lags }),
+      ...(crossCheck === undefined ? {} : { crossCheck }),
+      ...(warnings === undefined ? {} : { warnings }),
+      ...(newestChangeNumberSeen === undefined ? {} : { newestChangeNumberSeen }),
+    };
+  };
+
   return {
     async putServiceTags(document) {
       const fileJson = JSON.stringify(document.file);
@@ -96,6 +157,30 @@ export function createFanoutStore(container: ContainerClient): FanoutStore {
         // A failed read is not cached; a few files at most are kept.
         entry.catch(() => cache.delete(blobName));
         if (cache.size > 4) cache.delete(cache.keys().next().value ?? blobName);
+      }
+      return entry;
+    },
+
+    async putRunSource(runId, source) {
+      const name = runSourceName(runId);
+      const body = JSON.stringify(runSourceSchema.parse(source));
+      await ensure();
+      try {
+        await container.getBlockBlobClient(name).upload(body, Buffer.byteLength(body), {
+          blobHTTPHeaders: { blobContentType: "application/json" },
+        });
+      } catch (error) {
+        throw storageError(`Writing ${name}`, container.containerName, error);
+      }
+    },
+
+    getRunSource(runId) {
+      let entry = runSources.get(runId);
+      if (entry === undefined) {
+        entry = loadRunSource(runId);
+        runSources.set(runId, entry);
+        entry.catch(() => runSources.delete(runId));
+        if (runSources.size > 8) runSources.delete(runSources.keys().next().value ?? runId);
       }
       return entry;
     },

@@ -104,7 +104,12 @@ export async function handleSyncMessage(
     let outcome: TargetOutcome;
     let document: ServiceTagsDocument | undefined;
     try {
-      const file = await ports.fanoutStore.getServiceTags(message.serviceTagsBlob);
+      const [stored, source] = await Promise.all([
+        ports.fanoutStore.getServiceTags(message.serviceTagsBlob),
+        ports.fanoutStore.getRunSource(message.runId),
+      ]);
+      // The document as the timer's chain handed it out: the file, and the run's lags and warnings.
+      const file: ServiceTagsDocument = { ...stored, ...source };
       document = file;
       const sync = () =>
         syncOne(settings, target, file, ports, { mode: "apply", actor: `queue:${message.runId}` }, deadline);

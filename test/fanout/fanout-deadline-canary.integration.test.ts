@@ -6,6 +6,9 @@ import { createPoisonHandler, createQueueHandler } from "../../src/app/queue-han
 import type { Runtime } from "../../src/app/runtime.js";
 import { createTimerHandler } from "../../src/app/timer-handler.js";
 import { MAX_DEQUEUE_COUNT } from "../../src/fanout/message.js";
+import { runInvocation } from "../../src/sync/invocation.js";
+import type { Plan } from "../../src/sync/plan.js";
+import { createGrantId } from "../../src/sync/run.js";
 import type { Telemetry } from "../../src/telemetry/types.js";
 import { startHarness, type Harness } from "../support/harness.js";
 import { startIngestionEndpoint, type IngestionEndpoint } from "../support/ingestion-endpoint.js";
@@ -14,8 +17,8 @@ import { readServiceTagsFixture } from "../support/servicetags-server.js";
 
 /**
  * The queue path does what the in-process timer does around one registry: the invocation
- * deadline (SYNC_DEADLINE_MS) bounds each delivery, and the after-change canary runs on a canary
- * registry whose sync applied a change. Real Azurite queues, the real timer (scheduler), queue
+ * deadline (SYNC_DEADLINE_MS) bounds each delivery, the after-change canary runs on a canary
+ * registry whose sync applied a change, and a failed run reports the grants past their expiry. Real Azurite queues, the real timer (scheduler), queue
  * and poison handlers, the real telemetry exporter to a loopback ingestion endpoint.
  */
 
@@ -50,6 +53,7 @@ afterAll(async () => {
 });
 beforeEach(() => {
   harness.arm.clearFaults();
+  harness.arm.setClock(() => new Date());
 });
 
 const timer: Timer = {
@@ -179,5 +183,70 @@ describe("the queue path's deadline and canary, as on the timer", () => {
       "Poisoned",
     ]);
     expect(harness.arm.registry(id).ipRules).toEqual(["203.0.113.10"]);
+  });
+
+  it("reports a grant past its expiry as overdue when the registry's sync fails, as the timer does", async () => {
+    const id = harness.addRegistry({ name: `qgrant${randomBytes(4).toString("hex")}`, ipRules: ["203.0.113.10"] });
+    const s = await setup({ TARGET_REGISTRIES: id });
+    // A one-hour grant made on an ARM clock two hours back: it expired an hour ago.
+    harness.arm.setClock(() => new Date(Date.now() - 2 * 3_600_000));
+    const [granted] = await runInvocation(s.runtime.settings, s.runtime.ports, {
+      mode: "apply",
+      trigger: "cli",
+      actor: "cli:alice@laptop",
+      grant: {
+        kind: "add",
+        rule: "192.0.2.9/32",
+        ttlMs: 3_600_000,
+        reason: "incident 4711",
+        grantedBy: "cli:alice@laptop",
+        id: createGrantId(),
+      },
+    });
+    expect(granted?.ok).toBe(true);
+    harness.arm.setClock(() => new Date());
+    // A permanent failure: reported at the first delivery, not retried.
+    harness.arm.injectFault({
+      op: "get",
+      registryId: id,
+      times: Infinity,
+      fault: { kind: "status", status: 404, code: "ResourceNotFound" },
+    });
+
+    const stats = await scheduleAndDrain(s);
+
+    expect(stats).toMatchObject({ succeeded: 1, failedDeliveries: 0, poisoned: 0 });
+    expect(eventsOf("AllowlistSyncFailed", id).map((event) => event.properties.errorType)).toEqual([
+      "RegistryNotFound",
+    ]);
+    const overdue = eventsOf("AllowlistGrantOverdue", id);
+    expect(overdue.map((event) => [event.properties.rule, event.properties.trigger])).toEqual([
+      ["192.0.2.9/32", "timer"],
+    ]);
+    expect(Number(overdue[0]?.properties.overdueMinutes)).toBeGreaterThanOrEqual(59);
+  });
+
+  it("plans from the document the timer's chain handed out, with the run's lags", async () => {
+    // A Discovery API behind the weekly file: the chain's cross-check finds lags (the file's higher numbers win).
+    harness.arm.serviceTagsApi.publish(readServiceTagsFixture("ServiceTags_Public_20240401.acr.json"));
+    const id = harness.addRegistry({ name: `qlag${randomBytes(4).toString("hex")}`, ipRules: ["203.0.113.10"] });
+    const s = await setup({ TARGET_REGISTRIES: id });
+    const inProcess = await s.runtime.ports.serviceTags.fetch();
+    expect(inProcess.lags?.some((lag) => lag.name === "AzureContainerRegistry.JapanEast")).toBe(true);
+
+    await scheduleAndDrain(s);
+
+    const [entry] = await s.runtime.ports.ledger.listAudit(id);
+    // The audit entry keeps the plan the worker made, as JSON.
+    const plan = entry?.plan as Plan | undefined;
+    const lag = plan?.warnings.find((warning) => warning.code === "source-lag");
+    expect(lag?.details).toEqual({
+      tag: "AzureContainerRegistry.JapanEast",
+      fileChangeNumber: 8,
+      apiChangeNumber: 7,
+      used: "file",
+    });
+    const [completed] = eventsOf("AllowlistSyncCompleted", id);
+    expect(completed?.properties.newestChangeNumber).toBe(String(inProcess.newestChangeNumberSeen));
   });
 });

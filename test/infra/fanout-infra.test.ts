@@ -2,6 +2,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { POISON_QUEUE_NAME, QUEUE_NAME } from "../../src/fanout/message.js";
+import { RUN_MARKER_PREFIX } from "../../src/fanout/tags-store.js";
 import {
   arrayItems,
   at,
@@ -10,6 +11,7 @@ import {
   infraDir,
   loadInfraFiles,
   modules,
+  objectProperties,
   parameters,
   resolve,
   resources,
@@ -49,6 +51,20 @@ describe("fan-out and discovery infra", () => {
     ).toHaveLength(2);
     const main = readFileSync(join(infraDir(), "main.bicep"), "utf8");
     expect(main).toMatch(/map\(discoverySubscriptionIds, id => '\/subscriptions\/\$\{id\}'\)/);
+  });
+
+  it("deletes the run markers after 2 days, and nothing else in the ledger container", () => {
+    const policy = resources(named("app.bicep").root).find((r) => r.type === "managementPolicies");
+    const rules = arrayItems(at(policy?.body, "properties", "policy", "rules"));
+    expect(rules).toHaveLength(1);
+    const definition = at(rules[0], "definition");
+    expect(arrayItems(at(definition, "filters", "prefixMatch")).map((n) => n.text)).toEqual([
+      `'\${ledgerContainer}/${RUN_MARKER_PREFIX}'`,
+    ]);
+    expect(at(definition, "actions", "baseBlob", "delete", "daysAfterModificationGreaterThan")?.text).toBe("2");
+    // Only the base blobs' deletion: no tiering, no other action on anything else.
+    expect([...objectProperties(at(definition, "actions")).keys()]).toEqual(["baseBlob"]);
+    expect([...objectProperties(at(definition, "actions", "baseBlob")).keys()]).toEqual(["delete"]);
   });
 
   it("bounds the instances the queue function can scale out to, so the cross-instance sums in the README hold", () => {

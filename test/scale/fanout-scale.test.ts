@@ -30,8 +30,9 @@ import { checkWeek } from "../replay/invariants.js";
  *
  * Sized for CI on 2 busy cores, without shrinking the run: 20 ms of emulated ARM latency (real ARM
  * is ~50-150 ms per call), PATCH answered synchronously (no polls), per-subscription buckets scaled
- * down from ARM's (250 reads at 25/s) to 40 reads at 10/s so that the emulator really throttles a
- * run this fast (ARM would not at 50 registries per subscription), plus two injected 429s on 20
+ * down from ARM's (250 reads at 25/s) to 6 reads at 8/s so that the emulator really throttles a run
+ * this fast (ARM would not at 50 registries per subscription; here a few hundred 429s, a number that
+ * depends on the machine's speed, so it is printed, not asserted), plus two injected 429s on 20
  * registries. Concurrency 1 is measured on a 20-registry sample and extrapolated (all 1,000 one at a
  * time would take minutes). Its own Azurite (blob and queue): Azurite scans every blob of an account
  * per request, so the other test files' blobs would slow it. The run is CPU-bound here (emulator,
@@ -50,7 +51,7 @@ const HOST = JSON.parse(readFileSync(join(projectRoot(), "host.json"), "utf8")) 
 const PER_INSTANCE = HOST.extensions.queues.batchSize + HOST.extensions.queues.newBatchThreshold;
 const SAMPLE = 20;
 const LATENCY_MS = 20;
-const BUCKETS = { reads: { capacity: 10, refillPerSecond: 8 }, writes: { capacity: 5, refillPerSecond: 4 } };
+const BUCKETS = { reads: { capacity: 6, refillPerSecond: 8 }, writes: { capacity: 3, refillPerSecond: 4 } };
 const REGIONS = [
   "japaneast",
   "eastus",
@@ -382,7 +383,8 @@ describe("fan-out at scale", () => {
     expect(violations).toEqual([]);
     expect(run.stats.poisoned).toBe(specs.filter((s) => s.kind === "poisoned").length);
     expect(run.injected429s).toBeGreaterThanOrEqual(2 * specs.filter((s) => s.kind === "throttled").length);
-    // The emulator's own throttling was reached, and absorbed: no registry lost above.
-    expect(run.bucket429s).toBeGreaterThan(0);
+    // Every 429 ARM answered (buckets and injected alike) reached an instance's gate, which paused that
+    // subscription for its Retry-After: absorbed, not failed (no registry lost above).
+    expect(run.gated429s).toBe(run.bucket429s + run.injected429s);
   }, 300_000);
 });
