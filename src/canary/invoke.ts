@@ -31,7 +31,17 @@ export interface CanaryInvocationOptions {
   /** Wait before the first run: new rules take a few minutes to take effect (0 in tests). */
   readonly delayMs?: number;
   readonly signal?: AbortSignal;
+  /**
+   * What is left of the invocation that runs the canary (the sync's `SYNC_DEADLINE_MS` after a
+   * change): the wait and every run must end before the host ends the invocation, so each run's
+   * deadline is cut to what is left, and a canary with less than `MIN_CANARY_RUN_MS` left after the
+   * wait does not start (an `inconclusive` result says why; the canary's own timer runs it next).
+   */
+  readonly budget?: { readonly remainingMs: () => number; readonly setting: string };
 }
+
+/** Below this a quick run cannot be scheduled, queued, run and read: not worth starting. */
+export const MIN_CANARY_RUN_MS = 30_000;
 
 /**
  * Runs the canary on each registry in turn, stores each result as the registry's last one and
@@ -45,24 +55,32 @@ export async function runCanaries(
 ): Promise<CanaryResult[]> {
   if (targets.length === 0) return [];
   const callOptions = options.signal === undefined ? {} : { signal: options.signal };
-  if ((options.delayMs ?? 0) > 0) await delay(options.delayMs, undefined, callOptions);
+  const delayMs = options.delayMs ?? 0;
+  const budget = options.budget;
+  // No time for the wait and one run: waiting would only end in the host killing the invocation.
+  const waits = delayMs > 0 && (budget === undefined || budget.remainingMs() >= delayMs + MIN_CANARY_RUN_MS);
+  if (waits) await delay(delayMs, undefined, callOptions);
   const now = ports.now ?? (() => new Date());
   const results: CanaryResult[] = [];
   for (const target of targets) {
     const started = Date.now();
+    const leftMs = budget?.remainingMs() ?? Infinity;
     let result: CanaryResult;
     try {
-      result = await runCanary(
-        target,
-        { registry: ports.registry, tasks: ports.canary.tasks, now },
-        {
-          deadlineMs: options.deadlineMs,
-          pollIntervalMs: ports.canary.pollIntervalMs,
-          trigger: options.trigger,
-          document: options.document,
-          ...callOptions,
-        },
-      );
+      if (budget !== undefined && ((delayMs > 0 && !waits) || leftMs < MIN_CANARY_RUN_MS))
+        result = outOfTime(target, now().toISOString(), leftMs, budget.setting, delayMs, options);
+      else
+        result = await runCanary(
+          target,
+          { registry: ports.registry, tasks: ports.canary.tasks, now },
+          {
+            deadlineMs: Math.min(options.deadlineMs, leftMs),
+            pollIntervalMs: ports.canary.pollIntervalMs,
+            trigger: options.trigger,
+            document: options.document,
+            ...callOptions,
+          },
+        );
     } catch (error) {
       result = unrunnable(target, error, now().toISOString(), Date.now() - started, options);
     }
@@ -88,6 +106,37 @@ export async function runCanaries(
     results.push(result);
   }
   return results;
+}
+
+/** The canary that did not start: too little of the invocation was left (see `budget`). */
+function outOfTime(
+  target: TargetConfig,
+  at: string,
+  leftMs: number,
+  setting: string,
+  delayMs: number,
+  options: CanaryInvocationOptions,
+): CanaryResult {
+  const needed = delayMs + MIN_CANARY_RUN_MS;
+  return {
+    schemaVersion: 1,
+    registryId: target.ref.id,
+    registry: target.ref.name,
+    region: "",
+    runId: undefined,
+    runStatus: undefined,
+    at,
+    durationMs: 0,
+    trigger: options.trigger,
+    serviceTagsFile: options.document?.origin.fileName,
+    verdict: "inconclusive",
+    ok: false,
+    refusedIp: undefined,
+    containingTags: [],
+    summary: `The canary did not run on ${target.ref.name}: ${Math.round(leftMs / 1000)} s of the invocation's budget (${setting}) were left, and the propagation wait and one run need ${Math.round(needed / 1000)} s.`,
+    advice: `Not an allowlist failure. The canary's own timer (CANARY_SCHEDULE) runs it next; run it now with the CLI's canary command. If it keeps happening, lower CANARY_PROPAGATION_DELAY_MS or sync fewer registries per invocation.`,
+    warnings: [],
+  };
 }
 
 function unrunnable(

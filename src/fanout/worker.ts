@@ -135,7 +135,7 @@ export async function handleSyncMessage(
     // effect (a redelivery after this point finds the marker and does not sync or run it again).
     if (outcome.ok && document !== undefined && ports.canary !== undefined) {
       const outcomes = [outcome];
-      await canariesAfterApply(settings, { ...ports, canary: ports.canary }, outcomes, document);
+      await canariesAfterApply(settings, { ...ports, canary: ports.canary }, outcomes, document, deadline);
       outcome = outcomes[0] ?? outcome;
     }
     return { kind: "done", outcome };

@@ -10,6 +10,8 @@ export interface Deadline {
   /** Aborted when the budget is spent; pass it to every call that can wait. */
   readonly signal: AbortSignal;
   readonly budgetMs: number;
+  /** The setting the budget comes from (`SYNC_DEADLINE_MS`, `SYNC_HTTP_DEADLINE_MS`). */
+  readonly setting: string;
   remainingMs(): number;
   expired(): boolean;
   /** Throws `DeadlineExceededError` naming `stage` when the budget is spent. */
@@ -48,6 +50,7 @@ export function createDeadline(budgetMs: number, setting: string, now: () => num
   return {
     signal: controller.signal,
     budgetMs,
+    setting,
     remainingMs,
     expired,
     check(stage, registry) {

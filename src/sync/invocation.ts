@@ -134,7 +134,7 @@ export async function runInvocation(
     // Outcomes in the order of the targets, whatever order they finished in.
     outcomes.push(...byIndex);
     if (options.mode === "apply" && options.canaryAfterApply === true && ports.canary !== undefined)
-      await canariesAfterApply(settings, { ...ports, canary: ports.canary }, outcomes, document);
+      await canariesAfterApply(settings, { ...ports, canary: ports.canary }, outcomes, document, deadline);
     return outcomes;
   } finally {
     deadline.dispose();
@@ -216,6 +216,8 @@ export async function canariesAfterApply(
   ports: CanaryInvocationPorts,
   outcomes: TargetOutcome[],
   document: ServiceTagsDocument,
+  /** The invocation's budget: the wait and the runs are cut to what is left of it. */
+  deadline?: Deadline,
 ): Promise<void> {
   const due = outcomes.flatMap((outcome, index) =>
     outcome.ok && outcome.result.outcome === "applied" && outcome.target.canary !== undefined ? [index] : [],
@@ -229,6 +231,9 @@ export async function canariesAfterApply(
       document,
       deadlineMs: settings.canary.deadlineMs,
       delayMs: settings.canary.propagationDelayMs,
+      ...(deadline === undefined
+        ? {}
+        : { budget: { remainingMs: () => deadline.remainingMs(), setting: deadline.setting } }),
     },
   );
   due.forEach((index, i) => {

@@ -122,6 +122,25 @@ describe("the canary in the timer path", () => {
     ]);
   });
 
+  it("does not start the after-change canary when the invocation's budget cannot hold the wait and a run, and stores why", async () => {
+    // 20 s of SYNC_DEADLINE_MS cannot hold a 5 s propagation wait plus the 30 s a run needs at least:
+    // waiting would only end in the host killing the invocation.
+    const { canary, canaryName, runtime } = setup({ SYNC_DEADLINE_MS: "20000", CANARY_PROPAGATION_DELAY_MS: "5000" });
+    const run = context("allowlistSync");
+    await createTimerHandler(runtime)(timer(), run.context);
+
+    expect(harness.arm.registry(canary).ipRules).toHaveLength(12);
+    expect(harness.arm.tasks.runs(canary)).toEqual([]);
+    const stored = await runtime.ports.canary?.results.read(canary);
+    expect(stored).toMatchObject({ registryId: canary, verdict: "inconclusive", ok: false, trigger: "after-apply" });
+    expect(stored?.summary).toMatch(
+      new RegExp(
+        `^The canary did not run on ${canaryName}: (1\\d|20) s of the invocation's budget \\(SYNC_DEADLINE_MS\\) were left, and the propagation wait and one run need 35 s\\.$`,
+      ),
+    );
+    expect(stored?.advice).toContain("CANARY_SCHEDULE");
+  });
+
   it("runs on its own schedule, stores a refusal with its diagnosis, reports it, and fails the invocation", async () => {
     const { canary, canaryName, runtime } = setup();
     const run = context("allowlistCanary");
