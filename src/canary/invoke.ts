@@ -118,25 +118,11 @@ function outOfTime(
   options: CanaryInvocationOptions,
 ): CanaryResult {
   const needed = delayMs + MIN_CANARY_RUN_MS;
-  return {
-    schemaVersion: 1,
-    registryId: target.ref.id,
-    registry: target.ref.name,
-    region: "",
-    runId: undefined,
-    runStatus: undefined,
-    at,
-    durationMs: 0,
-    trigger: options.trigger,
-    serviceTagsFile: options.document?.origin.fileName,
+  return notRun(target, at, 0, options, {
     verdict: "inconclusive",
-    ok: false,
-    refusedIp: undefined,
-    containingTags: [],
-    summary: `The canary did not run on ${target.ref.name}: ${Math.round(leftMs / 1000)} s of the invocation's budget (${setting}) were left, and the propagation wait and one run need ${Math.round(needed / 1000)} s.`,
+    why: `${Math.round(leftMs / 1000)} s of the invocation's budget (${setting}) were left, and the propagation wait and one run need ${Math.round(needed / 1000)} s.`,
     advice: `Not an allowlist failure. The canary's own timer (CANARY_SCHEDULE) runs it next; run it now with the CLI's canary command. If it keeps happening, lower CANARY_PROPAGATION_DELAY_MS or sync fewer registries per invocation.`,
-    warnings: [],
-  };
+  });
 }
 
 function unrunnable(
@@ -147,6 +133,21 @@ function unrunnable(
   options: CanaryInvocationOptions,
 ): CanaryResult {
   const remedy = error instanceof AllowlistSyncError ? error.remedy : undefined;
+  return notRun(target, at, durationMs, options, {
+    verdict: "failed",
+    why: error instanceof Error ? error.message : String(error),
+    advice: `Not an allowlist failure: the registry could not be read. ${remedy ?? "The next canary tries again."}`,
+  });
+}
+
+/** A result for a canary that never scheduled a run: no region, run or diagnosis, only why. */
+function notRun(
+  target: TargetConfig,
+  at: string,
+  durationMs: number,
+  options: CanaryInvocationOptions,
+  outcome: { readonly verdict: "inconclusive" | "failed"; readonly why: string; readonly advice: string },
+): CanaryResult {
   return {
     schemaVersion: 1,
     registryId: target.ref.id,
@@ -158,12 +159,12 @@ function unrunnable(
     durationMs,
     trigger: options.trigger,
     serviceTagsFile: options.document?.origin.fileName,
-    verdict: "failed",
+    verdict: outcome.verdict,
     ok: false,
     refusedIp: undefined,
     containingTags: [],
-    summary: `The canary did not run on ${target.ref.name}: ${error instanceof Error ? error.message : String(error)}`,
-    advice: `Not an allowlist failure: the registry could not be read. ${remedy ?? "The next canary tries again."}`,
+    summary: `The canary did not run on ${target.ref.name}: ${outcome.why}`,
+    advice: outcome.advice,
     warnings: [],
   };
 }
