@@ -337,15 +337,14 @@ function solve(leaves: PrefixArrays, budget: number, floor: number, preferred: R
 }
 
 function fillAll(trie: Trie, layout: Layout, floor: number, cost: Float64Array): void {
-  const { left, right, depth, order } = trie;
-  const { targets, cap, offset } = layout;
+  const { left, right, order } = trie;
+  const { cap, offset } = layout;
   // eslint-disable-next-line @typescript-eslint/prefer-for-of -- an index loop: the iterator protocol costs more per step until the loop is compiled
   for (let position = 0; position < order.length; position += 1) {
     const node = order[position] as number;
     const a = left[node] as number;
     const b = right[node] as number;
-    const d = depth[node] as number;
-    const wholeCost = d >= floor ? (SIZE_OF_LENGTH[d] as number) - (targets[node] as number) : Infinity;
+    const wholeCost = wholeCostOf(trie, layout, floor, node);
     // Offsets shifted by one, so that budget i of a node is at its offset + i.
     fillNode(
       cost,
