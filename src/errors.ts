@@ -336,6 +336,11 @@ export function isAllowlistSyncError(error: unknown): error is AllowlistSyncErro
 }
 
 /** A safe one-line description of any thrown value (no stack, no secrets we know of). */
+/** A guard stopped it and nothing was written: a refusal, not a failure. */
+export function isRefusal(error: unknown): boolean {
+  return error instanceof AllowlistSyncError && error.category === "guard";
+}
+
 export function describeError(error: unknown): string {
   if (error instanceof AllowlistSyncError) return error.describe();
   if (error instanceof Error) return error.message;

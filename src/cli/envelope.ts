@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { AllowlistSyncError, describeError, remedyOf } from "../errors.js";
+import { AllowlistSyncError, describeError, isRefusal, remedyOf } from "../errors.js";
 import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE } from "./command.js";
 
 /**
@@ -54,7 +54,7 @@ export function errorBody(error: unknown): EnvelopeError {
 
 /** A guard-category error refuses (nothing was written); every other error fails. */
 export function outcomeOfError(error: unknown): Extract<Outcome, "refused" | "failed"> {
-  return error instanceof AllowlistSyncError && error.category === "guard" ? "refused" : "failed";
+  return isRefusal(error) ? "refused" : "failed";
 }
 
 type Extras = Readonly<Record<string, unknown>>;

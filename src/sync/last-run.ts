@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { AllowlistSyncError, describeError } from "../errors.js";
+import { AllowlistSyncError, describeError, isRefusal } from "../errors.js";
 import type { RecordStore } from "../ledger/record-store.js";
 import type { TargetOutcome } from "./invocation.js";
 
@@ -72,12 +72,14 @@ export function lastRunOf(outcome: TargetOutcome, context: { trigger: string; ac
     };
   }
   const error = outcome.error;
-  const typed = error instanceof AllowlistSyncError;
   return {
     ...base,
-    outcome: typed && error.category === "guard" ? "refused" : "failed",
+    outcome: isRefusal(error) ? "refused" : "failed",
     auditId: undefined,
-    error: { code: typed ? error.code : "UnexpectedError", message: describeError(error).slice(0, 8192) },
+    error: {
+      code: error instanceof AllowlistSyncError ? error.code : "UnexpectedError",
+      message: describeError(error).slice(0, 8192),
+    },
   };
 }
 
