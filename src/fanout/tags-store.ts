@@ -3,6 +3,7 @@ import { z } from "zod";
 import type { ContainerClient } from "@azure/storage-blob";
 import { FanoutMessageError, FanoutStorageError } from "../errors.js";
 import { registryKey } from "../ledger/keys.js";
+import { statusOf } from "../ledger/storage-status.js";
 import { parseServiceTags } from "../servicetags/parse.js";
 import type { ServiceTagsDocument, ServiceTagsOrigin } from "../servicetags/schema.js";
 
@@ -46,8 +47,6 @@ export interface FanoutStore {
 
 /** Where the run markers live; infra/app.bicep's lifecycle rule deletes them after 2 days. */
 export const RUN_MARKER_PREFIX = "runs/";
-
-const statusOf = (error: unknown): unknown => (error as { statusCode?: unknown }).statusCode;
 
 function hashOf(fileJson: string): string {
   return createHash("sha256").update(fileJson).digest("hex");
@@ -210,7 +209,7 @@ function storageError(operation: string, containerName: string, error: unknown):
     {
       details: {
         container: containerName,
-        statusCode: typeof statusOf(error) === "number" ? (statusOf(error) as number) : undefined,
+        statusCode: statusOf(error),
       },
       remedy: "Check AzureWebJobsStorage and the identity's Storage Blob Data role; the message is retried.",
     },

@@ -26,6 +26,7 @@ import {
   type DocumentLocation,
 } from "./schema.js";
 import type { AuditEntry, LedgerState, LedgerStore, LockHandle } from "./types.js";
+import { statusOf } from "./storage-status.js";
 
 const STORAGE_REMEDY =
   "Check AzureWebJobsStorage (connection string, or AzureWebJobsStorage__blobServiceUri with a managed identity) and that the identity has the Storage Blob Data Owner or Storage Blob Data Contributor role on the account.";
@@ -460,11 +461,6 @@ function normalizePrefix(prefix: string | undefined): string {
 
 function headerSafe(value: string): string {
   return value.replace(/[^\x20-\x7e]/g, "?").slice(0, 200);
-}
-
-function statusOf(error: unknown): number | undefined {
-  const status = (error as { statusCode?: unknown } | null)?.statusCode;
-  return typeof status === "number" ? status : undefined;
 }
 
 function storageCode(error: unknown): string | undefined {

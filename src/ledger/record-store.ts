@@ -5,6 +5,7 @@ import { z } from "zod";
 import { LedgerCorruptError, LedgerError } from "../errors.js";
 import { writeFileAtomically } from "./atomic-file.js";
 import { registryKey } from "./keys.js";
+import { statusOf } from "./storage-status.js";
 
 /**
  * One report per registry kept with the ledger (the last canary result, the last run): a blob
@@ -130,11 +131,6 @@ function check<T>(kind: RecordKind<T>, raw: unknown, where: string): T {
 
 function corrupt<T>(kind: RecordKind<T>, message: string, where: string): LedgerCorruptError {
   return new LedgerCorruptError(message, { details: { document: kind.noun, where }, remedy: kind.corruptRemedy });
-}
-
-function statusOf(error: unknown): number | undefined {
-  const status = (error as { statusCode?: unknown } | null)?.statusCode;
-  return typeof status === "number" ? status : undefined;
 }
 
 function storageError<T>(kind: RecordKind<T>, operation: string, where: string, error: unknown): LedgerError {
